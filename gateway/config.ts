@@ -1,0 +1,65 @@
+// Gateway configuration: defaults, and the environment variables that override them
+// (documented in README.md, "Configuration").
+import { resolve } from 'node:path';
+
+export interface GatewayConfig {
+  /** MongoDB connection string; unset means the embedded FerretDB (main.ts). */
+  mongoUri: string;
+  database: string;
+  schemaPath: string;
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  logLevel: string;
+  /** How long a sequence lease may stay open before readers pass it (see store/sequencer.ts). */
+  leaseTtlMs: number;
+  /** How often the change feed looks for writes made through other gateway instances. */
+  pollIntervalMs: number;
+  maxPullLimit: number;
+  maxPushRows: number;
+  maxListLimit: number;
+  /** Per-subscriber bound on queued live changes before a resync replaces them. */
+  maxQueuedDocuments: number;
+  /** Upper bound on an HTTP request body, in bytes. */
+  maxPayloadBytes: number;
+}
+
+export const DEFAULTS: Omit<GatewayConfig, 'mongoUri'> = {
+  database: 'tributary',
+  schemaPath: resolve(import.meta.dirname, '../schema.graphql'),
+  host: '127.0.0.1',
+  port: 4000,
+  logLevel: 'info',
+  leaseTtlMs: 30_000,
+  pollIntervalMs: 250,
+  maxPullLimit: 5_000,
+  maxPushRows: 1_000,
+  maxListLimit: 1_000,
+  maxQueuedDocuments: 10_000,
+  maxPayloadBytes: 16 * 1024 * 1024,
+};
+
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<GatewayConfig, 'mongoUri'> & { mongoUri?: string } {
+  const int = (name: string, fallback: number) => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
+    return value;
+  };
+  return {
+    mongoUri: env.MONGODB_URI || undefined,
+    database: env.TRIBUTARY_DATABASE || DEFAULTS.database,
+    schemaPath: env.TRIBUTARY_SCHEMA ? resolve(env.TRIBUTARY_SCHEMA) : DEFAULTS.schemaPath,
+    host: env.HOST || DEFAULTS.host,
+    port: int('PORT', DEFAULTS.port),
+    logLevel: env.LOG_LEVEL || DEFAULTS.logLevel,
+    leaseTtlMs: int('TRIBUTARY_LEASE_TTL_MS', DEFAULTS.leaseTtlMs),
+    pollIntervalMs: int('TRIBUTARY_POLL_INTERVAL_MS', DEFAULTS.pollIntervalMs),
+    maxPullLimit: int('TRIBUTARY_MAX_PULL_LIMIT', DEFAULTS.maxPullLimit),
+    maxPushRows: int('TRIBUTARY_MAX_PUSH_ROWS', DEFAULTS.maxPushRows),
+    maxListLimit: int('TRIBUTARY_MAX_LIST_LIMIT', DEFAULTS.maxListLimit),
+    maxQueuedDocuments: int('TRIBUTARY_MAX_QUEUED_DOCUMENTS', DEFAULTS.maxQueuedDocuments),
+    maxPayloadBytes: int('TRIBUTARY_MAX_PAYLOAD_BYTES', DEFAULTS.maxPayloadBytes),
+  };
+}

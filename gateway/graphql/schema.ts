@@ -1,0 +1,288 @@
+// The gateway's GraphQL API, generated from schema.graphql: per collection, the sync operations
+// (pull / push / stream, see PROTOCOL.md) and a plain API (list, get, insert, update, delete,
+// watch) for clients without RxDB. Both write through the same CollectionWriter.
+import { makeExecutableSchema } from '@graphql-tools/schema';
+import { GraphQLError, GraphQLScalarType, Kind, print, valueFromASTUntyped, type GraphQLSchema } from 'graphql';
+import type { Filter } from 'mongodb';
+import { DELETED_FIELD, type CollectionModel, type DataModel, type FieldModel, type FieldType } from '../../protocol/model.ts';
+import { syncOperations } from '../../protocol/operations.ts';
+import type { Checkpoint, PushResult, SyncDocument } from '../../protocol/messages.ts';
+import { compileFilter, FilterError } from '../query/filter.ts';
+import type { CollectionStore, StoredDocument } from '../store/collection-store.ts';
+import type { ChangeFeed } from '../store/change-feed.ts';
+import { pull } from '../sync/pull.ts';
+import type { CollectionWriter } from '../sync/push.ts';
+import { openStream, syncStream } from '../sync/stream.ts';
+
+export interface CollectionRuntime {
+  model: CollectionModel;
+  store: CollectionStore;
+  writer: CollectionWriter;
+  feed: ChangeFeed;
+}
+
+export interface ApiLimits {
+  maxPullLimit: number;
+  maxPushRows: number;
+  maxListLimit: number;
+  maxQueuedDocuments: number;
+}
+
+const SYNC_SDL = /* GraphQL */ `
+  "A JSON object: a document in the sync protocol, validated by the gateway against its type."
+  scalar JSONObject
+
+  "Position in a collection's change feed; opaque to clients."
+  type SyncCheckpoint { seq: Float! }
+  input SyncCheckpointInput { seq: Float! }
+
+  type SyncPullBulk { documents: [JSONObject!]!, checkpoint: SyncCheckpoint! }
+
+  "resync: true asks the client to pull from its checkpoint (first event of every stream)."
+  type SyncStreamEvent { documents: [JSONObject!]!, checkpoint: SyncCheckpoint, resync: Boolean! }
+
+  input SyncPushRow { assumedMasterState: JSONObject, newDocumentState: JSONObject! }
+
+  type PushRejection { id: String, code: String!, field: String, message: String! }
+
+  "conflicts: server state of every document not applied (conflicting or rejected)."
+  type SyncPushResult { conflicts: [JSONObject!]!, rejected: [PushRejection!]! }
+
+  type Query { _empty: Boolean }
+  type Mutation { _empty: Boolean }
+  type Subscription { _empty: Boolean }
+`;
+
+export function buildSchema(model: DataModel, runtimes: Map<string, CollectionRuntime>, limits: ApiLimits): GraphQLSchema {
+  const typeDefs = [print(model.document), SYNC_SDL, ...inputTypeDefs(model)];
+  const resolvers: Record<string, object> & Record<'Query' | 'Mutation' | 'Subscription', Record<string, unknown>> = {
+    JSONObject: jsonObjectScalar,
+    DateTime: dateTimeScalar,
+    Query: {},
+    Mutation: {},
+    Subscription: {},
+  };
+  for (const collection of model.collections) {
+    const runtime = runtimes.get(collection.name)!;
+    const names = plainOperationNames(collection);
+    typeDefs.push(collectionTypeDefs(collection, names));
+    Object.assign(resolvers.Query, queryResolvers(runtime, names, limits));
+    Object.assign(resolvers.Mutation, mutationResolvers(runtime, names, limits));
+    Object.assign(resolvers.Subscription, subscriptionResolvers(runtime, names, limits));
+  }
+  return makeExecutableSchema({ typeDefs, resolvers });
+}
+
+interface PlainNames {
+  list: string;
+  get: string;
+  insert: string;
+  update: string;
+  delete: string;
+  watch: string;
+}
+
+function plainOperationNames(c: CollectionModel): PlainNames {
+  const type = c.typeName;
+  const single = type[0]!.toLowerCase() + type.slice(1);
+  if (single === c.name) throw new GraphQLError(`collection name "${c.name}" must differ from "${single}" (used for get by id)`);
+  const plural = c.name[0]!.toUpperCase() + c.name.slice(1);
+  return { list: c.name, get: single, insert: `insert${type}`, update: `update${type}`, delete: `delete${type}`, watch: `watch${plural}` };
+}
+
+function collectionTypeDefs(c: CollectionModel, n: PlainNames): string {
+  const sync = syncOperations(c).fields;
+  const t = c.typeName;
+  return /* GraphQL */ `
+    type ${t}Change { id: ID!, deleted: Boolean!, document: ${t} }
+    extend type Query {
+      ${sync.pull}(checkpoint: SyncCheckpointInput, limit: Int!): SyncPullBulk!
+      "Live documents matching filter (MongoDB query syntax on ${t}'s fields), ordered by id."
+      ${n.list}(filter: JSONObject, limit: Int = 100): [${t}!]!
+      ${n.get}(id: ID!): ${t}
+    }
+    extend type Mutation {
+      ${sync.push}(rows: [SyncPushRow!]!): SyncPushResult!
+      ${n.insert}(input: ${t}Input!): ${t}!
+      ${n.update}(id: ID!, set: ${t}Patch!): ${t}!
+      "False when there was no such ${t}."
+      ${n.delete}(id: ID!): Boolean!
+    }
+    extend type Subscription {
+      ${sync.stream}: SyncStreamEvent!
+      "Each event lists the ${t} changes that match filter (deleted ones with document: null)."
+      ${n.watch}(filter: JSONObject): [${t}Change!]!
+    }
+  `;
+}
+
+/** `TaskInput`, `TaskPatch` per collection and `XInput` for each embedded object type. */
+function inputTypeDefs(model: DataModel): string[] {
+  const embedded = new Map<string, FieldModel[]>();
+  const collect = (type: FieldType) => {
+    if (type.kind === 'list') collect(type.of);
+    if (type.kind === 'object' && !embedded.has(type.name)) {
+      embedded.set(type.name, type.fields);
+      type.fields.forEach((f) => collect(f.type));
+    }
+  };
+  model.collections.forEach((c) => c.fields.forEach((f) => collect(f.type)));
+
+  const inputField = (f: FieldModel, forceNullable: boolean) => `${f.name}: ${inputTypeRef(f.type)}${f.nullable || forceNullable ? '' : '!'}`;
+  const defs: string[] = [];
+  for (const [name, fields] of embedded) defs.push(`input ${name}Input { ${fields.map((f) => inputField(f, false)).join(', ')} }`);
+  for (const c of model.collections) {
+    defs.push(`input ${c.typeName}Input { ${c.fields.map((f) => inputField(f, false)).join(', ')} }`);
+    const patchable = c.fields.filter((f) => f.name !== 'id');
+    defs.push(`"Fields to change; omitted fields keep their value." input ${c.typeName}Patch { ${patchable.map((f) => inputField(f, true)).join(', ')} }`);
+  }
+  return defs;
+}
+
+function inputTypeRef(type: FieldType): string {
+  switch (type.kind) {
+    case 'scalar':
+    case 'enum':
+      return type.name;
+    case 'object':
+      return `${type.name}Input`;
+    case 'list':
+      return `[${inputTypeRef(type.of)}${type.itemNullable ? '' : '!'}]`;
+  }
+}
+
+function queryResolvers({ model, store }: CollectionRuntime, n: PlainNames, limits: ApiLimits) {
+  const sync = syncOperations(model).fields;
+  return {
+    [sync.pull]: (_: unknown, args: { checkpoint: Checkpoint | null; limit: number }) => {
+      checkLimit('limit', args.limit, limits.maxPullLimit);
+      return pull(store, args.checkpoint, args.limit);
+    },
+    [n.list]: async (_: unknown, args: { filter?: unknown; limit: number }) => {
+      checkLimit('limit', args.limit, limits.maxListLimit);
+      const filter = withFilter(model, args.filter);
+      const found = await store.documents.find(filter.mongo).sort({ _id: 1 }).limit(args.limit).toArray();
+      return found.map((d) => store.toWire(d));
+    },
+    [n.get]: async (_: unknown, args: { id: string }) => {
+      const found = await store.documents.findOne({ _id: args.id, '_sync.deleted': false } as Filter<StoredDocument>);
+      return found ? store.toWire(found) : null;
+    },
+  };
+}
+
+function mutationResolvers({ model, store, writer }: CollectionRuntime, n: PlainNames, limits: ApiLimits) {
+  const sync = syncOperations(model).fields;
+  const t = model.typeName;
+  /** Server-side read-modify-write through the sync write path, retried if another write wins. */
+  const writeDocument = async (id: string, next: (current: SyncDocument | null) => SyncDocument | null): Promise<SyncDocument | null> => {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const stored = (await store.findByIds([id])).get(id);
+      const current = stored ? store.toWire(stored) : null;
+      const doc = next(current);
+      if (!doc) return null;
+      const result = await writer.push([{ assumedMasterState: current, newDocumentState: doc }]);
+      throwIfRejected(result);
+      if (result.conflicts.length === 0) {
+        const written = (await store.findByIds([id])).get(id)!;
+        return store.toWire(written);
+      }
+    }
+    throw new GraphQLError(`${t} ${id} is being changed concurrently; try again`, { extensions: { code: 'CONFLICT' } });
+  };
+
+  return {
+    [sync.push]: (_: unknown, args: { rows: unknown[] }) => {
+      checkLimit('rows', args.rows.length, limits.maxPushRows);
+      return writer.push(args.rows);
+    },
+    [n.insert]: (_: unknown, args: { input: Record<string, unknown> }) =>
+      writeDocument(String(args.input.id), (current) => {
+        if (current && !current[DELETED_FIELD]) throw new GraphQLError(`${t} ${args.input.id} already exists`, { extensions: { code: 'ALREADY_EXISTS' } });
+        return { ...args.input, [DELETED_FIELD]: false } as SyncDocument;
+      }),
+    [n.update]: (_: unknown, args: { id: string; set: Record<string, unknown> }) =>
+      writeDocument(args.id, (current) => {
+        if (!current || current[DELETED_FIELD]) throw new GraphQLError(`${t} ${args.id} not found`, { extensions: { code: 'NOT_FOUND' } });
+        return { ...current, ...args.set };
+      }),
+    [n.delete]: async (_: unknown, args: { id: string }) =>
+      (await writeDocument(args.id, (current) => (current && !current[DELETED_FIELD] ? { ...current, [DELETED_FIELD]: true } : null))) !== null,
+  };
+}
+
+function subscriptionResolvers({ model, feed }: CollectionRuntime, n: PlainNames, limits: ApiLimits) {
+  const sync = syncOperations(model).fields;
+  return {
+    [sync.stream]: {
+      subscribe: () => syncStream(feed, limits),
+      resolve: (event: unknown) => event,
+    },
+    [n.watch]: {
+      subscribe: (_: unknown, args: { filter?: unknown }) => {
+        const filter = withFilter(model, args.filter);
+        return openStream(
+          feed,
+          (batch) => {
+            const changes = batch.stored.flatMap((stored, i) => {
+              if (!filter.matches(stored)) return [];
+              const deleted = stored._sync.deleted;
+              return [{ id: stored._id, deleted, document: deleted ? null : batch.documents[i] }];
+            });
+            return changes.length > 0 ? changes : null;
+          },
+          limits,
+        );
+      },
+      resolve: (changes: unknown) => changes,
+    },
+  };
+}
+
+function withFilter(model: CollectionModel, filter: unknown) {
+  try {
+    return compileFilter(model, filter);
+  } catch (error) {
+    if (error instanceof FilterError) throw new GraphQLError(`bad filter: ${error.message}`, { extensions: { code: 'BAD_QUERY' } });
+    throw error;
+  }
+}
+
+function throwIfRejected(result: PushResult): void {
+  const rejection = result.rejected[0];
+  if (rejection) throw new GraphQLError(rejection.message, { extensions: { code: rejection.code, field: rejection.field } });
+}
+
+function checkLimit(name: string, value: number, max: number): void {
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    throw new GraphQLError(`${name} must be between 1 and ${max}`, { extensions: { code: 'BAD_REQUEST' } });
+  }
+}
+
+const jsonObjectScalar = new GraphQLScalarType({
+  name: 'JSONObject',
+  serialize: (value) => value,
+  parseValue: (value) => {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new GraphQLError('JSONObject must be an object');
+    return value;
+  },
+  parseLiteral: (ast, variables) => {
+    if (ast.kind !== Kind.OBJECT) throw new GraphQLError('JSONObject must be an object');
+    return valueFromASTUntyped(ast, variables);
+  },
+});
+
+const dateTimeScalar = new GraphQLScalarType({
+  name: 'DateTime',
+  description: 'An instant in ISO 8601 with a time zone, e.g. 2026-11-26T09:30:00Z.',
+  serialize: (value) => (value instanceof Date ? value.toISOString() : value),
+  parseValue: (value) => parseDateTime(value),
+  parseLiteral: (ast) => parseDateTime(ast.kind === Kind.STRING ? ast.value : null),
+});
+
+function parseDateTime(value: unknown): string {
+  if (typeof value !== 'string' || !/^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)$/i.test(value) || Number.isNaN(Date.parse(value))) {
+    throw new GraphQLError(`DateTime must be an ISO 8601 instant with a time zone, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}

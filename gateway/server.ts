@@ -1,0 +1,137 @@
+// Assembles the gateway: MongoDB collections and their change feeds, the generated GraphQL
+// schema, graphql-yoga over HTTP and graphql-ws over WebSocket on the same port.
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ExecutionArgs } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { createYoga } from 'graphql-yoga';
+import { MongoClient } from 'mongodb';
+import { pino, type Logger } from 'pino';
+import { WebSocketServer } from 'ws';
+import { loadModel, type DataModel } from '../protocol/model.ts';
+import { DEFAULTS, type GatewayConfig } from './config.ts';
+import { buildSchema, type CollectionRuntime } from './graphql/schema.ts';
+import { ChangeFeed } from './store/change-feed.ts';
+import { CollectionStore } from './store/collection-store.ts';
+import { CollectionWriter } from './sync/push.ts';
+import { createValidator } from './sync/validate.ts';
+
+export const GRAPHQL_PATH = '/graphql';
+
+export interface Gateway {
+  /** http://host:port/graphql */
+  httpUrl: string;
+  /** ws://host:port/graphql */
+  wsUrl: string;
+  port: number;
+  model: DataModel;
+  collections: Map<string, CollectionRuntime>;
+  log: Logger;
+  /** Graceful: stops accepting, closes sockets, stops change feeds, closes the MongoDB client. */
+  stop(): Promise<void>;
+}
+
+export type GatewayOptions = Partial<GatewayConfig> & { mongoUri: string; logger?: Logger };
+
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const config: GatewayConfig = { ...DEFAULTS, ...stripUndefined(options), mongoUri: options.mongoUri };
+  const log = options.logger ?? pino({ level: config.logLevel });
+  const model = loadModel(await readFile(config.schemaPath, 'utf8'));
+
+  const mongo = new MongoClient(config.mongoUri, { serverSelectionTimeoutMS: 10_000 });
+  await mongo.connect();
+  const db = mongo.db(config.database);
+
+  const collections = new Map<string, CollectionRuntime>();
+  for (const collectionModel of model.collections) {
+    const store = new CollectionStore(collectionModel, db, { leaseTtlMs: config.leaseTtlMs });
+    await store.init();
+    const feed = new ChangeFeed(store, { pollIntervalMs: config.pollIntervalMs, readBatchSize: 1_000 }, log);
+    await feed.start();
+    const writer = new CollectionWriter(store, createValidator(collectionModel), () => feed.wake());
+    collections.set(collectionModel.name, { model: collectionModel, store, writer, feed });
+  }
+
+  const schema = buildSchema(model, collections, config);
+  const yoga = createYoga({
+    schema,
+    graphqlEndpoint: GRAPHQL_PATH,
+    logging: log,
+    graphiql: { subscriptionsProtocol: 'WS' },
+  });
+
+  const isReady = async () => {
+    try {
+      await db.command({ ping: 1 });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  const httpServer = createServer((req: IncomingMessage, res: ServerResponse) => {
+    if (req.url === '/ready') {
+      void isReady().then((ready) => {
+        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ ready }));
+      });
+      return;
+    }
+    if (Number(req.headers['content-length'] ?? 0) > config.maxPayloadBytes) {
+      res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
+      res.end(JSON.stringify({ errors: [{ message: `request body exceeds ${config.maxPayloadBytes} bytes` }] }));
+      return;
+    }
+    void yoga.handle(req, res);
+  });
+
+  const wss = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, maxPayload: config.maxPayloadBytes });
+  type RootValue = { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown };
+  const wsServer = useServer(
+    {
+      execute: (args) => (args.rootValue as RootValue).execute(args) as never,
+      subscribe: (args) => (args.rootValue as RootValue).subscribe(args) as never,
+      onSubscribe: async (ctx, _id, payload) => {
+        const enveloped = yoga.getEnveloped({ ...ctx, req: ctx.extra.request, socket: ctx.extra.socket, params: payload });
+        const args: ExecutionArgs = {
+          schema: enveloped.schema,
+          operationName: payload.operationName,
+          document: enveloped.parse(payload.query),
+          variableValues: payload.variables,
+          contextValue: await enveloped.contextFactory(),
+          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
+        };
+        const errors = enveloped.validate(args.schema, args.document);
+        return errors.length > 0 ? errors : args;
+      },
+    },
+    wss,
+  );
+
+  await new Promise<void>((resolveListen, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(config.port, config.host, () => resolveListen());
+  });
+  const { port } = httpServer.address() as AddressInfo;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  log.info({ port, database: config.database, collections: [...collections.keys()] }, 'gateway listening');
+
+  let stopping: Promise<void> | null = null;
+  const stop = () =>
+    (stopping ??= (async () => {
+      for (const client of wss.clients) client.close(1001, 'gateway shutting down');
+      await wsServer.dispose(); // also closes the WebSocketServer
+      httpServer.closeAllConnections();
+      await new Promise<void>((r) => httpServer.close(() => r()));
+      await Promise.all([...collections.values()].map((c) => c.feed.stop()));
+      await mongo.close();
+      log.info('gateway stopped');
+    })());
+
+  return { httpUrl: `http://${host}:${port}${GRAPHQL_PATH}`, wsUrl: `ws://${host}:${port}${GRAPHQL_PATH}`, port, model, collections, log, stop };
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

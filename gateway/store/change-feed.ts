@@ -1,0 +1,108 @@
+// The live path: one reader per collection per gateway follows the update sequence up to the
+// commit horizon and hands each batch to every listener. The store is read once per change,
+// however many clients are subscribed, and each batch's wire form is built once and shared.
+//
+// It wakes immediately when this gateway commits a write, and polls every `pollIntervalMs`
+// while anyone listens, which picks up writes made through other gateway instances.
+import type { Logger } from 'pino';
+import type { Checkpoint, SyncDocument } from '../../protocol/messages.ts';
+import type { CollectionStore, StoredDocument } from './collection-store.ts';
+
+export interface ChangeBatch {
+  /** Stored form, for matching filters against. */
+  stored: StoredDocument[];
+  /** Wire form, index-aligned with `stored`. */
+  documents: SyncDocument[];
+  checkpoint: Checkpoint;
+}
+
+export type ChangeListener = (batch: ChangeBatch) => void;
+
+export interface ChangeFeedOptions {
+  pollIntervalMs: number;
+  readBatchSize: number;
+}
+
+export class ChangeFeed {
+  private position = 0;
+  private listeners = new Set<ChangeListener>();
+  private draining: Promise<void> | null = null;
+  private dirty = false;
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly store: CollectionStore,
+    private readonly options: ChangeFeedOptions,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    this.position = await this.store.sequencer.horizon();
+    this.timer = setInterval(() => {
+      if (this.listeners.size > 0) this.wake();
+    }, this.options.pollIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Current position: every change at or below it has been handed to listeners. */
+  get checkpoint(): Checkpoint {
+    return { seq: this.position };
+  }
+
+  subscribe(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Something may have committed: read up to the horizon (coalesced with a running read). */
+  wake(): void {
+    this.dirty = true;
+    if (!this.draining && !this.stopped) {
+      this.draining = this.drain().finally(() => {
+        this.draining = null;
+      });
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.draining;
+    this.listeners.clear();
+  }
+
+  private async drain(): Promise<void> {
+    while (this.dirty && !this.stopped) {
+      this.dirty = false;
+      try {
+        const horizon = await this.store.sequencer.horizon();
+        while (this.position < horizon && !this.stopped) {
+          const stored = await this.store.readChanges(this.position, horizon, this.options.readBatchSize);
+          const full = stored.length === this.options.readBatchSize;
+          this.position = full ? stored[stored.length - 1]!._sync.seq : horizon;
+          if (stored.length > 0) this.emit(stored);
+        }
+      } catch (error) {
+        // Store unreachable: keep the position; the next wake or poll retries.
+        this.log.warn({ err: error, collection: this.store.model.name }, 'change feed read failed');
+        return;
+      }
+    }
+  }
+
+  private emit(stored: StoredDocument[]): void {
+    const batch: ChangeBatch = {
+      stored,
+      documents: stored.map((d) => this.store.toWire(d)),
+      checkpoint: { seq: this.position },
+    };
+    for (const listener of this.listeners) {
+      try {
+        listener(batch);
+      } catch (error) {
+        this.log.error({ err: error }, 'change listener failed');
+      }
+    }
+  }
+}

@@ -1,0 +1,80 @@
+// One synced collection in MongoDB: how documents are stored, and the reads the sync engine
+// needs. Stored form: the document's fields at top level (so other MongoDB users see plain
+// data), `id` as `_id`, DateTime fields as BSON dates, and the gateway's metadata under `_sync`.
+// Deletes are soft: a tombstone keeps the last fields with `_sync.deleted: true`, so clients
+// that were offline still learn of the delete.
+import type { Collection, Db, Filter } from 'mongodb';
+import { DELETED_FIELD, mapDateTimes, hasDateTimes, PRIMARY_KEY, type CollectionModel } from '../../protocol/model.ts';
+import type { SyncDocument } from '../../protocol/messages.ts';
+import { Sequencer, type CounterDocument } from './sequencer.ts';
+
+export interface SyncMetadata {
+  /** Update sequence of the last write (see sequencer.ts). */
+  seq: number;
+  updatedAt: Date;
+  deleted: boolean;
+}
+
+export type StoredDocument = { _id: string; _sync: SyncMetadata } & Record<string, unknown>;
+
+export const COUNTERS_COLLECTION = '_tributary_sequences';
+
+export interface CollectionStoreOptions {
+  leaseTtlMs: number;
+}
+
+export class CollectionStore {
+  readonly documents: Collection<StoredDocument>;
+  readonly sequencer: Sequencer;
+  private readonly convertsDates: boolean;
+
+  constructor(
+    readonly model: CollectionModel,
+    db: Db,
+    options: CollectionStoreOptions,
+  ) {
+    this.documents = db.collection<StoredDocument>(model.name);
+    this.sequencer = new Sequencer(db.collection<CounterDocument>(COUNTERS_COLLECTION), model.name, options);
+    this.convertsDates = hasDateTimes(model.fields);
+  }
+
+  async init(): Promise<void> {
+    await this.sequencer.init();
+    await this.documents.createIndex({ '_sync.seq': 1 }, { name: 'tributary_seq' });
+  }
+
+  /** Stored form of a wire document (without metadata). */
+  toStored(doc: SyncDocument): Omit<StoredDocument, '_sync'> {
+    const { [PRIMARY_KEY]: id, [DELETED_FIELD]: _deleted, ...fields } = doc;
+    const converted = this.convertsDates ? mapDateTimes(this.model.fields, fields, toDate) : fields;
+    return { _id: id as string, ...converted };
+  }
+
+  toWire(stored: StoredDocument): SyncDocument {
+    const { _id, _sync, ...fields } = stored;
+    const converted = this.convertsDates ? mapDateTimes(this.model.fields, fields, toIsoString) : fields;
+    return { [PRIMARY_KEY]: _id, ...converted, [DELETED_FIELD]: _sync.deleted } as SyncDocument;
+  }
+
+  async findByIds(ids: string[]): Promise<Map<string, StoredDocument>> {
+    const found = await this.documents.find({ _id: { $in: ids } } as Filter<StoredDocument>).toArray();
+    return new Map(found.map((d) => [d._id, d]));
+  }
+
+  /** Changes with afterSeq < seq <= upTo, in sequence order. */
+  readChanges(afterSeq: number, upTo: number, limit: number): Promise<StoredDocument[]> {
+    return this.documents
+      .find({ '_sync.seq': { $gt: afterSeq, $lte: upTo } } as Filter<StoredDocument>)
+      .sort({ '_sync.seq': 1 })
+      .limit(limit)
+      .toArray();
+  }
+}
+
+function toDate(value: unknown): unknown {
+  return typeof value === 'string' ? new Date(value) : value;
+}
+
+function toIsoString(value: unknown): unknown {
+  return value instanceof Date ? value.toISOString() : value;
+}

@@ -1,0 +1,203 @@
+// The write path. Every write, from a sync push or a plain GraphQL mutation, goes through
+// `push()`: validate, detect conflicts against the stored state, sequence, write with
+// compare-and-set, and wake the change feed.
+//
+// Conflict rule (RxDB's replication protocol): a row applies when the client's
+// `assumedMasterState` equals the stored state; otherwise the stored state is returned as a
+// conflict and the client resolves it. A row whose `newDocumentState` already equals the stored
+// state is acknowledged without writing: that is what makes a retried push (lost ack) harmless.
+//
+// No multi-document transactions: each document is written with a compare-and-set on its
+// `_sync.seq`, and a row that loses a race with another writer is re-evaluated.
+import { MongoBulkWriteError, type AnyBulkWriteOperation } from 'mongodb';
+import { REJECTION_CODES, type PushRejection, type PushResult, type PushRow, type SyncDocument } from '../../protocol/messages.ts';
+import type { CollectionStore, StoredDocument } from '../store/collection-store.ts';
+import { sameState } from './same-state.ts';
+import type { DocumentValidator } from './validate.ts';
+
+const MAX_ROUNDS = 8;
+
+interface PlannedWrite {
+  doc: SyncDocument;
+  /** Sequence of the stored version this write replaces; null for an insert. */
+  replacesSeq: number | null;
+}
+
+export class PushError extends Error {
+  override name = 'PushError';
+}
+
+export class CollectionWriter {
+  constructor(
+    private readonly store: CollectionStore,
+    private readonly validate: DocumentValidator,
+    private readonly onCommitted: () => void,
+  ) {}
+
+  async push(rows: readonly unknown[]): Promise<PushResult> {
+    const conflicts: SyncDocument[] = [];
+    const rejected: PushRejection[] = [];
+    const rejectedDocs: SyncDocument[] = [];
+    let pending: PushRow[] = [];
+
+    for (const row of rows) {
+      const problem = checkRow(row);
+      if (problem) {
+        rejected.push(problem);
+        continue;
+      }
+      const doc = (row as PushRow).newDocumentState;
+      const violation = doc._deleted ? null : this.validate(doc);
+      if (violation) {
+        rejected.push({ id: doc.id, code: REJECTION_CODES.SCHEMA_VIOLATION, field: violation.field, message: violation.message });
+        rejectedDocs.push(doc);
+        continue;
+      }
+      pending.push(row as PushRow);
+    }
+
+    for (let round = 0; pending.length > 0; round++) {
+      if (round === MAX_ROUNDS) throw new PushError(`gave up after ${MAX_ROUNDS} rounds of write contention`);
+      // A batch may hold several rows for one document; they apply one after another.
+      const now: PushRow[] = [];
+      const later: PushRow[] = [];
+      const seen = new Set<string>();
+      for (const row of pending) {
+        const id = row.newDocumentState.id;
+        (seen.has(id) ? later : now).push(row);
+        seen.add(id);
+      }
+      const lostRaces = await this.applyOnce(now, conflicts);
+      pending = [...lostRaces, ...later];
+    }
+
+    if (rejectedDocs.length > 0) conflicts.push(...(await this.authoritativeStates(rejectedDocs)));
+    return { conflicts, rejected };
+  }
+
+  /** Applies rows for distinct documents; returns the rows that lost a race and must be re-evaluated. */
+  private async applyOnce(rows: PushRow[], conflicts: SyncDocument[]): Promise<PushRow[]> {
+    const current = await this.store.findByIds(rows.map((r) => r.newDocumentState.id));
+    const planned: Array<PlannedWrite & { row: PushRow }> = [];
+    for (const row of rows) {
+      const { newDocumentState: doc, assumedMasterState: assumed } = row;
+      const stored = current.get(doc.id);
+      if (!stored) {
+        planned.push({ row, doc, replacesSeq: null });
+        continue;
+      }
+      const storedState = stateOfStored(stored);
+      if (sameState(this.stateOf(doc), storedState)) continue; // already applied: a retried push
+      if (assumed && typeof assumed === 'object' && sameState(this.stateOf(assumed), storedState)) {
+        planned.push({ row, doc, replacesSeq: stored._sync.seq });
+      } else {
+        conflicts.push(this.store.toWire(stored));
+      }
+    }
+    if (planned.length === 0) return [];
+
+    const written = await this.write(planned);
+    return planned.filter((_, i) => !written[i]).map((p) => p.row);
+  }
+
+  /**
+   * Writes under one sequence lease. Returns, per planned write, whether it landed (false: another
+   * writer changed the document first).
+   */
+  private async write(planned: PlannedWrite[]): Promise<boolean[]> {
+    const lease = await this.store.sequencer.allocate(planned.length);
+    const updatedAt = new Date();
+    const seqs = planned.map((_, i) => lease.lo + i);
+    const ops: AnyBulkWriteOperation<StoredDocument>[] = planned.map(({ doc, replacesSeq }, i) => {
+      const stored = { ...this.store.toStored(doc), _sync: { seq: seqs[i]!, updatedAt, deleted: doc._deleted === true } } as StoredDocument;
+      return replacesSeq === null
+        ? { insertOne: { document: stored } }
+        : { replaceOne: { filter: { _id: stored._id, '_sync.seq': replacesSeq }, replacement: stored } };
+    });
+
+    let landed: boolean[];
+    try {
+      landed = await this.bulkWrite(ops, planned, seqs);
+    } catch (error) {
+      await lease.release();
+      throw error;
+    }
+    const stillLeased = await lease.release();
+    const writtenSeqs = planned.flatMap((p, i) => (landed[i] ? [{ id: p.doc.id, seq: seqs[i]! }] : []));
+    if (!stillLeased) await this.resequence(writtenSeqs);
+    if (writtenSeqs.length > 0) this.onCommitted();
+    return landed;
+  }
+
+  private async bulkWrite(ops: AnyBulkWriteOperation<StoredDocument>[], planned: PlannedWrite[], seqs: number[]): Promise<boolean[]> {
+    let applied: number;
+    try {
+      const result = await this.store.documents.bulkWrite(ops, { ordered: false });
+      applied = result.insertedCount + result.matchedCount;
+    } catch (error) {
+      // Duplicate key (a concurrent insert of the same id) fails that operation only.
+      if (!(error instanceof MongoBulkWriteError) || error.writeErrors === undefined) throw error;
+      const writeErrors = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors];
+      if (writeErrors.some((e) => e.code !== 11000)) throw error;
+      applied = -1;
+    }
+    if (applied === ops.length) return ops.map(() => true);
+    // Some compare-and-set lost: look at which documents carry our sequence.
+    const after = await this.store.findByIds(planned.map((p) => p.doc.id));
+    return planned.map((p, i) => after.get(p.doc.id)?._sync.seq === seqs[i]);
+  }
+
+  /**
+   * Our lease expired before the write committed, so a reader may already have passed these
+   * sequences: give the documents fresh sequences above every reader's horizon.
+   */
+  private async resequence(written: Array<{ id: string; seq: number }>): Promise<void> {
+    let items = written;
+    while (items.length > 0) {
+      const lease = await this.store.sequencer.allocate(items.length);
+      const next = items.map((w, i) => ({ id: w.id, seq: lease.lo + i }));
+      await this.store.documents.bulkWrite(
+        items.map((w, i) => ({
+          // Not matched means a later write already moved the document past this one: fine.
+          updateOne: { filter: { _id: w.id, '_sync.seq': w.seq }, update: { $set: { '_sync.seq': next[i]!.seq } } },
+        })),
+        { ordered: false },
+      );
+      if (await lease.release()) return;
+      items = next;
+    }
+  }
+
+  /** What a client must hold instead of a document it pushed that was refused. */
+  private async authoritativeStates(docs: SyncDocument[]): Promise<SyncDocument[]> {
+    const stored = await this.store.findByIds(docs.map((d) => d.id));
+    return docs.map((doc) => {
+      const current = stored.get(doc.id);
+      return current ? this.store.toWire(current) : { ...doc, _deleted: true };
+    });
+  }
+
+  private stateOf(doc: SyncDocument): Record<string, unknown> {
+    return { ...this.store.toStored(doc), _deleted: doc._deleted === true };
+  }
+}
+
+function stateOfStored(stored: StoredDocument): Record<string, unknown> {
+  const { _sync, ...fields } = stored;
+  return { ...fields, _deleted: _sync.deleted };
+}
+
+function checkRow(row: unknown): PushRejection | null {
+  const bad = (message: string, id: string | null = null): PushRejection => ({ id, code: REJECTION_CODES.BAD_ROW, field: null, message });
+  if (typeof row !== 'object' || row === null) return bad('push row must be an object');
+  const { newDocumentState: doc, assumedMasterState: assumed } = row as Record<string, unknown>;
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return bad('newDocumentState must be an object');
+  const id = (doc as Record<string, unknown>).id;
+  if (typeof id !== 'string' || id.length === 0) return bad('newDocumentState.id must be a non-empty string');
+  if (assumed !== null && assumed !== undefined && (typeof assumed !== 'object' || Array.isArray(assumed))) {
+    return bad('assumedMasterState must be an object or null', id);
+  }
+  const deleted = (doc as Record<string, unknown>)._deleted;
+  if (deleted !== undefined && typeof deleted !== 'boolean') return bad('newDocumentState._deleted must be a boolean', id);
+  return null;
+}

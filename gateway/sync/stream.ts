@@ -1,0 +1,91 @@
+// Live streams over a collection's change feed, as async iterators for GraphQL subscriptions.
+//
+// The sync stream starts with a resync event (the client pulls from its checkpoint, covering
+// whatever it missed while disconnected), then forwards every batch. Memory per client is
+// bounded: when more than `maxQueuedDocuments` pile up for a client that reads slower than
+// changes arrive, the sync stream drops its queue for a single resync event (the client catches
+// up by pulling), and a plain watch subscription ends with an error.
+import { GraphQLError } from 'graphql';
+import type { StreamEvent } from '../../protocol/messages.ts';
+import type { ChangeBatch, ChangeFeed } from '../store/change-feed.ts';
+
+export interface StreamOptions {
+  maxQueuedDocuments: number;
+}
+
+const RESYNC: StreamEvent = { documents: [], checkpoint: null, resync: true };
+
+export function syncStream(feed: ChangeFeed, options: StreamOptions): AsyncIterableIterator<StreamEvent> {
+  return openStream<StreamEvent>(
+    feed,
+    (batch) => ({ documents: batch.documents, checkpoint: batch.checkpoint, resync: false }),
+    { ...options, first: RESYNC, onOverflow: RESYNC },
+  );
+}
+
+/** Events derived from each batch (null: nothing for this client), queued per client. */
+export function openStream<T>(
+  feed: ChangeFeed,
+  toEvent: (batch: ChangeBatch) => T | null,
+  options: StreamOptions & { first?: T; onOverflow?: T },
+): AsyncIterableIterator<T> {
+  const queue: Array<{ event: T; size: number }> = options.first ? [{ event: options.first, size: 0 }] : [];
+  let queuedDocuments = 0;
+  let waiting: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void } | null = null;
+  let failure: GraphQLError | null = null;
+  let done = false;
+
+  const unsubscribe = feed.subscribe((batch) => {
+    const event = toEvent(batch);
+    if (event === null) return;
+    if (waiting) {
+      const { resolve } = waiting;
+      waiting = null;
+      resolve({ value: event, done: false });
+      return;
+    }
+    const size = batch.documents.length;
+    if (queuedDocuments + size <= options.maxQueuedDocuments) {
+      queue.push({ event, size });
+      queuedDocuments += size;
+    } else if (options.onOverflow) {
+      queue.splice(0, queue.length, { event: options.onOverflow, size: 0 });
+      queuedDocuments = 0;
+    } else {
+      failure = new GraphQLError('subscriber fell too far behind the change feed', { extensions: { code: 'SLOW_CONSUMER' } });
+      unsubscribe();
+    }
+  });
+
+  const finish = (): Promise<IteratorResult<T>> => {
+    done = true;
+    unsubscribe();
+    queue.length = 0;
+    waiting?.resolve({ value: undefined, done: true });
+    waiting = null;
+    return Promise.resolve({ value: undefined, done: true });
+  };
+
+  return {
+    next() {
+      if (done) return Promise.resolve({ value: undefined, done: true });
+      const item = queue.shift();
+      if (item) {
+        queuedDocuments -= item.size;
+        return Promise.resolve({ value: item.event, done: false });
+      }
+      if (failure) {
+        done = true;
+        return Promise.reject(failure);
+      }
+      return new Promise((resolve, reject) => {
+        waiting = { resolve, reject };
+      });
+    },
+    return: finish,
+    throw: finish,
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}

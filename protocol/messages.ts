@@ -1,0 +1,60 @@
+// The sync protocol's messages, as both ends see them. PROTOCOL.md is the prose version.
+
+/** A document on the wire: the fields of its schema.graphql type, plus `_deleted`. */
+export type SyncDocument = { id: string; _deleted: boolean } & Record<string, unknown>;
+
+/**
+ * Position in a collection's change feed. `seq` is the gateway-assigned update sequence; every
+ * document change with a sequence at or below it has been delivered. Opaque to clients: they
+ * store it and send it back.
+ */
+export interface Checkpoint {
+  seq: number;
+}
+
+export interface PullBulk {
+  documents: SyncDocument[];
+  checkpoint: Checkpoint;
+}
+
+/**
+ * An event on a collection's stream. `resync: true` (always the first event of a stream, and
+ * sent again if the client fell too far behind) tells the client to pull from its checkpoint.
+ */
+export interface StreamEvent {
+  documents: SyncDocument[];
+  checkpoint: Checkpoint | null;
+  resync: boolean;
+}
+
+export interface PushRow {
+  /** The server state the client last saw, or null for a document new to the client. */
+  assumedMasterState: SyncDocument | null;
+  newDocumentState: SyncDocument;
+}
+
+export const REJECTION_CODES = {
+  /** The document does not match its schema.graphql type. */
+  SCHEMA_VIOLATION: 'SCHEMA_VIOLATION',
+  /** The row itself is malformed (no id, not an object). */
+  BAD_ROW: 'BAD_ROW',
+} as const;
+export type RejectionCode = (typeof REJECTION_CODES)[keyof typeof REJECTION_CODES];
+
+export interface PushRejection {
+  id: string | null;
+  code: RejectionCode;
+  /** Path of the offending field, e.g. `priority` or `checklist.0.done`; null for the whole row. */
+  field: string | null;
+  message: string;
+}
+
+export interface PushResult {
+  /**
+   * Current server state of every document the push did not apply: real conflicts, and the
+   * authoritative state of rejected documents (a tombstone carrying the client's own fields
+   * when the server has none), so the client reverts them.
+   */
+  conflicts: SyncDocument[];
+  rejected: PushRejection[];
+}
