@@ -13,8 +13,11 @@
 // already have been passed by a reader; its writer notices that `release()` found no lease and
 // re-sequences the documents it wrote (see push.ts), so they are read again above the horizon.
 //
-// Only single-document atomic updates are used: this works on MongoDB and FerretDB alike, and
-// across any number of gateway instances sharing the database.
+// Only single-document updates are used, so this works on MongoDB and FerretDB alike. MongoDB
+// makes each of them atomic, which keeps any number of gateway instances correct. FerretDB v1
+// does not (it reads, modifies and writes back without a lock: 50 concurrent $inc on one
+// document were seen to add up to 7), so this class also runs all its updates of the counter
+// document one at a time within the process: one gateway per FerretDB is safe.
 import { randomBytes } from 'node:crypto';
 import type { Collection } from 'mongodb';
 
@@ -41,15 +44,16 @@ export interface SequencerOptions {
   leaseTtlMs: number;
 }
 
-interface PendingAllocation {
-  count: number;
-  resolve: (lease: Lease) => void;
+interface Pending<T> {
+  resolve: (value: T) => void;
   reject: (error: unknown) => void;
 }
 
 export class Sequencer {
-  private pending: PendingAllocation[] = [];
-  private allocating = false;
+  private allocations: Array<Pending<Lease> & { count: number }> = [];
+  private releases: Array<Pending<boolean> & { token: string }> = [];
+  private expired = new Set<string>();
+  private working = false;
 
   constructor(
     private readonly counters: Collection<CounterDocument>,
@@ -62,50 +66,53 @@ export class Sequencer {
   }
 
   /**
-   * Reserves `count` consecutive sequences under a lease. Concurrent calls in this process are
-   * coalesced into one compare-and-set on the counter document.
+   * Reserves `count` consecutive sequences under a lease. Concurrent calls are coalesced into
+   * one compare-and-set on the counter document.
    */
   allocate(count: number): Promise<Lease> {
     if (!Number.isInteger(count) || count < 1) throw new RangeError(`cannot allocate ${count} sequences`);
     return new Promise((resolve, reject) => {
-      this.pending.push({ count, resolve, reject });
-      void this.drainAllocations();
+      this.allocations.push({ count, resolve, reject });
+      void this.work();
     });
   }
 
-  /** The highest sequence below which every write has committed. */
+  /** The highest sequence at or below which every write has committed. */
   async horizon(): Promise<number> {
     const counter = await this.counters.findOne({ _id: this.key });
     if (!counter) return 0;
     const now = Date.now();
     let horizon = counter.seq;
-    const expired: string[] = [];
     for (const [token, lease] of Object.entries(counter.leases ?? {})) {
-      if (now - lease.at.getTime() > this.options.leaseTtlMs) expired.push(token);
+      if (now - lease.at.getTime() > this.options.leaseTtlMs) this.expired.add(token);
       else horizon = Math.min(horizon, lease.lo - 1);
     }
-    if (expired.length > 0) {
-      const unset = Object.fromEntries(expired.map((t) => [`leases.${t}`, ''] as const)) as Record<string, ''>;
-      await this.counters.updateOne({ _id: this.key }, { $unset: unset });
-    }
+    if (this.expired.size > 0) void this.work();
     return horizon;
   }
 
-  private async drainAllocations(): Promise<void> {
-    if (this.allocating) return;
-    this.allocating = true;
+  private release(token: string): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.releases.push({ token, resolve, reject });
+      void this.work();
+    });
+  }
+
+  /** The only place that updates the counter document, one update at a time. */
+  private async work(): Promise<void> {
+    if (this.working) return;
+    this.working = true;
     try {
-      while (this.pending.length > 0) {
-        const batch = this.pending.splice(0);
-        try {
-          const leases = await this.compareAndSetAllocate(batch.map((p) => p.count));
-          batch.forEach((p, i) => p.resolve(leases[i]!));
-        } catch (error) {
-          batch.forEach((p) => p.reject(error));
-        }
+      while (this.allocations.length > 0 || this.releases.length > 0 || this.expired.size > 0) {
+        const allocations = this.allocations.splice(0);
+        const releases = this.releases.splice(0);
+        const expired = [...this.expired];
+        this.expired.clear();
+        await settle(allocations, () => this.compareAndSetAllocate(allocations.map((a) => a.count)));
+        await settle(releases, () => this.removeLeases(releases.map((r) => r.token), expired));
       }
     } finally {
-      this.allocating = false;
+      this.working = false;
     }
   }
 
@@ -116,25 +123,47 @@ export class Sequencer {
       if (!counter) throw new Error(`sequence counter ${this.key} is missing; was init() called?`);
       const at = new Date();
       const set: Record<string, unknown> = { seq: counter.seq + total };
-      const leases: Array<{ token: string; lo: number; hi: number }> = [];
+      const leases: Lease[] = [];
       let next = counter.seq + 1;
       for (const count of counts) {
         const token = `l${randomBytes(8).toString('hex')}`;
-        leases.push({ token, lo: next, hi: next + count - 1 });
-        set[`leases.${token}`] = { lo: next, hi: next + count - 1, at };
+        const lease = { lo: next, hi: next + count - 1 };
+        set[`leases.${token}`] = { ...lease, at };
+        leases.push({ ...lease, release: () => this.release(token) });
         next += count;
       }
       const result = await this.counters.updateOne({ _id: this.key, seq: counter.seq }, { $set: set });
-      if (result.matchedCount === 1) {
-        return leases.map(({ token, lo, hi }) => ({ lo, hi, release: () => this.release(token) }));
-      }
+      if (result.matchedCount === 1) return leases;
       // Another gateway instance allocated in between: back off a little and retry.
       await new Promise((r) => setTimeout(r, Math.min(50, 2 ** attempt) * Math.random()));
     }
   }
 
-  private async release(token: string): Promise<boolean> {
-    const result = await this.counters.updateOne({ _id: this.key }, { $unset: { [`leases.${token}`]: '' } });
-    return result.modifiedCount === 1;
+  /**
+   * Removes released and expired leases in one update. A released lease counts as still held
+   * only if it is younger than half the TTL: that margin keeps an owner from trusting a lease
+   * that a reader on another instance (with a slightly different clock) already passed.
+   */
+  private async removeLeases(released: string[], expired: string[]): Promise<boolean[]> {
+    const counter = await this.counters.findOne({ _id: this.key }, { projection: { leases: 1 } });
+    const now = Date.now();
+    const held = released.map((token) => {
+      const lease = counter?.leases?.[token];
+      return lease !== undefined && now - lease.at.getTime() < this.options.leaseTtlMs / 2;
+    });
+    const unset = Object.fromEntries([...released, ...expired].map((t) => [`leases.${t}`, ''] as const)) as Record<string, ''>;
+    if (Object.keys(unset).length > 0) await this.counters.updateOne({ _id: this.key }, { $unset: unset });
+    return held;
+  }
+}
+
+/** Runs `run` for a batch of waiters and hands each its own result, or everyone the error. */
+async function settle<T>(waiters: Array<Pending<T>>, run: () => Promise<T[]>): Promise<void> {
+  if (waiters.length === 0) return;
+  try {
+    const results = await run();
+    waiters.forEach((w, i) => w.resolve(results[i]!));
+  } catch (error) {
+    waiters.forEach((w) => w.reject(error));
   }
 }

@@ -8,11 +8,14 @@
 // state is acknowledged without writing: that is what makes a retried push (lost ack) harmless.
 //
 // No multi-document transactions: each document is written with a compare-and-set on its
-// `_sync.seq`, and a row that loses a race with another writer is re-evaluated.
+// `_sync.seq`, and a row that loses a race with another writer (another gateway instance) is
+// re-evaluated. Within this process, writes to one document also run one at a time: FerretDB
+// v1 does not make a single compare-and-set atomic against concurrent ones.
 import { MongoBulkWriteError, type AnyBulkWriteOperation } from 'mongodb';
 import { REJECTION_CODES, type PushRejection, type PushResult, type PushRow, type SyncDocument } from '../../protocol/messages.ts';
 import type { CollectionStore, StoredDocument } from '../store/collection-store.ts';
 import { sameState } from './same-state.ts';
+import { KeyedLock } from './keyed-lock.ts';
 import type { DocumentValidator } from './validate.ts';
 
 const MAX_ROUNDS = 8;
@@ -28,6 +31,8 @@ export class PushError extends Error {
 }
 
 export class CollectionWriter {
+  private readonly documentLocks = new KeyedLock();
+
   constructor(
     private readonly store: CollectionStore,
     private readonly validate: DocumentValidator,
@@ -67,7 +72,8 @@ export class CollectionWriter {
         (seen.has(id) ? later : now).push(row);
         seen.add(id);
       }
-      const lostRaces = await this.applyOnce(now, conflicts);
+      const ids = now.map((r) => r.newDocumentState.id);
+      const lostRaces = await this.documentLocks.run(ids, () => this.applyOnce(now, conflicts));
       pending = [...lostRaces, ...later];
     }
 

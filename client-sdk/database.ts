@@ -1,0 +1,33 @@
+// The local RxDB database: one RxDB collection per @collection type of schema.graphql.
+import { createRxDatabase, type RxCollection, type RxDatabase, type RxJsonSchema, type RxStorage } from 'rxdb';
+import { documentJsonSchema, PRIMARY_KEY, type CollectionModel, type DataModel } from '../protocol/model.ts';
+
+export type LocalDocument = { id: string } & Record<string, unknown>;
+
+export function rxSchema(collection: CollectionModel): RxJsonSchema<LocalDocument> {
+  const { properties, required } = documentJsonSchema(collection) as { properties: Record<string, unknown>; required: string[] };
+  return {
+    title: collection.typeName,
+    version: 0,
+    primaryKey: PRIMARY_KEY,
+    type: 'object',
+    properties,
+    required,
+  } as RxJsonSchema<LocalDocument>;
+}
+
+export async function openDatabase(name: string, storage: RxStorage<unknown, unknown>, model: DataModel): Promise<{
+  database: RxDatabase;
+  collections: Record<string, RxCollection<LocalDocument>>;
+}> {
+  const database = await createRxDatabase({ name, storage, multiInstance: false, eventReduce: true });
+  try {
+    const collections = await database.addCollections(
+      Object.fromEntries(model.collections.map((c) => [c.name, { schema: rxSchema(c) }])),
+    );
+    return { database, collections: collections as Record<string, RxCollection<LocalDocument>> };
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+}

@@ -1,0 +1,117 @@
+// Tributary client SDK: a local RxDB database kept in sync with a Tributary gateway.
+//
+//   const client = await openTributary({ url, schema, storage: getRxStorageMemory() });
+//   await client.collections.tasks.insert({ ... });   // local first, online or offline
+//   client.connection$.subscribe(console.log);         // connecting / connected / ...
+//   await client.close();
+import type { RxCollection, RxDatabase, RxStorage } from 'rxdb';
+import { Subject, type Observable } from 'rxjs';
+import { loadModel, type DataModel } from '../protocol/model.ts';
+import { openDatabase, type LocalDocument } from './database.ts';
+import type { SyncError } from './errors.ts';
+import { replicateCollection, type CollectionReplication } from './replication.ts';
+import { Transport, type ConnectionState, type TransportOptions } from './transport.ts';
+
+export type { ConnectionState } from './transport.ts';
+export type { SyncError } from './errors.ts';
+export type { LocalDocument } from './database.ts';
+
+export interface TributaryOptions extends TransportOptions {
+  /** schema.graphql text (or a model loaded from it): the collections to open and sync. */
+  schema: string | DataModel;
+  /** RxDB storage: memory in Node tests, Dexie (IndexedDB) in browsers. */
+  storage: RxStorage<unknown, unknown>;
+  /** Local database name; also keys the stored checkpoints. Default "tributary". */
+  databaseName?: string;
+  /** Documents per pull request. Default 1000 (smaller batches make RxDB itself slow). */
+  pullBatchSize?: number;
+  /** Local changes per push request. Default 100. */
+  pushBatchSize?: number;
+  /** Wait before RxDB retries a failed pull or push. Default 2000 ms. */
+  retryTimeMs?: number;
+}
+
+export interface SyncCounters {
+  /** Documents received from the gateway (pulls and stream), per collection. */
+  downloaded: Record<string, number>;
+  /** Local changes the gateway accepted, per collection. */
+  uploaded: Record<string, number>;
+}
+
+export interface TributaryClient {
+  database: RxDatabase;
+  collections: Record<string, RxCollection<LocalDocument>>;
+  connection$: Observable<ConnectionState>;
+  readonly connectionState: ConnectionState;
+  /** Rejected writes and replication failures. */
+  errors$: Observable<SyncError>;
+  counters: SyncCounters;
+  /** Resolves when local changes are pushed and the server's changes pulled (needs a connection). */
+  waitForSync(): Promise<void>;
+  /** Stops syncing and closes the socket; local reads and writes go on. */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  /** Stops syncing and closes the local database, releasing its RxDB collections. */
+  close(): Promise<void>;
+}
+
+export async function openTributary(options: TributaryOptions): Promise<TributaryClient> {
+  const model = typeof options.schema === 'string' ? loadModel(options.schema) : options.schema;
+  const databaseName = options.databaseName ?? 'tributary';
+  const { database, collections } = await openDatabase(databaseName, options.storage, model);
+
+  const transport = new Transport(options);
+  const errors$ = new Subject<SyncError>();
+  const counters: SyncCounters = {
+    downloaded: Object.fromEntries(model.collections.map((c) => [c.name, 0])),
+    uploaded: Object.fromEntries(model.collections.map((c) => [c.name, 0])),
+  };
+
+  transport.connect();
+  const replications: CollectionReplication[] = model.collections.map((collectionModel) =>
+    replicateCollection({
+      collection: collections[collectionModel.name]!,
+      model: collectionModel,
+      transport,
+      identifier: `tributary:${collectionModel.name}:${options.url}`,
+      pullBatchSize: options.pullBatchSize ?? 1_000,
+      pushBatchSize: options.pushBatchSize ?? 100,
+      retryTimeMs: options.retryTimeMs ?? 2_000,
+      onDownloaded: (n) => (counters.downloaded[collectionModel.name]! += n),
+      onUploaded: (n) => (counters.uploaded[collectionModel.name]! += n),
+      onError: (error) => errors$.next(error),
+    }),
+  );
+
+  let closed = false;
+  return {
+    database,
+    collections,
+    connection$: transport.state$.asObservable(),
+    get connectionState() {
+      return transport.state$.getValue();
+    },
+    errors$: errors$.asObservable(),
+    counters,
+    async waitForSync() {
+      await Promise.all(replications.map((r) => r.state.awaitInSync()));
+    },
+    async pause() {
+      await Promise.all(replications.map((r) => r.state.pause()));
+      await transport.disconnect('paused');
+    },
+    async resume() {
+      transport.connect();
+      await Promise.all(replications.map((r) => r.state.start()));
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await Promise.all(replications.map((r) => r.stop()));
+      await transport.disconnect('closed');
+      transport.state$.complete();
+      errors$.complete();
+      await database.close();
+    },
+  };
+}

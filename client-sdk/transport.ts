@@ -1,0 +1,141 @@
+// One WebSocket per client (graphql-ws), carrying every operation: urql routes queries,
+// mutations and subscriptions over it. The socket reconnects by itself with backoff; live
+// subscriptions registered here outlive pause()/resume().
+import { Client as UrqlClient, subscriptionExchange, type AnyVariables, type DocumentInput } from '@urql/core';
+import { createClient, type Client as WsClient } from 'graphql-ws/client';
+import { BehaviorSubject } from 'rxjs';
+
+export type ConnectionState = 'connecting' | 'connected' | 'disconnected' | 'paused' | 'closed';
+
+export interface TransportOptions {
+  /** ws:// or wss:// URL of the gateway's GraphQL endpoint. */
+  url: string;
+  /** WebSocket implementation where there is no global one (Node 20: `ws`). */
+  webSocketImpl?: unknown;
+  /** Sent in graphql-ws `connection_init` (authentication, later). */
+  connectionParams?: Record<string, unknown> | (() => Record<string, unknown> | Promise<Record<string, unknown>>);
+  retry?: { minDelayMs?: number; maxDelayMs?: number };
+}
+
+interface LiveSubscription {
+  query: string;
+  onData: (data: Record<string, unknown>) => void;
+  onError: (error: Error) => void;
+  stop?: () => void;
+}
+
+export class GraphQLRequestError extends Error {
+  override name = 'GraphQLRequestError';
+  constructor(
+    message: string,
+    readonly graphQLErrors: readonly { message: string; extensions?: Record<string, unknown> }[] = [],
+  ) {
+    super(message);
+  }
+}
+
+export class Transport {
+  readonly state$ = new BehaviorSubject<ConnectionState>('disconnected');
+  private ws: WsClient | null = null;
+  /** Bumped per socket, so events of a disposed socket cannot overwrite the state. */
+  private generation = 0;
+  private readonly urql: UrqlClient;
+  private readonly live = new Set<LiveSubscription>();
+
+  constructor(private readonly options: TransportOptions) {
+    this.urql = new UrqlClient({
+      url: options.url,
+      requestPolicy: 'network-only',
+      exchanges: [
+        subscriptionExchange({
+          enableAllOperations: true,
+          forwardSubscription: (request) => ({
+            subscribe: (sink) => {
+              const ws = this.ws;
+              if (!ws) {
+                sink.error(new Error('not connected: the sync session is paused or closed'));
+                return { unsubscribe: () => {} };
+              }
+              const dispose = ws.subscribe({ ...request, query: request.query || '' }, sink);
+              // urql unsubscribes synchronously inside a query's first `next`. When the server's
+              // `complete` frame came in the same chunk, graphql-ws 6 then releases the operation
+              // twice, its lock count drops to zero and it closes the socket under every other
+              // operation. Deferring lets `complete` land first and makes this a no-op.
+              return { unsubscribe: () => void setTimeout(dispose, 0) };
+            },
+          }),
+        }),
+      ],
+    });
+  }
+
+  connect(): void {
+    if (this.ws) return;
+    const { minDelayMs = 250, maxDelayMs = 10_000 } = this.options.retry ?? {};
+    const generation = ++this.generation;
+    this.ws = createClient({
+      url: this.options.url,
+      webSocketImpl: this.options.webSocketImpl,
+      connectionParams: this.options.connectionParams,
+      lazy: false,
+      keepAlive: 10_000,
+      retryAttempts: Number.POSITIVE_INFINITY,
+      shouldRetry: () => true,
+      retryWait: (retries) => new Promise((r) => setTimeout(r, Math.min(maxDelayMs, minDelayMs * 2 ** retries) * (0.5 + Math.random() / 2))),
+      on: {
+        connecting: () => this.setState(generation, 'connecting'),
+        connected: () => this.setState(generation, 'connected'),
+        closed: () => this.setState(generation, 'disconnected'),
+      },
+    });
+    for (const sub of this.live) this.startLive(sub);
+  }
+
+  /** Closes the socket; `connect()` opens a new one and resumes the live subscriptions. */
+  async disconnect(finalState: 'paused' | 'closed'): Promise<void> {
+    const ws = this.ws;
+    this.ws = null;
+    this.generation++;
+    for (const sub of this.live) sub.stop?.();
+    if (ws) await ws.dispose();
+    this.state$.next(finalState);
+  }
+
+  /** A query or mutation; resolves with `data`, rejects with the GraphQL or transport error. */
+  async request<T = Record<string, unknown>>(query: DocumentInput, variables: AnyVariables): Promise<T> {
+    const result = await this.urql.query(query, variables).toPromise();
+    if (result.error) {
+      throw new GraphQLRequestError(result.error.message, result.error.graphQLErrors);
+    }
+    return result.data as T;
+  }
+
+  async mutate<T = Record<string, unknown>>(mutation: DocumentInput, variables: AnyVariables): Promise<T> {
+    const result = await this.urql.mutation(mutation, variables).toPromise();
+    if (result.error) throw new GraphQLRequestError(result.error.message, result.error.graphQLErrors);
+    return result.data as T;
+  }
+
+  /** A subscription kept for the transport's lifetime, resumed after every connect(). */
+  subscribeLive(query: string, onData: (data: Record<string, unknown>) => void, onError: (error: Error) => void): () => void {
+    const sub: LiveSubscription = { query, onData, onError };
+    this.live.add(sub);
+    if (this.ws) this.startLive(sub);
+    return () => {
+      this.live.delete(sub);
+      sub.stop?.();
+    };
+  }
+
+  private startLive(sub: LiveSubscription): void {
+    const { unsubscribe } = this.urql.subscription(sub.query, {}).subscribe((result) => {
+      if (result.error) sub.onError(new GraphQLRequestError(result.error.message, result.error.graphQLErrors));
+      else if (result.data) sub.onData(result.data as Record<string, unknown>);
+    });
+    sub.stop = unsubscribe;
+  }
+
+  private setState(generation: number, state: ConnectionState): void {
+    if (this.generation === generation) this.state$.next(state);
+  }
+}

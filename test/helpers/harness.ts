@@ -1,0 +1,95 @@
+// Real parts for integration tests: gateways on the shared FerretDB (one database per test),
+// RxDB clients on memory storage over real graphql-ws sockets, and a direct driver connection.
+import { randomBytes } from 'node:crypto';
+import { MongoClient, type Db } from 'mongodb';
+import { pino } from 'pino';
+import { getRxStorageMemory } from 'rxdb/plugins/storage-memory';
+import { inject } from 'vitest';
+import { WebSocket } from 'ws';
+import { openTributary, type TributaryClient, type TributaryOptions } from '../../client-sdk/index.ts';
+import { startGateway, type Gateway, type GatewayOptions } from '../../gateway/server.ts';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+export const SCHEMA_PATH = resolve(import.meta.dirname, '../../schema.graphql');
+export const SCHEMA = readFileSync(SCHEMA_PATH, 'utf8');
+
+const cleanups: Array<() => Promise<unknown>> = [];
+
+/** Runs (in reverse order) everything the helpers opened; call it in afterEach. */
+export async function cleanup(): Promise<void> {
+  while (cleanups.length > 0) await cleanups.pop()!().catch(() => {});
+}
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}_${randomBytes(4).toString('hex')}`;
+}
+
+export function mongoUri(): string {
+  return inject('mongoUri');
+}
+
+export async function startTestGateway(options: Partial<GatewayOptions> = {}): Promise<Gateway & { database: string }> {
+  const database = options.database ?? uniqueName('test');
+  const gateway = await startGateway({
+    mongoUri: mongoUri(),
+    database,
+    port: 0,
+    logger: pino({ level: process.env.LOG_LEVEL ?? 'warn' }),
+    ...options,
+  });
+  cleanups.push(() => gateway.stop());
+  return { ...gateway, database };
+}
+
+export async function openTestClient(wsUrl: string, options: Partial<TributaryOptions> = {}): Promise<TributaryClient> {
+  const client = await openTributary({
+    url: wsUrl,
+    schema: SCHEMA,
+    storage: getRxStorageMemory(),
+    databaseName: uniqueName('client'),
+    webSocketImpl: WebSocket,
+    retry: { minDelayMs: 50, maxDelayMs: 500 },
+    retryTimeMs: 200,
+    ...options,
+  });
+  cleanups.push(() => client.close());
+  return client;
+}
+
+export async function openDb(database: string): Promise<Db> {
+  const client = new MongoClient(mongoUri());
+  await client.connect();
+  cleanups.push(() => client.close());
+  return client.db(database);
+}
+
+/** Polls until `check` returns a truthy value; fails with `what` after the timeout. */
+export async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 20_000): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value as NonNullable<T>;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+let taskCounter = 0;
+export function newTask(overrides: Record<string, unknown> = {}): Record<string, unknown> & { id: string } {
+  taskCounter++;
+  return {
+    id: `task-${randomBytes(4).toString('hex')}-${taskCounter}`,
+    ownerId: 'user-1',
+    title: `Task ${taskCounter}`,
+    status: 'TODO',
+    priority: 3,
+    tags: ['work'],
+    ...overrides,
+  } as Record<string, unknown> & { id: string };
+}
