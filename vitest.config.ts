@@ -1,6 +1,15 @@
+import { createRequire } from 'node:module';
 import { defineConfig } from 'vitest/config';
 
+const require = createRequire(import.meta.url);
+
 export default defineConfig({
+  resolve: {
+    // graphql 16 ships CommonJS (main) and ESM (module) builds. Node, and so graphql-yoga and
+    // graphql-ws, load the CommonJS one; make the test transform pick the same copy, or
+    // `instanceof GraphQLError` fails across the two and Yoga masks our errors.
+    alias: [{ find: /^graphql$/, replacement: require.resolve('graphql') }],
+  },
   test: {
     include: ['test/**/*.test.ts', 'rules/**/*.test.ts'],
     globalSetup: ['test/setup/ferretdb.ts'],

@@ -93,3 +93,9 @@ export function newTask(overrides: Record<string, unknown> = {}): Record<string,
     ...overrides,
   } as Record<string, unknown> & { id: string };
 }
+
+/** A GraphQL request over HTTP, as any plain client sends it. */
+export async function graphqlHttp<T = Record<string, any>>(httpUrl: string, query: string, variables: Record<string, unknown> = {}): Promise<{ data?: T; errors?: Array<{ message: string; extensions?: Record<string, unknown> }> }> {
+  const response = await fetch(httpUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+  return (await response.json()) as never;
+}

@@ -1,0 +1,72 @@
+// Issue 2, case 5: checkpoints follow commit order. A write whose sequence was taken earlier
+// but which commits later must still reach a reader that already read past later sequences.
+import { afterEach, describe, expect, it } from 'vitest';
+import { syncOperations } from '../protocol/operations.ts';
+import { cleanup, graphqlHttp, newTask, startTestGateway } from './helpers/harness.ts';
+
+afterEach(cleanup);
+
+describe('commit order', () => {
+  it('does not let a reader pass a sequence whose write has not committed yet', async () => {
+    const gateway = await startTestGateway();
+    const tasks = gateway.collections.get('tasks')!;
+    const ops = syncOperations(tasks.model);
+    const pull = async (checkpoint: { seq: number } | null) =>
+      (await graphqlHttp(gateway.httpUrl, ops.pull, { checkpoint, limit: 100 })).data!.pullTasks as { documents: Array<{ id: string }>; checkpoint: { seq: number } };
+
+    // A slow writer takes its sequence first...
+    const slow = newTask({ title: 'slow writer' });
+    const slowLease = await tasks.store.sequencer.allocate(1);
+
+    // ...a fast writer takes the next one and commits through the normal write path...
+    const fast = { ...newTask({ title: 'fast writer' }), _deleted: false };
+    await graphqlHttp(gateway.httpUrl, ops.push, { rows: [{ assumedMasterState: null, newDocumentState: fast }] });
+    expect((await tasks.store.findByIds([fast.id])).get(fast.id)!._sync.seq).toBeGreaterThan(slowLease.lo);
+
+    // ...and a reader pulls now: it must not move its checkpoint past the slow writer's sequence.
+    const early = await pull(null);
+    expect(early.checkpoint.seq).toBeLessThan(slowLease.lo);
+    expect(early.documents).toEqual([]);
+
+    // The slow write commits (as the write path does: document, then lease release).
+    await tasks.store.documents.insertOne({
+      ...tasks.store.toStored({ ...slow, _deleted: false }),
+      _sync: { seq: slowLease.lo, updatedAt: new Date(), deleted: false },
+    } as never);
+    expect(await slowLease.release()).toBe(true);
+
+    // Resuming from its checkpoint, the reader gets both writes.
+    const late = await pull(early.checkpoint);
+    expect(late.documents.map((d) => d.id).sort()).toEqual([slow.id, fast.id].sort());
+  });
+
+  it('re-sequences a write that committed after its lease expired, so readers still get it', async () => {
+    const gateway = await startTestGateway({ leaseTtlMs: 300 });
+    const tasks = gateway.collections.get('tasks')!;
+    const ops = syncOperations(tasks.model);
+    const slow = { ...newTask({ title: 'stalled writer' }), _deleted: false };
+
+    // Stall the store write of the next push until the lease has expired and a reader passed it.
+    const documents = tasks.store.documents;
+    const bulkWrite = documents.bulkWrite.bind(documents);
+    let stalled = true;
+    documents.bulkWrite = (async (...args: Parameters<typeof bulkWrite>) => {
+      if (stalled) {
+        stalled = false;
+        await new Promise((r) => setTimeout(r, 800));
+      }
+      return bulkWrite(...args);
+    }) as typeof bulkWrite;
+
+    const pushing = graphqlHttp(gateway.httpUrl, ops.push, { rows: [{ assumedMasterState: null, newDocumentState: slow }] });
+    await new Promise((r) => setTimeout(r, 500)); // lease expired, write not committed
+    const fast = { ...newTask({ title: 'fast writer' }), _deleted: false };
+    await graphqlHttp(gateway.httpUrl, ops.push, { rows: [{ assumedMasterState: null, newDocumentState: fast }] });
+    const early = (await graphqlHttp(gateway.httpUrl, ops.pull, { checkpoint: null, limit: 100 })).data!.pullTasks;
+    expect(early.documents.map((d: { id: string }) => d.id)).toEqual([fast.id]);
+
+    await pushing;
+    const late = (await graphqlHttp(gateway.httpUrl, ops.pull, { checkpoint: early.checkpoint, limit: 100 })).data!.pullTasks;
+    expect(late.documents.map((d: { id: string }) => d.id)).toEqual([slow.id]);
+  });
+});

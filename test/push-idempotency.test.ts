@@ -1,0 +1,45 @@
+// Issue 2, case 4: a retried push (its acknowledgement lost) does not apply twice.
+import { afterEach, describe, expect, it } from 'vitest';
+import { syncOperations } from '../protocol/operations.ts';
+import { cleanup, graphqlHttp, newTask, openDb, startTestGateway } from './helpers/harness.ts';
+
+afterEach(cleanup);
+
+describe('push idempotency', () => {
+  it('acknowledges a repeated push without writing again, and still refuses a stale one', async () => {
+    const gateway = await startTestGateway();
+    const ops = syncOperations(gateway.model.collections.find((c) => c.name === 'tasks')!);
+    const db = await openDb(gateway.database);
+    const changes: string[] = [];
+    gateway.collections.get('tasks')!.feed.subscribe((batch) => changes.push(...batch.documents.map((d) => `${d.id}:${d.title}`)));
+
+    const created = { ...newTask({ title: 'v1' }), _deleted: false };
+    const insert = { rows: [{ assumedMasterState: null, newDocumentState: created }] };
+    const first = await graphqlHttp(gateway.httpUrl, ops.push, insert);
+    expect(first.data!.pushTasks).toEqual({ conflicts: [], rejected: [] });
+    const afterFirst = await db.collection('tasks').findOne({ _id: created.id as never });
+
+    // The client never saw the ack and sends the very same push again.
+    const retried = await graphqlHttp(gateway.httpUrl, ops.push, insert);
+    expect(retried.data!.pushTasks).toEqual({ conflicts: [], rejected: [] });
+    const afterRetry = await db.collection('tasks').findOne({ _id: created.id as never });
+    expect(afterRetry!._sync).toEqual(afterFirst!._sync); // same sequence, same timestamp: not written again
+
+    // An update pushed twice, with another client's change in between: the retry is stale.
+    const update = { rows: [{ assumedMasterState: created, newDocumentState: { ...created, title: 'v2' } }] };
+    expect((await graphqlHttp(gateway.httpUrl, ops.push, update)).data!.pushTasks.conflicts).toEqual([]);
+    const v3 = { ...created, title: 'v3' };
+    await graphqlHttp(gateway.httpUrl, ops.push, { rows: [{ assumedMasterState: { ...created, title: 'v2' }, newDocumentState: v3 }] });
+    const stale = await graphqlHttp(gateway.httpUrl, ops.push, update);
+    expect(stale.data!.pushTasks.conflicts).toEqual([expect.objectContaining({ id: created.id, title: 'v3' })]);
+    expect((await db.collection('tasks').findOne({ _id: created.id as never }))!.title).toBe('v3');
+
+    await waitForFeed(() => changes.length >= 3);
+    expect(changes).toEqual([`${created.id}:v1`, `${created.id}:v2`, `${created.id}:v3`]);
+  });
+});
+
+async function waitForFeed(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 300)); // and nothing more arrives
+}
