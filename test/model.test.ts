@@ -1,0 +1,49 @@
+// Unit: reading schema.graphql into the data model, and what is derived from it.
+import { describe, expect, it } from 'vitest';
+import { documentJsonSchema, loadModel, mapDateTimes } from '../protocol/model.ts';
+import { createValidator } from '../gateway/sync/validate.ts';
+import { SCHEMA } from './helpers/harness.ts';
+
+describe('data model', () => {
+  it('reads the collections of schema.graphql', () => {
+    const model = loadModel(SCHEMA);
+    expect(model.collections.map((c) => [c.typeName, c.name])).toEqual([
+      ['Task', 'tasks'],
+      ['Project', 'projects'],
+    ]);
+    const tasks = model.collections[0]!;
+    expect(tasks.fields.find((f) => f.name === 'status')).toEqual({
+      name: 'status',
+      nullable: false,
+      type: { kind: 'enum', name: 'TaskStatus', values: ['TODO', 'IN_PROGRESS', 'BLOCKED', 'DONE'] },
+    });
+    expect(documentJsonSchema(tasks).required).toEqual(['id', 'ownerId', 'title', 'status', 'priority', 'tags']);
+  });
+
+  it.each([
+    ['no primary key', 'directive @collection(name: String!) on OBJECT\ntype A @collection(name: "as") { name: String }', /needs a primary key field "id: ID!"/],
+    ['a reserved field name', 'directive @collection(name: String!) on OBJECT\ntype A @collection(name: "as") { id: ID!, _rev: String }', /field names starting with "_" are reserved/],
+    ['an unknown type', 'directive @collection(name: String!) on OBJECT\ntype A @collection(name: "as") { id: ID!, b: Nope }', /A\.b: unknown type Nope/],
+    ['no collection at all', 'type A { id: ID! }', /declares no @collection type/],
+    ['a recursive embedded type', 'directive @collection(name: String!) on OBJECT\ntype A @collection(name: "as") { id: ID!, n: N }\ntype N { n: N }', /embeds itself/],
+  ])('refuses a schema with %s', (_what, sdl, message) => {
+    expect(() => loadModel(sdl)).toThrow(message);
+  });
+
+  it('converts DateTime fields, also inside embedded objects and lists', () => {
+    const model = loadModel(`directive @collection(name: String!) on OBJECT
+      scalar DateTime
+      type Event @collection(name: "events") { id: ID!, at: DateTime!, slots: [Slot!] }
+      type Slot { from: DateTime!, label: String }`);
+    const converted = mapDateTimes(model.collections[0]!.fields, { id: 'e', at: '2026-01-01T00:00:00Z', slots: [{ from: '2026-01-02T00:00:00Z', label: 'x' }] }, (v) => new Date(v as string));
+    expect(converted).toEqual({ id: 'e', at: new Date('2026-01-01T00:00:00Z'), slots: [{ from: new Date('2026-01-02T00:00:00Z'), label: 'x' }] });
+  });
+
+  it('validates documents, accepting nulls only where the schema allows them', () => {
+    const validate = createValidator(loadModel(SCHEMA).collections[0]!);
+    const task = { id: 't', ownerId: 'u', title: 'x', status: 'TODO', priority: 1, tags: [], _deleted: false };
+    expect(validate(task)).toBeNull();
+    expect(validate({ ...task, description: null, dueDate: null, checklist: null })).toBeNull();
+    expect(validate({ ...task, tags: ['a', null] })).toMatchObject({ field: 'tags.1' });
+  });
+});
