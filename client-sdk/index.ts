@@ -67,21 +67,32 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
     uploaded: Object.fromEntries(model.collections.map((c) => [c.name, 0])),
   };
 
+  // Pausing cancels the RxDB replications and resuming starts new ones with the same
+  // identifiers: they continue from the checkpoints stored in the local database. (RxDB's own
+  // pause() can leave a replication waiting on a push that never finishes.)
+  const startReplications = () =>
+    model.collections.map((collectionModel) =>
+      replicateCollection({
+        collection: collections[collectionModel.name]!,
+        model: collectionModel,
+        transport,
+        identifier: `tributary:${collectionModel.name}:${options.url}`,
+        pullBatchSize: options.pullBatchSize ?? 1_000,
+        pushBatchSize: options.pushBatchSize ?? 100,
+        retryTimeMs: options.retryTimeMs ?? 2_000,
+        onDownloaded: (n) => (counters.downloaded[collectionModel.name]! += n),
+        onUploaded: (n) => (counters.uploaded[collectionModel.name]! += n),
+        onError: (error) => errors$.next(error),
+      }),
+    );
+  const stopReplications = async () => {
+    const running = replications;
+    replications = [];
+    await Promise.all(running.map((r) => r.stop()));
+  };
+
   transport.connect();
-  const replications: CollectionReplication[] = model.collections.map((collectionModel) =>
-    replicateCollection({
-      collection: collections[collectionModel.name]!,
-      model: collectionModel,
-      transport,
-      identifier: `tributary:${collectionModel.name}:${options.url}`,
-      pullBatchSize: options.pullBatchSize ?? 1_000,
-      pushBatchSize: options.pushBatchSize ?? 100,
-      retryTimeMs: options.retryTimeMs ?? 2_000,
-      onDownloaded: (n) => (counters.downloaded[collectionModel.name]! += n),
-      onUploaded: (n) => (counters.uploaded[collectionModel.name]! += n),
-      onError: (error) => errors$.next(error),
-    }),
-  );
+  let replications: CollectionReplication[] = startReplications();
 
   let closed = false;
   return {
@@ -97,17 +108,18 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
       await Promise.all(replications.map((r) => r.state.awaitInSync()));
     },
     async pause() {
-      await Promise.all(replications.map((r) => r.state.pause()));
+      await stopReplications();
       await transport.disconnect('paused');
     },
     async resume() {
+      if (closed || replications.length > 0) return;
       transport.connect();
-      await Promise.all(replications.map((r) => r.state.start()));
+      replications = startReplications();
     },
     async close() {
       if (closed) return;
       closed = true;
-      await Promise.all(replications.map((r) => r.stop()));
+      await stopReplications();
       await transport.disconnect('closed');
       transport.state$.complete();
       errors$.complete();

@@ -41,6 +41,8 @@ export class Transport {
   private generation = 0;
   private readonly urql: UrqlClient;
   private readonly live = new Set<LiveSubscription>();
+  /** Fails each operation in flight on the current socket. */
+  private readonly inflight = new Set<(error: Error) => void>();
 
   constructor(private readonly options: TransportOptions) {
     this.urql = new UrqlClient({
@@ -56,12 +58,38 @@ export class Transport {
                 sink.error(new Error('not connected: the sync session is paused or closed'));
                 return { unsubscribe: () => {} };
               }
-              const dispose = ws.subscribe({ ...request, query: request.query || '' }, sink);
+              // Every operation ends, one way or another: if the socket is disposed under it,
+              // disconnect() fails it. Otherwise urql would keep the dead operation and hand
+              // its never-coming result to the next identical query.
+              let ended = false;
+              const end = () => {
+                ended = true;
+                this.inflight.delete(fail);
+              };
+              const fail = (error: Error) => {
+                if (ended) return;
+                end();
+                sink.error(error);
+              };
+              this.inflight.add(fail);
+              const dispose = ws.subscribe(
+                { ...request, query: request.query || '' },
+                {
+                  next: (value) => !ended && sink.next(value as Parameters<typeof sink.next>[0]),
+                  error: (error) => !ended && (end(), sink.error(error)),
+                  complete: () => !ended && (end(), sink.complete()),
+                },
+              );
               // urql unsubscribes synchronously inside a query's first `next`. When the server's
               // `complete` frame came in the same chunk, graphql-ws 6 then releases the operation
               // twice, its lock count drops to zero and it closes the socket under every other
               // operation. Deferring lets `complete` land first and makes this a no-op.
-              return { unsubscribe: () => void setTimeout(dispose, 0) };
+              return {
+                unsubscribe: () => {
+                  end();
+                  setTimeout(dispose, 0);
+                },
+              };
             },
           }),
         }),
@@ -97,6 +125,7 @@ export class Transport {
     this.ws = null;
     this.generation++;
     for (const sub of this.live) sub.stop?.();
+    for (const fail of [...this.inflight]) fail(new Error('disconnected: the sync session was paused or closed'));
     if (ws) await ws.dispose();
     this.state$.next(finalState);
   }
