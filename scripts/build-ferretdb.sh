@@ -13,7 +13,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin_dir="${TRIBUTARY_BIN_DIR:-$root/.tributary/bin}"
 binary="$bin_dir/ferretdb"
 
-if [ -x "$binary" ] && "$binary" --version 2>/dev/null | grep -q "version: $FERRETDB_VERSION"; then
+# (Output captured first: with pipefail, `| grep -q` / `| head` can kill the writer with SIGPIPE.)
+built_version="$([ -x "$binary" ] && "$binary" --version 2>/dev/null || true)"
+if [[ "$built_version" == *"version: $FERRETDB_VERSION"* ]]; then
   echo "ferretdb $FERRETDB_VERSION already built: $binary"
   exit 0
 fi
@@ -33,4 +35,5 @@ echo "$FERRETDB_VERSION" > "$src/build/version/version.txt"
 mkdir -p "$bin_dir"
 echo "building ferretdb $FERRETDB_VERSION (about a minute the first time)..."
 (cd "$src" && GOBIN="$bin_dir" GOFLAGS=-buildvcs=false go install ./cmd/ferretdb)
-"$binary" --version | head -n 1
+built_version="$("$binary" --version)"
+echo "${built_version%%$'\n'*}"
