@@ -20,8 +20,10 @@ export interface GatewayConfig {
   maxListLimit: number;
   /** Per-subscriber bound on queued live changes before a resync replaces them. */
   maxQueuedDocuments: number;
-  /** Upper bound on an HTTP request body, in bytes. */
+  /** Upper bound on an HTTP request body or WebSocket message, in bytes. */
   maxPayloadBytes: number;
+  /** A socket with more unsent bytes than this (its client stopped reading) is dropped. */
+  maxBufferedBytes: number;
 }
 
 export const DEFAULTS: Omit<GatewayConfig, 'mongoUri'> = {
@@ -37,6 +39,7 @@ export const DEFAULTS: Omit<GatewayConfig, 'mongoUri'> = {
   maxListLimit: 1_000,
   maxQueuedDocuments: 10_000,
   maxPayloadBytes: 16 * 1024 * 1024,
+  maxBufferedBytes: 8 * 1024 * 1024,
 };
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<GatewayConfig, 'mongoUri'> & { mongoUri?: string } {
@@ -61,5 +64,6 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<Gatewa
     maxListLimit: int('TRIBUTARY_MAX_LIST_LIMIT', DEFAULTS.maxListLimit),
     maxQueuedDocuments: int('TRIBUTARY_MAX_QUEUED_DOCUMENTS', DEFAULTS.maxQueuedDocuments),
     maxPayloadBytes: int('TRIBUTARY_MAX_PAYLOAD_BYTES', DEFAULTS.maxPayloadBytes),
+    maxBufferedBytes: int('TRIBUTARY_MAX_BUFFERED_BYTES', DEFAULTS.maxBufferedBytes),
   };
 }

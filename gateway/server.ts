@@ -109,6 +109,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     wss,
   );
 
+  // Per-subscriber queues are bounded (sync/stream.ts), but graphql-ws writes into the socket
+  // as fast as it can; a client that stops reading would grow its send buffer without bound.
+  // Drop such sockets: the client reconnects and resyncs from its checkpoint.
+  const slowSocketSweep = setInterval(() => {
+    for (const socket of wss.clients) {
+      if (socket.bufferedAmount > config.maxBufferedBytes) {
+        log.warn({ bufferedBytes: socket.bufferedAmount }, 'dropping a WebSocket whose client stopped reading');
+        socket.terminate();
+      }
+    }
+  }, 1_000);
+  slowSocketSweep.unref();
+
   await new Promise<void>((resolveListen, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(config.port, config.host, () => resolveListen());
@@ -120,6 +133,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {
+      clearInterval(slowSocketSweep);
       for (const client of wss.clients) client.close(1001, 'gateway shutting down');
       await wsServer.dispose(); // also closes the WebSocketServer
       httpServer.closeAllConnections();
