@@ -15,6 +15,19 @@ export interface Checkpoint {
 export interface PullBulk {
   documents: SyncDocument[];
   checkpoint: Checkpoint;
+  /** The page was full: pull again from `checkpoint`. */
+  hasMore: boolean;
+}
+
+/** One page of a subscription query's initial documents (see PROTOCOL.md, "Bootstrap"). */
+export interface BootstrapPage {
+  documents: SyncDocument[];
+  /** The sequence the bootstrap reads at; send it back with every later page. */
+  snapshot: number;
+  /** Cursor for the next page; null on the last page. */
+  next: string | null;
+  /** On the first page: how many documents the whole bootstrap holds. */
+  estimatedTotal: number | null;
 }
 
 /**

@@ -22,6 +22,8 @@ export interface FieldModel {
   name: string;
   type: FieldType;
   nullable: boolean;
+  /** Marked @queryable: subscriptions and rules may filter on it; the gateway indexes it. */
+  queryable: boolean;
 }
 
 export interface CollectionModel {
@@ -63,7 +65,8 @@ export function loadModel(sdl: string): DataModel {
     resolving.add(typeName);
     const def = objects.get(typeName);
     if (!def) throw new ModelError(`unknown type ${typeName}`);
-    const fields = (def.fields ?? []).map((f) => fieldModel(typeName, f));
+    const isCollection = collectionName(def) !== undefined;
+    const fields = (def.fields ?? []).map((f) => fieldModel(typeName, f, isCollection));
     resolving.delete(typeName);
     return fields;
   };
@@ -85,12 +88,17 @@ export function loadModel(sdl: string): DataModel {
     return { type: { kind: 'object', name, fields: fieldsOf(name) }, nullable: true };
   };
 
-  const fieldModel = (owner: string, f: FieldDefinitionNode): FieldModel => {
+  const fieldModel = (owner: string, f: FieldDefinitionNode, isCollection: boolean): FieldModel => {
     const name = f.name.value;
     if (name.startsWith('_')) throw new ModelError(`${owner}.${name}: field names starting with "_" are reserved`);
     if (f.arguments?.length) throw new ModelError(`${owner}.${name}: stored fields cannot take arguments`);
     const { type, nullable } = typeOf(owner, name, f.type);
-    return { name, type, nullable };
+    const marked = f.directives?.some((d) => d.name.value === 'queryable') ?? false;
+    if (marked && !isCollection) throw new ModelError(`${owner}.${name}: only top-level fields of a @collection type can be @queryable`);
+    if (marked && !isQueryableType(type)) {
+      throw new ModelError(`${owner}.${name}: @queryable needs a scalar, an enum, or a list of those`);
+    }
+    return { name, type, nullable, queryable: marked || (isCollection && name === PRIMARY_KEY) };
   };
 
   const collections: CollectionModel[] = [];
@@ -111,12 +119,21 @@ export function loadModel(sdl: string): DataModel {
   return { collections, sdl, document };
 }
 
+function isQueryableType(type: FieldType): boolean {
+  if (type.kind === 'list') return type.of.kind === 'scalar' || type.of.kind === 'enum';
+  return type.kind === 'scalar' || type.kind === 'enum';
+}
+
 function collectionName(def: ObjectTypeDefinitionNode): string | undefined {
   const directive = def.directives?.find((d) => d.name.value === 'collection');
   if (!directive) return undefined;
   const arg = directive.arguments?.find((a) => a.name.value === 'name');
   if (!arg || arg.value.kind !== Kind.STRING) throw new ModelError(`${def.name.value}: @collection needs name: "..."`);
   return arg.value.value;
+}
+
+export function queryableFields(collection: CollectionModel): FieldModel[] {
+  return collection.fields.filter((f) => f.queryable);
 }
 
 export function getCollection(model: DataModel, name: string): CollectionModel {

@@ -6,23 +6,27 @@ export interface SyncOperations {
   pull: string;
   push: string;
   stream: string;
+  bootstrap: string;
   /** Root field names, to read results. */
-  fields: { pull: string; push: string; stream: string };
+  fields: { pull: string; push: string; stream: string; bootstrap: string };
 }
 
 export function syncOperations(collection: CollectionModel): SyncOperations {
   const s = operationSuffix(collection);
-  const fields = { pull: `pull${s}`, push: `push${s}`, stream: `stream${s}` };
+  const fields = { pull: `pull${s}`, push: `push${s}`, stream: `stream${s}`, bootstrap: `bootstrap${s}` };
   return {
     fields,
-    pull: `query Pull${s}($checkpoint: SyncCheckpointInput, $limit: Int!) {
-  ${fields.pull}(checkpoint: $checkpoint, limit: $limit) { documents checkpoint { seq } }
+    pull: `query Pull${s}($checkpoint: SyncCheckpointInput, $limit: Int!, $view: [JSONObject!]) {
+  ${fields.pull}(checkpoint: $checkpoint, limit: $limit, view: $view) { documents checkpoint { seq } hasMore }
+}`,
+    bootstrap: `query Bootstrap${s}($query: JSONObject!, $exclude: [JSONObject!], $after: ID, $snapshot: Float, $limit: Int!) {
+  ${fields.bootstrap}(query: $query, exclude: $exclude, after: $after, snapshot: $snapshot, limit: $limit) { documents snapshot next estimatedTotal }
 }`,
     push: `mutation Push${s}($rows: [SyncPushRow!]!) {
   ${fields.push}(rows: $rows) { conflicts rejected { id code field message } }
 }`,
-    stream: `subscription Stream${s} {
-  ${fields.stream} { documents checkpoint { seq } resync }
+    stream: `subscription Stream${s}($view: [JSONObject!]) {
+  ${fields.stream}(view: $view) { documents checkpoint { seq } resync }
 }`,
   };
 }

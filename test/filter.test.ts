@@ -24,11 +24,23 @@ describe('filters', () => {
     expect(compileFilter(tasks, { $or: [{ priority: 1 }, { 'checklist.done': true }] }).matches(stored({ priority: 3, checklist: [{ text: 'a', done: true }] }))).toBe(true);
   });
 
+  it('allows literal patterns with wildcards (what RQL string operators produce)', () => {
+    const filter = compileFilter(tasks, { title: { $regex: '^Buy .*milk\\.$', $options: 'i' } });
+    expect(filter.matches(stored({ title: 'buy oat milk.' }))).toBe(true);
+    expect(filter.matches(stored({ title: 'buy oat milk!' }))).toBe(false);
+  });
+
+  it('restricts subscriptions to @queryable fields', () => {
+    expect(() => compileFilter(tasks, { description: 'x' }, { queryableOnly: true })).toThrow('Task.description is not queryable');
+    expect(compileFilter(tasks, { status: 'TODO' }, { queryableOnly: true }).matches(stored({ status: 'TODO' }))).toBe(true);
+  });
+
   it.each([
     [{ $where: 'sleep(100)' }, 'unsupported operator $where'],
-    [{ title: { $regex: '.*' } }, 'unsupported operator $regex on title'],
-    [{ secret: 1 }, 'unknown field secret'],
-    [{ 'checklist.nope': 1 }, 'unknown field checklist.nope'],
+    [{ title: { $regex: '(a+)+$' } }, '$regex on title may only hold literal text'],
+    [{ title: { $options: 'i' } }, '$options on title needs $regex'],
+    [{ secret: 1 }, 'unknown field secret in Task'],
+    [{ 'checklist.nope': 1 }, 'unknown field checklist.nope in Task'],
     [{ title: { nested: 'object' } }, 'filter values must be scalars'],
     [{ $or: [] }, '$or needs a non-empty array'],
     [{ dueDate: 'soon' }, '"soon" is not a date'],

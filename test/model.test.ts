@@ -15,6 +15,7 @@ describe('data model', () => {
     expect(tasks.fields.find((f) => f.name === 'status')).toEqual({
       name: 'status',
       nullable: false,
+      queryable: true,
       type: { kind: 'enum', name: 'TaskStatus', values: ['TODO', 'IN_PROGRESS', 'BLOCKED', 'DONE'] },
     });
     expect(documentJsonSchema(tasks).required).toEqual(['id', 'ownerId', 'title', 'status', 'priority', 'tags']);
@@ -25,6 +26,7 @@ describe('data model', () => {
     ['a reserved field name', 'directive @collection(name: String!) on OBJECT\ntype A @collection(name: "as") { id: ID!, _rev: String }', /field names starting with "_" are reserved/],
     ['an unknown type', 'directive @collection(name: String!) on OBJECT\ntype A @collection(name: "as") { id: ID!, b: Nope }', /A\.b: unknown type Nope/],
     ['no collection at all', 'type A { id: ID! }', /declares no @collection type/],
+    ['@queryable on an embedded object', 'directive @collection(name: String!) on OBJECT\ndirective @queryable on FIELD_DEFINITION\ntype A @collection(name: "as") { id: ID!, n: N @queryable }\ntype N { x: Int }', /@queryable needs a scalar, an enum, or a list of those/],
     ['a recursive embedded type', 'directive @collection(name: String!) on OBJECT\ntype A @collection(name: "as") { id: ID!, n: N }\ntype N { n: N }', /embeds itself/],
   ])('refuses a schema with %s', (_what, sdl, message) => {
     expect(() => loadModel(sdl)).toThrow(message);

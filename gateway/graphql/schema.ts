@@ -7,10 +7,13 @@ import type { Filter } from 'mongodb';
 import { DELETED_FIELD, type CollectionModel, type DataModel, type FieldModel, type FieldType } from '../../protocol/model.ts';
 import { syncOperations } from '../../protocol/operations.ts';
 import type { Checkpoint, PushResult, SyncDocument } from '../../protocol/messages.ts';
-import { compileFilter, FilterError } from '../query/filter.ts';
+import { QueryError } from '../../protocol/filter.ts';
+import { compileFilter } from '../query/filter.ts';
 import type { CollectionStore, StoredDocument } from '../store/collection-store.ts';
 import type { ChangeFeed } from '../store/change-feed.ts';
+import { bootstrap } from '../sync/bootstrap.ts';
 import { pull } from '../sync/pull.ts';
+import { compileView } from '../sync/view.ts';
 import type { CollectionWriter } from '../sync/push.ts';
 import { openStream, syncStream } from '../sync/stream.ts';
 
@@ -36,7 +39,11 @@ const SYNC_SDL = /* GraphQL */ `
   type SyncCheckpoint { seq: Float! }
   input SyncCheckpointInput { seq: Float! }
 
-  type SyncPullBulk { documents: [JSONObject!]!, checkpoint: SyncCheckpoint! }
+  "hasMore: the page was full; pull again from checkpoint."
+  type SyncPullBulk { documents: [JSONObject!]!, checkpoint: SyncCheckpoint!, hasMore: Boolean! }
+
+  "A page of a subscription query's initial documents; see PROTOCOL.md, Bootstrap."
+  type SyncBootstrapPage { documents: [JSONObject!]!, snapshot: Float!, next: ID, estimatedTotal: Int }
 
   "resync: true asks the client to pull from its checkpoint (first event of every stream)."
   type SyncStreamEvent { documents: [JSONObject!]!, checkpoint: SyncCheckpoint, resync: Boolean! }
@@ -96,7 +103,9 @@ function collectionTypeDefs(c: CollectionModel, n: PlainNames): string {
   return /* GraphQL */ `
     type ${t}Change { id: ID!, deleted: Boolean!, document: ${t} }
     extend type Query {
-      ${sync.pull}(checkpoint: SyncCheckpointInput, limit: Int!): SyncPullBulk!
+      "view: the client's subscription queries on ${c.name} (absent: everything)."
+      ${sync.pull}(checkpoint: SyncCheckpointInput, limit: Int!, view: [JSONObject!]): SyncPullBulk!
+      ${sync.bootstrap}(query: JSONObject!, exclude: [JSONObject!], after: ID, snapshot: Float, limit: Int!): SyncBootstrapPage!
       "Live documents matching filter (MongoDB query syntax on ${t}'s fields), ordered by id."
       ${n.list}(filter: JSONObject, limit: Int = 100): [${t}!]!
       ${n.get}(id: ID!): ${t}
@@ -109,7 +118,7 @@ function collectionTypeDefs(c: CollectionModel, n: PlainNames): string {
       ${n.delete}(id: ID!): Boolean!
     }
     extend type Subscription {
-      ${sync.stream}: SyncStreamEvent!
+      ${sync.stream}(view: [JSONObject!]): SyncStreamEvent!
       "Each event lists the ${t} changes that match filter (deleted ones with document: null)."
       ${n.watch}(filter: JSONObject): [${t}Change!]!
     }
@@ -154,13 +163,19 @@ function inputTypeRef(type: FieldType): string {
 function queryResolvers({ model, store }: CollectionRuntime, n: PlainNames, limits: ApiLimits) {
   const sync = syncOperations(model).fields;
   return {
-    [sync.pull]: (_: unknown, args: { checkpoint: Checkpoint | null; limit: number }) => {
+    [sync.pull]: (_: unknown, args: { checkpoint: Checkpoint | null; limit: number; view?: unknown[] | null }) => {
       checkLimit('limit', args.limit, limits.maxPullLimit);
-      return pull(store, args.checkpoint, args.limit);
+      return pull(store, args.checkpoint, args.limit, asBadQuery(() => compileView(model, args.view)));
+    },
+    [sync.bootstrap]: (_: unknown, args: { query: unknown; exclude?: unknown[] | null; after?: string | null; snapshot?: number | null; limit: number }) => {
+      checkLimit('limit', args.limit, limits.maxPullLimit);
+      const query = asBadQuery(() => compileFilter(model, args.query, { queryableOnly: true }));
+      const exclude = args.exclude?.length ? asBadQuery(() => compileView(model, args.exclude)) : null;
+      return bootstrap(store, { query, exclude, after: args.after ?? null, snapshot: args.snapshot ?? null, limit: args.limit });
     },
     [n.list]: async (_: unknown, args: { filter?: unknown; limit: number }) => {
       checkLimit('limit', args.limit, limits.maxListLimit);
-      const filter = withFilter(model, args.filter);
+      const filter = asBadQuery(() => compileFilter(model, args.filter));
       const found = await store.documents.find(filter.mongo).sort({ _id: 1 }).limit(args.limit).toArray();
       return found.map((d) => store.toWire(d));
     },
@@ -211,16 +226,16 @@ function mutationResolvers({ model, store, writer }: CollectionRuntime, n: Plain
   };
 }
 
-function subscriptionResolvers({ model, feed }: CollectionRuntime, n: PlainNames, limits: ApiLimits) {
+function subscriptionResolvers({ model, store, feed }: CollectionRuntime, n: PlainNames, limits: ApiLimits) {
   const sync = syncOperations(model).fields;
   return {
     [sync.stream]: {
-      subscribe: () => syncStream(feed, limits),
+      subscribe: (_: unknown, args: { view?: unknown[] | null }) => syncStream(feed, store, asBadQuery(() => compileView(model, args.view)), limits),
       resolve: (event: unknown) => event,
     },
     [n.watch]: {
       subscribe: (_: unknown, args: { filter?: unknown }) => {
-        const filter = withFilter(model, args.filter);
+        const filter = asBadQuery(() => compileFilter(model, args.filter));
         return openStream(
           feed,
           (batch) => {
@@ -239,11 +254,12 @@ function subscriptionResolvers({ model, feed }: CollectionRuntime, n: PlainNames
   };
 }
 
-function withFilter(model: CollectionModel, filter: unknown) {
+/** Runs `compile`, turning a QueryError into a GraphQL error with code BAD_QUERY (Realm's 226). */
+function asBadQuery<T>(compile: () => T): T {
   try {
-    return compileFilter(model, filter);
+    return compile();
   } catch (error) {
-    if (error instanceof FilterError) throw new GraphQLError(`bad filter: ${error.message}`, { extensions: { code: 'BAD_QUERY' } });
+    if (error instanceof QueryError) throw new GraphQLError(`bad filter: ${error.message}`, { extensions: { code: error.code, realmCode: error.realmCode } });
     throw error;
   }
 }

@@ -1,96 +1,77 @@
-// Filters from clients (MongoDB query syntax, restricted): checked against the model and an
-// operator allow-list, then translated to the stored form. The same translated filter runs in
-// MongoDB (reads) and in memory through mingo (live changes), so both agree on what matches.
+// Compiles a checked filter (protocol/filter.ts) to the stored form, once: `id` becomes `_id`
+// and DateTime operands become dates. The same compiled filter runs in MongoDB (reads,
+// bootstraps) and in memory through mingo (live changes), so both agree on what matches.
 import { Query } from 'mingo';
-import type { Filter } from 'mongodb';
+import type { Filter as MongoFilter } from 'mongodb';
+import { checkFilter, isOperatorObject, type CheckFilterOptions, type Filter } from '../../protocol/filter.ts';
 import { PRIMARY_KEY, type CollectionModel, type FieldModel, type FieldType } from '../../protocol/model.ts';
 import type { StoredDocument } from '../store/collection-store.ts';
 
-const FIELD_OPERATORS = new Set(['$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$exists', '$not']);
-const LOGICAL_OPERATORS = new Set(['$and', '$or', '$nor']);
-
-export class FilterError extends Error {
-  override name = 'FilterError';
-}
-
 export interface CompiledFilter {
-  /** For MongoDB; excludes tombstones. */
-  mongo: Filter<StoredDocument>;
-  /** Same filter over stored documents in memory (tombstones are the caller's business). */
+  /** In stored form, tombstones included. */
+  stored: MongoFilter<StoredDocument>;
+  /** For MongoDB reads of live documents (tombstones excluded). */
+  mongo: MongoFilter<StoredDocument>;
+  /** The same filter over stored documents in memory. */
   matches(doc: StoredDocument): boolean;
 }
 
-export function compileFilter(collection: CollectionModel, filter: unknown): CompiledFilter {
-  const translated = filter === undefined || filter === null ? {} : translateFilter(collection.fields, filter, '');
+export function compileFilter(collection: CollectionModel, filter: unknown, options: CheckFilterOptions = { queryableOnly: false }): CompiledFilter {
+  const translated = translate(collection.fields, checkFilter(collection, filter, options));
   const query = new Query(translated);
   return {
-    mongo: { $and: [translated, { '_sync.deleted': false }] } as Filter<StoredDocument>,
+    stored: translated as MongoFilter<StoredDocument>,
+    mongo: { $and: [translated, { '_sync.deleted': false }] } as MongoFilter<StoredDocument>,
     matches: (doc) => query.test(doc),
   };
 }
 
-function translateFilter(fields: FieldModel[], filter: unknown, at: string): Record<string, unknown> {
-  if (typeof filter !== 'object' || filter === null || Array.isArray(filter)) {
-    throw new FilterError(`${at || 'filter'} must be an object`);
-  }
-  const out: Record<string, unknown> = {};
+/** A document matches the union when any filter matches. */
+export function compileUnion(collection: CollectionModel, filters: unknown[], options: CheckFilterOptions): CompiledFilter {
+  if (filters.length === 1) return compileFilter(collection, filters[0], options);
+  const compiled = filters.map((f) => compileFilter(collection, f, options));
+  const stored = (compiled.length === 0 ? { $nor: [{}] } : { $or: compiled.map((c) => c.stored) }) as MongoFilter<StoredDocument>;
+  return {
+    stored,
+    mongo: { $and: [stored, { '_sync.deleted': false }] } as MongoFilter<StoredDocument>,
+    matches: (doc) => compiled.some((c) => c.matches(doc)),
+  };
+}
+
+function translate(fields: FieldModel[], filter: Filter): Filter {
+  const out: Filter = {};
   for (const [key, value] of Object.entries(filter)) {
     if (key.startsWith('$')) {
-      if (!LOGICAL_OPERATORS.has(key)) throw new FilterError(`unsupported operator ${key}`);
-      if (!Array.isArray(value) || value.length === 0) throw new FilterError(`${key} needs a non-empty array`);
-      out[key] = value.map((v, i) => translateFilter(fields, v, `${key}[${i}]`));
-      continue;
+      out[key] = (value as Filter[]).map((v) => translate(fields, v));
+    } else {
+      out[key === PRIMARY_KEY ? '_id' : key] = translateCondition(typeAt(fields, key), value);
     }
-    const type = resolvePath(fields, key);
-    out[key === PRIMARY_KEY ? '_id' : key] = translateCondition(type, key, value);
   }
   return out;
 }
 
-function translateCondition(type: FieldType, path: string, condition: unknown): unknown {
+function translateCondition(type: FieldType, condition: unknown): unknown {
   if (!isOperatorObject(condition)) return operand(type, condition);
   const out: Record<string, unknown> = {};
   for (const [op, value] of Object.entries(condition)) {
-    if (!FIELD_OPERATORS.has(op)) throw new FilterError(`unsupported operator ${op} on ${path}`);
-    if (op === '$exists') {
-      if (typeof value !== 'boolean') throw new FilterError(`$exists on ${path} needs true or false`);
-      out[op] = value;
-    } else if (op === '$not') {
-      if (!isOperatorObject(value)) throw new FilterError(`$not on ${path} needs an operator object`);
-      out[op] = translateCondition(type, path, value);
-    } else if (op === '$in' || op === '$nin') {
-      if (!Array.isArray(value)) throw new FilterError(`${op} on ${path} needs an array`);
-      out[op] = value.map((v) => operand(type, v));
-    } else {
-      out[op] = operand(type, value);
-    }
+    if (op === '$not') out[op] = translateCondition(type, value);
+    else if (op === '$in' || op === '$nin') out[op] = (value as unknown[]).map((v) => operand(type, v));
+    else if (op === '$exists' || op === '$regex' || op === '$options') out[op] = value;
+    else out[op] = operand(type, value);
   }
   return out;
 }
 
-function isOperatorObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).some((k) => k.startsWith('$'));
-}
-
-/** Values are scalars (or null); DateTime operands become dates, as they are stored. */
 function operand(type: FieldType, value: unknown): unknown {
-  if (value !== null && typeof value === 'object') throw new FilterError('filter values must be scalars');
   const scalar = type.kind === 'list' ? type.of : type;
-  if (scalar.kind === 'scalar' && scalar.name === 'DateTime' && typeof value === 'string') {
-    const date = new Date(value);
-    if (Number.isNaN(date.getTime())) throw new FilterError(`"${value}" is not a date`);
-    return date;
-  }
-  return value;
+  return scalar.kind === 'scalar' && scalar.name === 'DateTime' && typeof value === 'string' ? new Date(value) : value;
 }
 
-function resolvePath(fields: FieldModel[], path: string): FieldType {
-  let current = fields;
+function typeAt(fields: FieldModel[], path: string): FieldType {
   let type: FieldType | undefined;
+  let current = fields;
   for (const part of path.split('.')) {
-    const field = current.find((f) => f.name === part);
-    if (!field) throw new FilterError(`unknown field ${path}`);
-    type = field.type;
+    type = current.find((f) => f.name === part)!.type;
     const inner = type.kind === 'list' ? type.of : type;
     current = inner.kind === 'object' ? inner.fields : [];
   }

@@ -4,7 +4,7 @@
 // Deletes are soft: a tombstone keeps the last fields with `_sync.deleted: true`, so clients
 // that were offline still learn of the delete.
 import type { Collection, Db, Filter } from 'mongodb';
-import { DELETED_FIELD, mapDateTimes, hasDateTimes, PRIMARY_KEY, type CollectionModel } from '../../protocol/model.ts';
+import { DELETED_FIELD, mapDateTimes, hasDateTimes, PRIMARY_KEY, queryableFields, type CollectionModel } from '../../protocol/model.ts';
 import type { SyncDocument } from '../../protocol/messages.ts';
 import { Sequencer, type CounterDocument } from './sequencer.ts';
 
@@ -13,6 +13,11 @@ export interface SyncMetadata {
   seq: number;
   updatedAt: Date;
   deleted: boolean;
+  /**
+   * The queryable fields of the version this one replaced (null for a new document): lets the
+   * live stream tell a client that a document just left its view.
+   */
+  prev?: Record<string, unknown> | null;
 }
 
 export type StoredDocument = { _id: string; _sync: SyncMetadata } & Record<string, unknown>;
@@ -41,6 +46,19 @@ export class CollectionStore {
   async init(): Promise<void> {
     await this.sequencer.init();
     await this.documents.createIndex({ '_sync.seq': 1 }, { name: 'tributary_seq' });
+    for (const field of queryableFields(this.model)) {
+      if (field.name !== PRIMARY_KEY) await this.documents.createIndex({ [field.name]: 1 }, { name: `tributary_q_${field.name}` });
+    }
+  }
+
+  /** The queryable fields of a stored version, as `_sync.prev` of the next one keeps them. */
+  queryableSnapshot(stored: StoredDocument): Record<string, unknown> {
+    return Object.fromEntries(queryableFields(this.model).map((f) => (f.name === PRIMARY_KEY ? ['_id', stored._id] : [f.name, stored[f.name] ?? null])));
+  }
+
+  /** A removal from a client's view: the id only, marked deleted. Nothing else leaves. */
+  removal(stored: StoredDocument): SyncDocument {
+    return { [PRIMARY_KEY]: stored._id, [DELETED_FIELD]: true } as SyncDocument;
   }
 
   /** Stored form of a wire document (without metadata). */

@@ -1,13 +1,16 @@
-// Pull: the documents changed after a checkpoint, in commit order, up to the commit horizon.
+// Pull: the documents changed after a checkpoint, in commit order, up to the commit horizon,
+// as seen through the client's view.
 import type { Checkpoint, PullBulk } from '../../protocol/messages.ts';
 import type { CollectionStore } from '../store/collection-store.ts';
+import { forPull, type View } from './view.ts';
 
-export async function pull(store: CollectionStore, checkpoint: Checkpoint | null, limit: number): Promise<PullBulk> {
+export async function pull(store: CollectionStore, checkpoint: Checkpoint | null, limit: number, view: View = null): Promise<PullBulk> {
   const after = checkpoint?.seq ?? 0;
   const horizon = await store.sequencer.horizon();
-  if (after >= horizon) return { documents: [], checkpoint: { seq: after } };
+  if (after >= horizon) return { documents: [], checkpoint: { seq: after }, hasMore: false };
   const stored = await store.readChanges(after, horizon, limit);
+  const hasMore = stored.length === limit;
   // A short page means everything up to the horizon was read: the client may jump there.
-  const checkpoint_ = stored.length === limit ? { seq: stored[stored.length - 1]!._sync.seq } : { seq: horizon };
-  return { documents: stored.map((d) => store.toWire(d)), checkpoint: checkpoint_ };
+  const next = hasMore ? { seq: stored[stored.length - 1]!._sync.seq } : { seq: horizon };
+  return { documents: stored.map((d) => forPull(store, view, d)), checkpoint: next, hasMore };
 }

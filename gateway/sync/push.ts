@@ -22,8 +22,8 @@ const MAX_ROUNDS = 8;
 
 interface PlannedWrite {
   doc: SyncDocument;
-  /** Sequence of the stored version this write replaces; null for an insert. */
-  replacesSeq: number | null;
+  /** The stored version this write replaces; null for an insert. */
+  replaces: StoredDocument | null;
 }
 
 export class PushError extends Error {
@@ -89,13 +89,13 @@ export class CollectionWriter {
       const { newDocumentState: doc, assumedMasterState: assumed } = row;
       const stored = current.get(doc.id);
       if (!stored) {
-        planned.push({ row, doc, replacesSeq: null });
+        planned.push({ row, doc, replaces: null });
         continue;
       }
       const storedState = stateOfStored(stored);
       if (sameState(this.stateOf(doc), storedState)) continue; // already applied: a retried push
       if (assumed && typeof assumed === 'object' && sameState(this.stateOf(assumed), storedState)) {
-        planned.push({ row, doc, replacesSeq: stored._sync.seq });
+        planned.push({ row, doc, replaces: stored });
       } else {
         conflicts.push(this.store.toWire(stored));
       }
@@ -114,11 +114,12 @@ export class CollectionWriter {
     const lease = await this.store.sequencer.allocate(planned.length);
     const updatedAt = new Date();
     const seqs = planned.map((_, i) => lease.lo + i);
-    const ops: AnyBulkWriteOperation<StoredDocument>[] = planned.map(({ doc, replacesSeq }, i) => {
-      const stored = { ...this.store.toStored(doc), _sync: { seq: seqs[i]!, updatedAt, deleted: doc._deleted === true } } as StoredDocument;
-      return replacesSeq === null
+    const ops: AnyBulkWriteOperation<StoredDocument>[] = planned.map(({ doc, replaces }, i) => {
+      const prev = replaces ? this.store.queryableSnapshot(replaces) : null;
+      const stored = { ...this.store.toStored(doc), _sync: { seq: seqs[i]!, updatedAt, deleted: doc._deleted === true, prev } } as StoredDocument;
+      return replaces === null
         ? { insertOne: { document: stored } }
-        : { replaceOne: { filter: { _id: stored._id, '_sync.seq': replacesSeq }, replacement: stored } };
+        : { replaceOne: { filter: { _id: stored._id, '_sync.seq': replaces._sync.seq }, replacement: stored } };
     });
 
     let landed: boolean[];

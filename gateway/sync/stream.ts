@@ -8,6 +8,8 @@
 import { GraphQLError } from 'graphql';
 import type { StreamEvent } from '../../protocol/messages.ts';
 import type { ChangeBatch, ChangeFeed } from '../store/change-feed.ts';
+import type { CollectionStore } from '../store/collection-store.ts';
+import { forStream, type View } from './view.ts';
 
 export interface StreamOptions {
   maxQueuedDocuments: number;
@@ -15,12 +17,18 @@ export interface StreamOptions {
 
 const RESYNC: StreamEvent = { documents: [], checkpoint: null, resync: true };
 
-export function syncStream(feed: ChangeFeed, options: StreamOptions): AsyncIterableIterator<StreamEvent> {
-  return openStream<StreamEvent>(
-    feed,
-    (batch) => ({ documents: batch.documents, checkpoint: batch.checkpoint, resync: false }),
-    { ...options, first: RESYNC, onOverflow: RESYNC },
-  );
+/**
+ * A client's sync stream through its view. A batch with nothing for the client sends nothing:
+ * its checkpoint lags until the next relevant batch, which is correct (the skipped changes held
+ * nothing for it) and saves a message per change per uninterested client.
+ */
+export function syncStream(feed: ChangeFeed, store: CollectionStore, view: View, options: StreamOptions): AsyncIterableIterator<StreamEvent> {
+  const toEvent = (batch: ChangeBatch): StreamEvent | null => {
+    if (view === null) return { documents: batch.documents, checkpoint: batch.checkpoint, resync: false };
+    const documents = batch.stored.flatMap((stored, i) => forStream(store, view, stored, batch.documents[i]!) ?? []);
+    return documents.length > 0 ? { documents, checkpoint: batch.checkpoint, resync: false } : null;
+  };
+  return openStream<StreamEvent>(feed, toEvent, { ...options, first: RESYNC, onOverflow: RESYNC });
 }
 
 /** Events derived from each batch (null: nothing for this client), queued per client. */
