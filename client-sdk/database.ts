@@ -1,6 +1,10 @@
 // The local RxDB database: one RxDB collection per @collection type of schema.graphql.
-import { createRxDatabase, type RxCollection, type RxDatabase, type RxJsonSchema, type RxStorage } from 'rxdb';
+import { addRxPlugin, createRxDatabase, type RxCollection, type RxDatabase, type RxJsonSchema, type RxStorage } from 'rxdb';
+import { RxDBLocalDocumentsPlugin } from 'rxdb/plugins/local-documents';
 import { documentJsonSchema, PRIMARY_KEY, type CollectionModel, type DataModel } from '../protocol/model.ts';
+
+// Local documents keep sync state (the subscription set) without using up a collection.
+addRxPlugin(RxDBLocalDocumentsPlugin);
 
 export type LocalDocument = { id: string } & Record<string, unknown>;
 
@@ -20,7 +24,7 @@ export async function openDatabase(name: string, storage: RxStorage<unknown, unk
   database: RxDatabase;
   collections: Record<string, RxCollection<LocalDocument>>;
 }> {
-  const database = await createRxDatabase({ name, storage, multiInstance: false, eventReduce: true });
+  const database = await createRxDatabase({ name, storage, multiInstance: false, eventReduce: true, localDocuments: true });
   try {
     const collections = await database.addCollections(
       Object.fromEntries(model.collections.map((c) => [c.name, { schema: rxSchema(c) }])),

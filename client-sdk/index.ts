@@ -4,17 +4,32 @@
 //   await client.collections.tasks.insert({ ... });   // local first, online or offline
 //   client.connection$.subscribe(console.log);         // connecting / connected / ...
 //   await client.close();
-import type { RxCollection, RxDatabase, RxStorage } from 'rxdb';
+import type { RxCollection, RxDatabase, RxQuery, RxStorage } from 'rxdb';
 import { Subject, type Observable } from 'rxjs';
 import { loadModel, type DataModel } from '../protocol/model.ts';
 import { openDatabase, type LocalDocument } from './database.ts';
 import type { SyncError } from './errors.ts';
+import { FlexibleSync } from './flexible-sync.ts';
 import { replicateCollection, type CollectionReplication } from './replication.ts';
+import { SubscriptionSet, type AddOptions, type MutableSubscriptionSet } from './subscriptions.ts';
 import { Transport, type ConnectionState, type TransportOptions } from './transport.ts';
+import { CollectionView } from './view.ts';
 
 export type { ConnectionState } from './transport.ts';
 export type { SyncError } from './errors.ts';
 export type { LocalDocument } from './database.ts';
+export { BadQueryError, type SubscriptionQuery } from './queries.ts';
+export { SupersededError } from './flexible-sync.ts';
+export type { AddOptions, MutableSubscriptionSet, Subscription, SubscriptionSet, SubscriptionSetSnapshot, SubscriptionSetState } from './subscriptions.ts';
+
+export interface FlexibleSyncOptions {
+  /** Subscriptions to set when the database is first opened (and on every open with rerunOnOpen). */
+  initialSubscriptions?: {
+    update: (mutable: MutableSubscriptionSet) => void;
+    /** Run `update` on every open, e.g. for a window such as "due in the next 7 days". */
+    rerunOnOpen?: boolean;
+  };
+}
 
 export interface TributaryOptions extends TransportOptions {
   /** schema.graphql text (or a model loaded from it): the collections to open and sync. */
@@ -29,6 +44,11 @@ export interface TributaryOptions extends TransportOptions {
   pushBatchSize?: number;
   /** Wait before RxDB retries a failed pull or push. Default 2000 ms. */
   retryTimeMs?: number;
+  /**
+   * Flexible Sync: sync only what the subscription set selects (client.subscriptions). Without
+   * it, every collection syncs whole.
+   */
+  flexibleSync?: FlexibleSyncOptions | true;
 }
 
 export interface SyncCounters {
@@ -53,12 +73,22 @@ export interface TributaryClient {
   resume(): Promise<void>;
   /** Stops syncing and closes the local database, releasing its RxDB collections. */
   close(): Promise<void>;
+  /** The Flexible Sync subscription set (only with the `flexibleSync` option). */
+  readonly subscriptions: SubscriptionSet;
+  /** Subscribes to what an RxDB query selects (its selector); resolves when it is synced. */
+  subscribe(query: RxQuery, options?: AddOptions): Promise<void>;
+  /** Removes the subscriptions with that query's selector. */
+  unsubscribe(query: RxQuery): Promise<void>;
 }
 
 export async function openTributary(options: TributaryOptions): Promise<TributaryClient> {
   const model = typeof options.schema === 'string' ? loadModel(options.schema) : options.schema;
   const databaseName = options.databaseName ?? 'tributary';
   const { database, collections } = await openDatabase(databaseName, options.storage, model);
+
+  const flexible = options.flexibleSync ? await FlexibleSync.open(database, model) : null;
+  const views = flexible?.views ?? new Map(model.collections.map((c) => [c.name, new CollectionView(c.name)]));
+  const subscriptions = flexible ? new SubscriptionSet(model, flexible.state$, flexible) : null;
 
   const transport = new Transport(options);
   const errors$ = new Subject<SyncError>();
@@ -76,6 +106,7 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
         collection: collections[collectionModel.name]!,
         model: collectionModel,
         transport,
+        view: views.get(collectionModel.name)!,
         identifier: `tributary:${collectionModel.name}:${options.url}`,
         pullBatchSize: options.pullBatchSize ?? 1_000,
         pushBatchSize: options.pushBatchSize ?? 100,
@@ -83,6 +114,7 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
         onDownloaded: (n) => (counters.downloaded[collectionModel.name]! += n),
         onUploaded: (n) => (counters.uploaded[collectionModel.name]! += n),
         onError: (error) => errors$.next(error),
+        onViewProgress: (received, estimated) => flexible?.onViewProgress(received, estimated),
       }),
     );
   const stopReplications = async () => {
@@ -93,6 +125,19 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
 
   transport.connect();
   let replications: CollectionReplication[] = startReplications();
+  if (flexible && subscriptions) {
+    flexible.replications = () => replications;
+    flexible.resume();
+    const initial = options.flexibleSync === true ? undefined : options.flexibleSync?.initialSubscriptions;
+    if (initial && (flexible.firstOpen || initial.rerunOnOpen)) {
+      // Its outcome shows in subscriptions.state; apps wait with waitForSynchronization().
+      subscriptions.update(initial.update).catch(() => {});
+    }
+  }
+  const requireSubscriptions = (): SubscriptionSet => {
+    if (!subscriptions) throw new Error('subscriptions need the flexibleSync option of openTributary()');
+    return subscriptions;
+  };
 
   let closed = false;
   return {
@@ -116,10 +161,20 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
       transport.connect();
       replications = startReplications();
     },
+    get subscriptions() {
+      return requireSubscriptions();
+    },
+    subscribe(query, addOptions) {
+      return requireSubscriptions().update((m) => m.add(query.collection.name, query.mangoQuery.selector ?? {}, addOptions));
+    },
+    unsubscribe(query) {
+      return requireSubscriptions().update((m) => m.remove(query.collection.name, query.mangoQuery.selector ?? {}));
+    },
     async close() {
       if (closed) return;
       closed = true;
       await stopReplications();
+      await flexible?.flush();
       await transport.disconnect('closed');
       transport.state$.complete();
       errors$.complete();

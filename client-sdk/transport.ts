@@ -19,6 +19,7 @@ export interface TransportOptions {
 
 interface LiveSubscription {
   query: string;
+  variables: Record<string, unknown>;
   onData: (data: Record<string, unknown>) => void;
   onError: (error: Error) => void;
   stop?: () => void;
@@ -146,8 +147,13 @@ export class Transport {
   }
 
   /** A subscription kept for the transport's lifetime, resumed after every connect(). */
-  subscribeLive(query: string, onData: (data: Record<string, unknown>) => void, onError: (error: Error) => void): () => void {
-    const sub: LiveSubscription = { query, onData, onError };
+  subscribeLive(
+    query: string,
+    variables: Record<string, unknown>,
+    onData: (data: Record<string, unknown>) => void,
+    onError: (error: Error) => void,
+  ): () => void {
+    const sub: LiveSubscription = { query, variables, onData, onError };
     this.live.add(sub);
     if (this.ws) this.startLive(sub);
     return () => {
@@ -157,7 +163,7 @@ export class Transport {
   }
 
   private startLive(sub: LiveSubscription): void {
-    const { unsubscribe } = this.urql.subscription(sub.query, {}).subscribe((result) => {
+    const { unsubscribe } = this.urql.subscription(sub.query, sub.variables).subscribe((result) => {
       if (result.error) sub.onError(new GraphQLRequestError(result.error.message, result.error.graphQLErrors));
       else if (result.data) sub.onData(result.data as Record<string, unknown>);
     });

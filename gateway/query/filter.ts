@@ -14,6 +14,8 @@ export interface CompiledFilter {
   mongo: MongoFilter<StoredDocument>;
   /** The same filter over stored documents in memory. */
   matches(doc: StoredDocument): boolean;
+  /** A union of no filters: nothing can match. */
+  matchesNothing?: boolean;
 }
 
 export function compileFilter(collection: CollectionModel, filter: unknown, options: CheckFilterOptions = { queryableOnly: false }): CompiledFilter {
@@ -35,6 +37,7 @@ export function compileUnion(collection: CollectionModel, filters: unknown[], op
     stored,
     mongo: { $and: [stored, { '_sync.deleted': false }] } as MongoFilter<StoredDocument>,
     matches: (doc) => compiled.some((c) => c.matches(doc)),
+    matchesNothing: compiled.length === 0,
   };
 }
 

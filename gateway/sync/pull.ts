@@ -8,6 +8,8 @@ export async function pull(store: CollectionStore, checkpoint: Checkpoint | null
   const after = checkpoint?.seq ?? 0;
   const horizon = await store.sequencer.horizon();
   if (after >= horizon) return { documents: [], checkpoint: { seq: after }, hasMore: false };
+  // Nothing is in an empty view; the client purges what it held when it emptied it.
+  if (view?.matchesNothing) return { documents: [], checkpoint: { seq: horizon }, hasMore: false };
   const stored = await store.readChanges(after, horizon, limit);
   const hasMore = stored.length === limit;
   // A short page means everything up to the horizon was read: the client may jump there.
