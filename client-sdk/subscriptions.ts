@@ -141,7 +141,7 @@ export class SubscriptionSet {
    * Rejects with the BadQueryError if a query is bad (the set goes to Error; the previous
    * queries keep syncing), or if a newer version supersedes this one before it completes.
    */
-  update(change: (mutable: MutableSubscriptionSet) => void): Promise<void> {
+  async update(change: (mutable: MutableSubscriptionSet) => void): Promise<void> {
     const next = structuredClone(this.subscriptions) as Subscription[];
     change(new MutableSubscriptionSet(this.model, next));
     return this.committer.commit(next);
