@@ -138,7 +138,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await wsServer.dispose(); // also closes the WebSocketServer
       httpServer.closeAllConnections();
       await new Promise<void>((r) => httpServer.close(() => r()));
-      await Promise.all([...collections.values()].map((c) => c.feed.stop()));
+      await Promise.all([...collections.values()].map((c) => Promise.all([c.feed.stop(), c.store.cursors.close()])));
       await mongo.close();
       log.info('gateway stopped');
     })());

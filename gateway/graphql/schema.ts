@@ -11,7 +11,7 @@ import { QueryError } from '../../protocol/filter.ts';
 import { compileFilter } from '../query/filter.ts';
 import type { CollectionStore, StoredDocument } from '../store/collection-store.ts';
 import type { ChangeFeed } from '../store/change-feed.ts';
-import { bootstrap } from '../sync/bootstrap.ts';
+import { bootstrap, bootstrapKey } from '../sync/bootstrap.ts';
 import { pull } from '../sync/pull.ts';
 import { compileView } from '../sync/view.ts';
 import type { CollectionWriter } from '../sync/push.ts';
@@ -171,7 +171,8 @@ function queryResolvers({ model, store }: CollectionRuntime, n: PlainNames, limi
       checkLimit('limit', args.limit, limits.maxPullLimit);
       const query = asBadQuery(() => compileFilter(model, args.query, { queryableOnly: true }));
       const exclude = args.exclude?.length ? asBadQuery(() => compileView(model, args.exclude)) : null;
-      return bootstrap(store, { query, exclude, after: args.after ?? null, snapshot: args.snapshot ?? null, limit: args.limit });
+      const key = bootstrapKey(args.query, args.exclude ?? null);
+      return bootstrap(store, { query, exclude, after: args.after ?? null, snapshot: args.snapshot ?? null, limit: args.limit, key });
     },
     [n.list]: async (_: unknown, args: { filter?: unknown; limit: number }) => {
       checkLimit('limit', args.limit, limits.maxListLimit);

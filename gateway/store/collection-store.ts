@@ -3,9 +3,10 @@
 // data), `id` as `_id`, DateTime fields as BSON dates, and the gateway's metadata under `_sync`.
 // Deletes are soft: a tombstone keeps the last fields with `_sync.deleted: true`, so clients
 // that were offline still learn of the delete.
-import type { Collection, Db, Filter } from 'mongodb';
+import type { Collection, Db, Filter, FindCursor } from 'mongodb';
 import { DELETED_FIELD, mapDateTimes, hasDateTimes, PRIMARY_KEY, queryableFields, type CollectionModel } from '../../protocol/model.ts';
 import type { SyncDocument } from '../../protocol/messages.ts';
+import { CursorCache } from './cursor-cache.ts';
 import { Sequencer, type CounterDocument } from './sequencer.ts';
 
 export interface SyncMetadata {
@@ -31,6 +32,8 @@ export interface CollectionStoreOptions {
 export class CollectionStore {
   readonly documents: Collection<StoredDocument>;
   readonly sequencer: Sequencer;
+  /** Cursors of multi-page reads (first syncs, bootstraps) between their pages. */
+  readonly cursors = new CursorCache();
   private readonly convertsDates: boolean;
 
   constructor(
@@ -81,11 +84,14 @@ export class CollectionStore {
 
   /** Changes with afterSeq < seq <= upTo, in sequence order. */
   readChanges(afterSeq: number, upTo: number, limit: number): Promise<StoredDocument[]> {
+    return this.changesCursor(afterSeq, upTo, limit).limit(limit).toArray();
+  }
+
+  changesCursor(afterSeq: number, upTo: number, batchSize: number): FindCursor<StoredDocument> {
     return this.documents
       .find({ '_sync.seq': { $gt: afterSeq, $lte: upTo } } as Filter<StoredDocument>)
       .sort({ '_sync.seq': 1 })
-      .limit(limit)
-      .toArray();
+      .batchSize(batchSize);
   }
 }
 

@@ -3,10 +3,12 @@
 // client already receives through its other queries are excluded, so changing a subscription
 // set re-sends nothing the client holds. Changes after the snapshot reach the client through
 // pull and stream, which already use the new view.
+import { createHash } from 'node:crypto';
 import type { Filter } from 'mongodb';
 import type { BootstrapPage } from '../../protocol/messages.ts';
 import type { CompiledFilter } from '../query/filter.ts';
 import type { CollectionStore, StoredDocument } from '../store/collection-store.ts';
+import { readPage } from '../store/cursor-cache.ts';
 
 export interface BootstrapRequest {
   query: CompiledFilter;
@@ -16,6 +18,13 @@ export interface BootstrapRequest {
   /** From the first page's answer; null on the first page. */
   snapshot: number | null;
   limit: number;
+  /** Identifies the bootstrap across its pages (to continue its cursor). */
+  key: string;
+}
+
+/** A key for the cursor cache from what identifies a bootstrap. */
+export function bootstrapKey(...parts: unknown[]): string {
+  return createHash('sha1').update(JSON.stringify(parts)).digest('base64url');
 }
 
 export async function bootstrap(store: CollectionStore, request: BootstrapRequest): Promise<BootstrapPage> {
@@ -26,14 +35,14 @@ export async function bootstrap(store: CollectionStore, request: BootstrapReques
   const all = { $and: selection } as Filter<StoredDocument>;
   const page = request.after === null ? all : ({ $and: [...selection, { _id: { $gt: request.after } }] } as Filter<StoredDocument>);
 
-  const [found, estimatedTotal] = await Promise.all([
-    store.documents.find(page).sort({ _id: 1 }).limit(request.limit).toArray(),
+  const cacheKey = (after: string | null) => `bootstrap:${request.key}:${snapshot}:${after ?? ''}`;
+  const cursor = store.cursors.take(cacheKey(request.after))?.cursor ?? store.documents.find(page).sort({ _id: 1 }).batchSize(request.limit);
+  const [{ documents: found, exhausted }, estimatedTotal] = await Promise.all([
+    readPage(cursor, request.limit),
     request.after === null ? store.documents.countDocuments(all) : Promise.resolve(null),
   ]);
-  return {
-    documents: found.map((d) => store.toWire(d)),
-    snapshot,
-    next: found.length === request.limit ? found[found.length - 1]!._id : null,
-    estimatedTotal,
-  };
+  const next = exhausted ? null : found[found.length - 1]!._id;
+  if (next === null) await cursor.close();
+  else store.cursors.put(cacheKey(next), cursor, snapshot);
+  return { documents: found.map((d) => store.toWire(d)), snapshot, next, estimatedTotal };
 }

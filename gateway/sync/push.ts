@@ -61,6 +61,9 @@ export class CollectionWriter {
       pending.push(row as PushRow);
     }
 
+    // Rows of documents new to the client are inserted without reading first (the unique _id
+    // catches the ones that exist); only rows that lose get the full read-and-compare.
+    const readFirst = new Set<PushRow>();
     for (let round = 0; pending.length > 0; round++) {
       if (round === MAX_ROUNDS) throw new PushError(`gave up after ${MAX_ROUNDS} rounds of write contention`);
       // A batch may hold several rows for one document; they apply one after another.
@@ -73,7 +76,8 @@ export class CollectionWriter {
         seen.add(id);
       }
       const ids = now.map((r) => r.newDocumentState.id);
-      const lostRaces = await this.documentLocks.run(ids, () => this.applyOnce(now, conflicts));
+      const lostRaces = await this.documentLocks.run(ids, () => this.applyOnce(now, conflicts, readFirst));
+      lostRaces.forEach((row) => readFirst.add(row));
       pending = [...lostRaces, ...later];
     }
 
@@ -82,10 +86,15 @@ export class CollectionWriter {
   }
 
   /** Applies rows for distinct documents; returns the rows that lost a race and must be re-evaluated. */
-  private async applyOnce(rows: PushRow[], conflicts: SyncDocument[]): Promise<PushRow[]> {
-    const current = await this.store.findByIds(rows.map((r) => r.newDocumentState.id));
+  private async applyOnce(rows: PushRow[], conflicts: SyncDocument[], readFirst: Set<PushRow>): Promise<PushRow[]> {
     const planned: Array<PlannedWrite & { row: PushRow }> = [];
-    for (const row of rows) {
+    const toRead = rows.filter((row) => {
+      if (row.assumedMasterState || readFirst.has(row)) return true;
+      planned.push({ row, doc: row.newDocumentState, replaces: null });
+      return false;
+    });
+    const current = toRead.length > 0 ? await this.store.findByIds(toRead.map((r) => r.newDocumentState.id)) : new Map<string, StoredDocument>();
+    for (const row of toRead) {
       const { newDocumentState: doc, assumedMasterState: assumed } = row;
       const stored = current.get(doc.id);
       if (!stored) {
@@ -137,21 +146,22 @@ export class CollectionWriter {
   }
 
   private async bulkWrite(ops: AnyBulkWriteOperation<StoredDocument>[], planned: PlannedWrite[], seqs: number[]): Promise<boolean[]> {
-    let applied: number;
+    const duplicates = new Set<number>();
+    let matched: number;
     try {
-      const result = await this.store.documents.bulkWrite(ops, { ordered: false });
-      applied = result.insertedCount + result.matchedCount;
+      matched = (await this.store.documents.bulkWrite(ops, { ordered: false })).matchedCount;
     } catch (error) {
-      // Duplicate key (a concurrent insert of the same id) fails that operation only.
+      // A duplicate key (the document exists after all) fails that insert only.
       if (!(error instanceof MongoBulkWriteError) || error.writeErrors === undefined) throw error;
       const writeErrors = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors];
       if (writeErrors.some((e) => e.code !== 11000)) throw error;
-      applied = -1;
+      writeErrors.forEach((e) => duplicates.add(e.index));
+      matched = error.result.matchedCount;
     }
-    if (applied === ops.length) return ops.map(() => true);
-    // Some compare-and-set lost: look at which documents carry our sequence.
-    const after = await this.store.findByIds(planned.map((p) => p.doc.id));
-    return planned.map((p, i) => after.get(p.doc.id)?._sync.seq === seqs[i]);
+    const replaces = planned.flatMap((p, i) => (p.replaces ? [i] : []));
+    // A compare-and-set that matched nothing lost to another writer: see which carry our sequence.
+    const after = matched < replaces.length ? await this.store.findByIds(replaces.map((i) => planned[i]!.doc.id)) : null;
+    return planned.map((p, i) => (p.replaces ? !after || after.get(p.doc.id)?._sync.seq === seqs[i] : !duplicates.has(i)));
   }
 
   /**
