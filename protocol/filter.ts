@@ -108,3 +108,40 @@ function resolvePath(collection: CollectionModel, path: string, options: CheckFi
   }
   return type!;
 }
+
+export interface FilterRewrite {
+  /** New name for a top-level field (the gateway stores `id` as `_id`). */
+  field?: (name: string) => string;
+  /** New value for an operand of a DateTime field. */
+  dateOperand?: (value: unknown) => unknown;
+}
+
+/** A copy of a checked filter with field names and DateTime operands rewritten. */
+export function rewriteFilter(collection: CollectionModel, filter: Filter, rewrite: FilterRewrite): Filter {
+  const out: Filter = {};
+  for (const [key, value] of Object.entries(filter)) {
+    if (key.startsWith('$')) {
+      out[key] = (value as Filter[]).map((v) => rewriteFilter(collection, v, rewrite));
+      continue;
+    }
+    const [head, ...rest] = key.split('.');
+    const name = [rewrite.field ? rewrite.field(head!) : head, ...rest].join('.');
+    out[name] = rewriteCondition(resolvePath(collection, key, { queryableOnly: false }), value, rewrite);
+  }
+  return out;
+}
+
+function rewriteCondition(type: FieldType, condition: unknown, rewrite: FilterRewrite): unknown {
+  const scalar = type.kind === 'list' ? type.of : type;
+  const isDate = scalar.kind === 'scalar' && scalar.name === 'DateTime' && rewrite.dateOperand !== undefined;
+  const operand = (v: unknown) => (isDate && v !== null ? rewrite.dateOperand!(v) : v);
+  if (!isOperatorObject(condition)) return operand(condition);
+  const out: Record<string, unknown> = {};
+  for (const [op, value] of Object.entries(condition)) {
+    if (op === '$not') out[op] = rewriteCondition(type, value, rewrite);
+    else if (op === '$in' || op === '$nin') out[op] = (value as unknown[]).map(operand);
+    else if (op === '$exists' || op === '$regex' || op === '$options') out[op] = value;
+    else out[op] = operand(value);
+  }
+  return out;
+}

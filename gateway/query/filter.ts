@@ -3,8 +3,8 @@
 // bootstraps) and in memory through mingo (live changes), so both agree on what matches.
 import { Query } from 'mingo';
 import type { Filter as MongoFilter } from 'mongodb';
-import { checkFilter, isOperatorObject, type CheckFilterOptions, type Filter } from '../../protocol/filter.ts';
-import { PRIMARY_KEY, type CollectionModel, type FieldModel, type FieldType } from '../../protocol/model.ts';
+import { checkFilter, rewriteFilter, type CheckFilterOptions } from '../../protocol/filter.ts';
+import { PRIMARY_KEY, type CollectionModel } from '../../protocol/model.ts';
 import type { StoredDocument } from '../store/collection-store.ts';
 
 export interface CompiledFilter {
@@ -19,7 +19,10 @@ export interface CompiledFilter {
 }
 
 export function compileFilter(collection: CollectionModel, filter: unknown, options: CheckFilterOptions = { queryableOnly: false }): CompiledFilter {
-  const translated = translate(collection.fields, checkFilter(collection, filter, options));
+  const translated = rewriteFilter(collection, checkFilter(collection, filter, options), {
+    field: (name) => (name === PRIMARY_KEY ? '_id' : name),
+    dateOperand: (value) => (typeof value === 'string' ? new Date(value) : value),
+  });
   const query = new Query(translated);
   return {
     stored: translated as MongoFilter<StoredDocument>,
@@ -39,44 +42,4 @@ export function compileUnion(collection: CollectionModel, filters: unknown[], op
     matches: (doc) => compiled.some((c) => c.matches(doc)),
     matchesNothing: compiled.length === 0,
   };
-}
-
-function translate(fields: FieldModel[], filter: Filter): Filter {
-  const out: Filter = {};
-  for (const [key, value] of Object.entries(filter)) {
-    if (key.startsWith('$')) {
-      out[key] = (value as Filter[]).map((v) => translate(fields, v));
-    } else {
-      out[key === PRIMARY_KEY ? '_id' : key] = translateCondition(typeAt(fields, key), value);
-    }
-  }
-  return out;
-}
-
-function translateCondition(type: FieldType, condition: unknown): unknown {
-  if (!isOperatorObject(condition)) return operand(type, condition);
-  const out: Record<string, unknown> = {};
-  for (const [op, value] of Object.entries(condition)) {
-    if (op === '$not') out[op] = translateCondition(type, value);
-    else if (op === '$in' || op === '$nin') out[op] = (value as unknown[]).map((v) => operand(type, v));
-    else if (op === '$exists' || op === '$regex' || op === '$options') out[op] = value;
-    else out[op] = operand(type, value);
-  }
-  return out;
-}
-
-function operand(type: FieldType, value: unknown): unknown {
-  const scalar = type.kind === 'list' ? type.of : type;
-  return scalar.kind === 'scalar' && scalar.name === 'DateTime' && typeof value === 'string' ? new Date(value) : value;
-}
-
-function typeAt(fields: FieldModel[], path: string): FieldType {
-  let type: FieldType | undefined;
-  let current = fields;
-  for (const part of path.split('.')) {
-    type = current.find((f) => f.name === part)!.type;
-    const inner = type.kind === 'list' ? type.of : type;
-    current = inner.kind === 'object' ? inner.fields : [];
-  }
-  return type!;
 }
