@@ -107,6 +107,9 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
         limit: batchSize,
       });
       const page = data[ops.fields.bootstrap] as BootstrapPage;
+      // The set changed while this page was on its way: the next pull starts on the new view
+      // (and its purge drops whatever of this page the new view does not hold).
+      if (view.pending[0] !== next) return { documents: [...documents, ...page.documents], from };
       const firstPage = next.snapshot === null;
       if (firstPage) {
         next.snapshot = page.snapshot;
@@ -147,7 +150,7 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
         const documents: SyncDocument[] = [];
         if (view.purgeDue) {
           documents.push(...(await localDocumentsOutsideView()));
-          view.purgeDue = false;
+          if (view.generation === generation) view.purgeDue = false;
           o.onViewProgress(0, 0);
         }
         const bootstrapped = await fetchBootstrapPages(from, batchSize);
