@@ -110,8 +110,10 @@ export class FlexibleSync implements SubscriptionCommitter {
       const added = queries.filter((q) => !held.some((h) => sameFilter(h, q)));
       const pending: PendingBootstrap[] = added.map((query, i) => ({
         query,
-        // What the device holds, and what earlier bootstraps of this batch bring, is not sent again.
-        exclude: [...held, ...added.slice(0, i)],
+        // Not sent again: what the device holds (the purge keeps what the new view still
+        // selects, so every query held before counts, even one being replaced), and what
+        // earlier bootstraps of this change bring.
+        exclude: [...view.held, ...added.slice(0, i)],
         after: null,
         snapshot: null,
         received: 0,

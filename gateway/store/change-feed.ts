@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import type { Checkpoint, SyncDocument } from '../../protocol/messages.ts';
 import type { CollectionStore, StoredDocument } from './collection-store.ts';
+import { readPage } from './cursor-cache.ts';
 
 export interface ChangeBatch {
   /** Stored form, for matching filters against. */
@@ -77,11 +78,19 @@ export class ChangeFeed {
       this.dirty = false;
       try {
         const horizon = await this.store.sequencer.horizon();
-        while (this.position < horizon && !this.stopped) {
-          const stored = await this.store.readChanges(this.position, horizon, this.options.readBatchSize);
-          const full = stored.length === this.options.readBatchSize;
-          this.position = full ? stored[stored.length - 1]!._sync.seq : horizon;
-          if (stored.length > 0) this.emit(stored);
+        if (this.position >= horizon) continue;
+        // One cursor per catch-up: a store without a usable index sorts once, not per batch.
+        const cursor = this.store.changesCursor(this.position, horizon, this.options.readBatchSize);
+        try {
+          for (;;) {
+            const { documents, exhausted } = await readPage(cursor, this.options.readBatchSize);
+            if (exhausted) this.position = horizon;
+            else this.position = documents[documents.length - 1]!._sync.seq;
+            if (documents.length > 0) this.emit(documents);
+            if (exhausted || this.stopped) break;
+          }
+        } finally {
+          await cursor.close();
         }
       } catch (error) {
         // Store unreachable: keep the position; the next wake or poll retries.

@@ -83,10 +83,6 @@ export class CollectionStore {
   }
 
   /** Changes with afterSeq < seq <= upTo, in sequence order. */
-  readChanges(afterSeq: number, upTo: number, limit: number): Promise<StoredDocument[]> {
-    return this.changesCursor(afterSeq, upTo, limit).limit(limit).toArray();
-  }
-
   changesCursor(afterSeq: number, upTo: number, batchSize: number): FindCursor<StoredDocument> {
     return this.documents
       .find({ '_sync.seq': { $gt: afterSeq, $lte: upTo } } as Filter<StoredDocument>)
