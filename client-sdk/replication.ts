@@ -68,7 +68,7 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
   const stopWatchingView = view.onChange(subscribeStream);
 
   /** Documents changed after `from` through the view, without removals of documents not held. */
-  const pullChanges = async (from: Checkpoint | null, batchSize: number): Promise<{ documents: SyncDocument[]; checkpoint: Checkpoint }> => {
+  const pullChanges = async (from: Checkpoint | null, batchSize: number): Promise<{ documents: SyncDocument[]; checkpoint: Checkpoint; hasMore: boolean }> => {
     const documents: SyncDocument[] = [];
     let checkpoint: Checkpoint | null = from;
     for (;;) {
@@ -78,7 +78,7 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
       documents.push(...(view.flexible ? await withoutUnheldRemovals(bulk.documents) : bulk.documents));
       checkpoint = bulk.checkpoint;
       // Dropping removals may leave the page short; RxDB reads a short page as "done".
-      if (!bulk.hasMore || documents.length >= batchSize) return { documents, checkpoint: bulk.checkpoint };
+      if (!bulk.hasMore || documents.length >= batchSize) return { documents, checkpoint: bulk.checkpoint, hasMore: bulk.hasMore };
     }
   };
 
@@ -159,7 +159,7 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
         if (documents.length >= batchSize) return { documents: documents as never, checkpoint: from ?? { seq: 0 } };
         const changes = await pullChanges(from, batchSize - documents.length);
         documents.push(...changes.documents);
-        if (view.pending.length === 0 && changes.documents.length < batchSize) view.markCaughtUp(generation);
+        if (view.pending.length === 0 && !changes.hasMore) view.markCaughtUp(generation);
         return { documents: documents as never, checkpoint: changes.checkpoint };
       },
     },
