@@ -1,6 +1,8 @@
 // Gateway configuration: defaults, and the environment variables that override them
 // (documented in README.md, "Configuration").
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type { AuthConfig } from './auth/authenticator.ts';
 
 export interface GatewayConfig {
   /** MongoDB connection string; unset means the embedded FerretDB (main.ts). */
@@ -24,6 +26,7 @@ export interface GatewayConfig {
   maxPayloadBytes: number;
   /** A socket with more unsent bytes than this (its client stopped reading) is dropped. */
   maxBufferedBytes: number;
+  auth: AuthConfig;
 }
 
 export const DEFAULTS: Omit<GatewayConfig, 'mongoUri'> = {
@@ -40,6 +43,7 @@ export const DEFAULTS: Omit<GatewayConfig, 'mongoUri'> = {
   maxQueuedDocuments: 10_000,
   maxPayloadBytes: 16 * 1024 * 1024,
   maxBufferedBytes: 8 * 1024 * 1024,
+  auth: { anonymous: { enabled: true } },
 };
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<GatewayConfig, 'mongoUri'> & { mongoUri?: string } {
@@ -65,5 +69,30 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<Gatewa
     maxQueuedDocuments: int('TRIBUTARY_MAX_QUEUED_DOCUMENTS', DEFAULTS.maxQueuedDocuments),
     maxPayloadBytes: int('TRIBUTARY_MAX_PAYLOAD_BYTES', DEFAULTS.maxPayloadBytes),
     maxBufferedBytes: int('TRIBUTARY_MAX_BUFFERED_BYTES', DEFAULTS.maxBufferedBytes),
+    auth: authFromEnv(env),
+  };
+}
+
+function authFromEnv(env: NodeJS.ProcessEnv): AuthConfig {
+  const list = (v: string | undefined) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
+  const publicKey = env.TRIBUTARY_JWT_PUBLIC_KEY_FILE ? readFileSync(env.TRIBUTARY_JWT_PUBLIC_KEY_FILE, 'utf8') : env.TRIBUTARY_JWT_PUBLIC_KEY;
+  const jwtConfigured = Boolean(env.TRIBUTARY_JWT_SECRET || publicKey || env.TRIBUTARY_JWKS_URL);
+  return {
+    jwt: jwtConfigured
+      ? {
+          secret: env.TRIBUTARY_JWT_SECRET || undefined,
+          publicKey: publicKey || undefined,
+          jwksUrl: env.TRIBUTARY_JWKS_URL || undefined,
+          algorithms: list(env.TRIBUTARY_JWT_ALGORITHMS),
+          issuer: env.TRIBUTARY_JWT_ISSUER || undefined,
+          audience: env.TRIBUTARY_JWT_AUDIENCE || undefined,
+          userIdClaim: env.TRIBUTARY_JWT_USER_ID_CLAIM || undefined,
+        }
+      : undefined,
+    anonymous: { enabled: env.TRIBUTARY_ANONYMOUS !== 'false' },
+    customData: env.TRIBUTARY_CUSTOM_DATA_COLLECTION
+      ? { collection: env.TRIBUTARY_CUSTOM_DATA_COLLECTION, userIdField: env.TRIBUTARY_CUSTOM_DATA_USER_FIELD || undefined }
+      : undefined,
+    devTokens: env.TRIBUTARY_DEV_TOKENS === 'true',
   };
 }

@@ -11,6 +11,8 @@ import { pino, type Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import { loadModel, type DataModel } from '../protocol/model.ts';
 import { DEFAULTS, type GatewayConfig } from './config.ts';
+import { AuthError, Authenticator, type User } from './auth/authenticator.ts';
+import { CLOSE_CODES } from '../protocol/messages.ts';
 import { buildSchema, type CollectionRuntime } from './graphql/schema.ts';
 import { ChangeFeed } from './store/change-feed.ts';
 import { CollectionStore } from './store/collection-store.ts';
@@ -27,6 +29,7 @@ export interface Gateway {
   port: number;
   model: DataModel;
   collections: Map<string, CollectionRuntime>;
+  auth: Authenticator;
   log: Logger;
   /** Graceful: stops accepting, closes sockets, stops change feeds, closes the MongoDB client. */
   stop(): Promise<void>;
@@ -53,12 +56,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     collections.set(collectionModel.name, { model: collectionModel, store, writer, feed });
   }
 
+  const auth = new Authenticator(config.auth, db);
+  await auth.init();
+  if (auth.devTokens) log.warn('DEV TOKENS ARE ACCEPTED: anyone can act as any user. Never run this in production.');
+
   const schema = buildSchema(model, collections, config);
-  const yoga = createYoga({
+  const yoga = createYoga<{ req?: IncomingMessage & { user?: User }; user?: User }>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
     logging: log,
     graphiql: { subscriptionsProtocol: 'WS' },
+    // Every operation runs as an authenticated user: HTTP requests were checked before Yoga saw
+    // them, sockets when they connected.
+    context: ({ req, user }) => ({ user: user ?? req?.user }),
   });
 
   const isReady = async () => {
@@ -83,17 +93,62 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       res.end(JSON.stringify({ errors: [{ message: `request body exceeds ${config.maxPayloadBytes} bytes` }] }));
       return;
     }
-    void yoga.handle(req, res);
+    if (req.url === '/auth/anonymous' && req.method === 'POST') {
+      void auth.issueAnonymous().then(
+        (issued) => sendJson(res, 200, issued),
+        (error: unknown) => sendJson(res, 403, { errors: [{ message: (error as Error).message }] }),
+      );
+      return;
+    }
+    // The GraphiQL page itself runs nothing; every GraphQL request needs a user.
+    if (req.method === 'GET' && req.headers.accept?.includes('text/html')) {
+      void yoga.handle(req, res);
+      return;
+    }
+    const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    void auth.authenticate(bearer).then(
+      (user) => {
+        (req as IncomingMessage & { user?: User }).user = user;
+        void yoga.handle(req, res);
+      },
+      (error: unknown) => {
+        if (!(error instanceof AuthError)) {
+          log.error({ err: error }, 'authentication failed unexpectedly');
+          sendJson(res, 500, { errors: [{ message: 'authentication failed' }] });
+          return;
+        }
+        sendJson(res, 401, { errors: [{ message: `unauthorized: ${error.message}`, extensions: { code: 'UNAUTHENTICATED', reason: error.reason } }] });
+      },
+    );
   });
 
   const wss = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, maxPayload: config.maxPayloadBytes });
   type RootValue = { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown };
-  const wsServer = useServer(
+  const wsServer = useServer<Record<string, unknown> | undefined, { user?: User }>(
     {
+      // Nothing runs for a socket until its connection_init carries valid credentials.
+      onConnect: async (ctx) => {
+        const socket = ctx.extra.socket;
+        try {
+          const user = await auth.authenticate(ctx.connectionParams?.authToken as string | undefined);
+          ctx.extra.user = user;
+          if (user.expiresAt !== null) {
+            // An open session ends when its token does; the client reconnects with a fresh one.
+            const timer = setTimeout(() => socket.close(CLOSE_CODES.TOKEN_EXPIRED, 'token expired'), Math.max(0, user.expiresAt - Date.now()));
+            socket.once('close', () => clearTimeout(timer));
+          }
+          return true;
+        } catch (error) {
+          if (!(error instanceof AuthError)) throw error;
+          const code = error.reason === 'expired' ? CLOSE_CODES.TOKEN_EXPIRED : CLOSE_CODES.UNAUTHORIZED;
+          socket.close(code, closeReason(`${error.reason}: ${error.message}`));
+          return false;
+        }
+      },
       execute: (args) => (args.rootValue as RootValue).execute(args) as never,
       subscribe: (args) => (args.rootValue as RootValue).subscribe(args) as never,
       onSubscribe: async (ctx, _id, payload) => {
-        const enveloped = yoga.getEnveloped({ ...ctx, req: ctx.extra.request, socket: ctx.extra.socket, params: payload });
+        const enveloped = yoga.getEnveloped({ ...ctx, req: ctx.extra.request, socket: ctx.extra.socket, params: payload, user: ctx.extra.user });
         const args: ExecutionArgs = {
           schema: enveloped.schema,
           operationName: payload.operationName,
@@ -143,7 +198,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       log.info('gateway stopped');
     })());
 
-  return { httpUrl: `http://${host}:${port}${GRAPHQL_PATH}`, wsUrl: `ws://${host}:${port}${GRAPHQL_PATH}`, port, model, collections, log, stop };
+  return { httpUrl: `http://${host}:${port}${GRAPHQL_PATH}`, wsUrl: `ws://${host}:${port}${GRAPHQL_PATH}`, port, model, collections, auth, log, stop };
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+/** WebSocket close reasons are limited to 123 bytes. */
+function closeReason(text: string): string {
+  return Buffer.byteLength(text) <= 123 ? text : `${Buffer.from(text).subarray(0, 120).toString()}...`;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

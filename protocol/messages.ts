@@ -71,3 +71,11 @@ export interface PushResult {
   conflicts: SyncDocument[];
   rejected: PushRejection[];
 }
+
+/** WebSocket close codes the gateway uses beyond graphql-ws's own (PROTOCOL.md, "Authentication"). */
+export const CLOSE_CODES = {
+  /** No valid credentials; the reason says why. Retrying with the same token cannot help. */
+  UNAUTHORIZED: 4401,
+  /** The token expired (at connect or during the session): get a fresh one and reconnect. */
+  TOKEN_EXPIRED: 4440,
+} as const;

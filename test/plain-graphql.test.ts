@@ -5,14 +5,15 @@ import { Client, fetchExchange, subscriptionExchange } from '@urql/core';
 import { createClient as createWsClient } from 'graphql-ws/client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { cleanup, newTask, openTestClient, startTestGateway, waitFor } from './helpers/harness.ts';
+import { cleanup, newTask, openTestClient, startTestGateway, testToken, waitFor } from './helpers/harness.ts';
 
 afterEach(cleanup);
 
-function plainClient(httpUrl: string, wsUrl: string) {
-  const ws = createWsClient({ url: wsUrl, webSocketImpl: WebSocket });
+function plainClient(httpUrl: string, wsUrl: string, token: string) {
+  const ws = createWsClient({ url: wsUrl, webSocketImpl: WebSocket, connectionParams: { authToken: token } });
   const client = new Client({
     url: httpUrl,
+    fetchOptions: { headers: { authorization: `Bearer ${token}` } },
     exchanges: [
       fetchExchange,
       subscriptionExchange({
@@ -29,7 +30,7 @@ function plainClient(httpUrl: string, wsUrl: string) {
 describe('plain GraphQL clients and RxDB clients share data', () => {
   it('sees mutations live in RxDB and RxDB writes in queries and subscriptions', async () => {
     const gateway = await startTestGateway();
-    const { client: urql, dispose } = plainClient(gateway.httpUrl, gateway.wsUrl);
+    const { client: urql, dispose } = plainClient(gateway.httpUrl, gateway.wsUrl, await testToken());
     try {
       const rxdb = await openTestClient(gateway.wsUrl);
       await waitFor('RxDB client connected', () => rxdb.connectionState === 'connected');

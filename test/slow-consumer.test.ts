@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createClient } from 'graphql-ws/client';
 import { WebSocket } from 'ws';
 import { syncOperations } from '../protocol/operations.ts';
-import { cleanup, graphqlHttp, newTask, startTestGateway, waitFor } from './helpers/harness.ts';
+import { cleanup, graphqlHttp, newTask, startTestGateway, testToken, waitFor } from './helpers/harness.ts';
 
 afterEach(cleanup);
 
@@ -17,14 +17,14 @@ describe('slow consumers', () => {
     const stalled = new WebSocket(gateway.wsUrl, 'graphql-transport-ws');
     const closed = new Promise<void>((r) => stalled.once('close', () => r()));
     await new Promise((r) => stalled.once('open', r));
-    stalled.send(JSON.stringify({ type: 'connection_init' }));
+    stalled.send(JSON.stringify({ type: 'connection_init', payload: { authToken: await testToken() } }));
     await new Promise((r) => stalled.once('message', r)); // connection_ack
     stalled.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: ops.stream } }));
     await new Promise((r) => stalled.once('message', r)); // the resync event
     (stalled as unknown as { _socket: { pause(): void } })._socket.pause();
 
     let received = 0;
-    const reader = createClient({ url: gateway.wsUrl, webSocketImpl: WebSocket, lazy: false });
+    const reader = createClient({ url: gateway.wsUrl, webSocketImpl: WebSocket, lazy: false, connectionParams: { authToken: await testToken() } });
     reader.subscribe({ query: ops.stream }, { next: (e) => (received += (e.data?.streamTasks as { documents: unknown[] }).documents.length), error: () => {}, complete: () => {} });
     await new Promise((r) => setTimeout(r, 200));
 

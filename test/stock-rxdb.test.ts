@@ -4,7 +4,7 @@ import { createRxDatabase, type RxJsonSchema } from 'rxdb';
 import { getRxStorageMemory } from 'rxdb/plugins/storage-memory';
 import { afterEach, describe, expect, it } from 'vitest';
 import { replicateTasks, taskSchema } from '../docs/examples/stock-replicate-graphql.ts';
-import { cleanup, newTask, openDb, openTestClient, startTestGateway, uniqueName, waitFor } from './helpers/harness.ts';
+import { cleanup, newTask, openDb, openTestClient, startTestGateway, testToken, uniqueName, waitFor } from './helpers/harness.ts';
 
 afterEach(cleanup);
 
@@ -18,7 +18,7 @@ describe('RxDB stock replicateGraphQL', () => {
 
     const database = await createRxDatabase({ name: uniqueName('stock'), storage: getRxStorageMemory(), multiInstance: false });
     const { tasks } = await database.addCollections({ tasks: { schema: taskSchema as unknown as RxJsonSchema<any> } });
-    const replication = replicateTasks(tasks!, { http: gateway.httpUrl, ws: gateway.wsUrl });
+    const replication = replicateTasks(tasks!, { http: gateway.httpUrl, ws: gateway.wsUrl }, await testToken());
     try {
       const errors: unknown[] = [];
       replication.error$.subscribe((e) => errors.push(e));

@@ -4,10 +4,12 @@
 import type { RxCollection } from 'rxdb';
 import { replicateGraphQL } from 'rxdb/plugins/replication-graphql';
 
-export function replicateTasks(collection: RxCollection, url: { http: string; ws: string }) {
+export function replicateTasks(collection: RxCollection, url: { http: string; ws: string }, token: string) {
   return replicateGraphQL<Record<string, unknown>, { seq: number }>({
     collection,
     url,
+    // The user's token: HTTP requests carry it as a header, the socket in connection_init.
+    headers: { Authorization: `Bearer ${token}` },
     replicationIdentifier: `tributary-tasks-${url.http}`,
     live: true,
     pull: {
@@ -24,6 +26,7 @@ export function replicateTasks(collection: RxCollection, url: { http: string; ws
         operationName: 'StreamTasks',
         variables: {},
       }),
+      wsOptions: { connectionParams: { authToken: token } },
       // The gateway asks for a resync (pull from the checkpoint) at the start of every stream.
       responseModifier: (response: any, origin: string) => (origin === 'stream' && response.resync ? 'RESYNC' : response) as any,
     },

@@ -9,6 +9,7 @@ import { syncOperations } from '../../protocol/operations.ts';
 import type { Checkpoint, PushResult, SyncDocument } from '../../protocol/messages.ts';
 import { QueryError } from '../../protocol/filter.ts';
 import { compileFilter } from '../query/filter.ts';
+import type { User } from '../auth/authenticator.ts';
 import type { CollectionStore, StoredDocument } from '../store/collection-store.ts';
 import type { ChangeFeed } from '../store/change-feed.ts';
 import { bootstrap, bootstrapKey } from '../sync/bootstrap.ts';
@@ -55,7 +56,10 @@ const SYNC_SDL = /* GraphQL */ `
   "conflicts: server state of every document not applied (conflicting or rejected)."
   type SyncPushResult { conflicts: [JSONObject!]!, rejected: [PushRejection!]! }
 
-  type Query { _empty: Boolean }
+  "The user a request runs as."
+  type Viewer { id: ID!, provider: String!, data: JSONObject!, customData: JSONObject }
+
+  type Query { viewer: Viewer! }
   type Mutation { _empty: Boolean }
   type Subscription { _empty: Boolean }
 `;
@@ -65,7 +69,7 @@ export function buildSchema(model: DataModel, runtimes: Map<string, CollectionRu
   const resolvers: Record<string, object> & Record<'Query' | 'Mutation' | 'Subscription', Record<string, unknown>> = {
     JSONObject: jsonObjectScalar,
     DateTime: dateTimeScalar,
-    Query: {},
+    Query: { viewer: (_: unknown, __: unknown, context: { user: User }) => context.user },
     Mutation: {},
     Subscription: {},
   };

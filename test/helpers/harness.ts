@@ -10,6 +10,7 @@ import { openTributary, type TributaryClient, type TributaryOptions } from '../.
 import { startGateway, type Gateway, type GatewayOptions } from '../../gateway/server.ts';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { SignJWT } from 'jose';
 
 export const SCHEMA_PATH = resolve(import.meta.dirname, '../../schema.graphql');
 export const SCHEMA = readFileSync(SCHEMA_PATH, 'utf8');
@@ -29,6 +30,21 @@ export function mongoUri(): string {
   return inject('mongoUri');
 }
 
+/** The custom-JWT provider test gateways trust (HS256). */
+export const TEST_JWT = { secret: 'test-secret-that-is-long-enough-for-hs256', issuer: 'https://auth.example.test', audience: 'tributary' };
+
+/** A valid token for `sub`, signed for the test gateways; `claims` may override anything. */
+export async function testToken(sub = 'user-1', claims: Record<string, unknown> = {}, expiresIn: string | number = '1h'): Promise<string> {
+  return new SignJWT({ ...claims })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(sub)
+    .setIssuer(TEST_JWT.issuer)
+    .setAudience(TEST_JWT.audience)
+    .setIssuedAt()
+    .setExpirationTime(expiresIn)
+    .sign(new TextEncoder().encode(TEST_JWT.secret));
+}
+
 export async function startTestGateway(options: Partial<GatewayOptions> = {}): Promise<Gateway & { database: string }> {
   const database = options.database ?? uniqueName('test');
   const gateway = await startGateway({
@@ -36,6 +52,7 @@ export async function startTestGateway(options: Partial<GatewayOptions> = {}): P
     database,
     port: 0,
     logger: pino({ level: process.env.LOG_LEVEL ?? 'warn' }),
+    auth: { jwt: TEST_JWT, anonymous: { enabled: true } },
     ...options,
   });
   cleanups.push(() => gateway.stop());
@@ -43,6 +60,7 @@ export async function startTestGateway(options: Partial<GatewayOptions> = {}): P
 }
 
 export async function openTestClient(wsUrl: string, options: Partial<TributaryOptions> = {}): Promise<TributaryClient> {
+  const authToken = await testToken();
   const client = await openTributary({
     url: wsUrl,
     schema: SCHEMA,
@@ -51,6 +69,7 @@ export async function openTestClient(wsUrl: string, options: Partial<TributaryOp
     webSocketImpl: WebSocket,
     retry: { minDelayMs: 50, maxDelayMs: 500 },
     retryTimeMs: 200,
+    connectionParams: { authToken },
     ...options,
   });
   cleanups.push(() => client.close());
@@ -94,8 +113,16 @@ export function newTask(overrides: Record<string, unknown> = {}): Record<string,
   } as Record<string, unknown> & { id: string };
 }
 
-/** A GraphQL request over HTTP, as any plain client sends it. */
-export async function graphqlHttp<T = Record<string, any>>(httpUrl: string, query: string, variables: Record<string, unknown> = {}): Promise<{ data?: T; errors?: Array<{ message: string; extensions?: Record<string, unknown> }> }> {
-  const response = await fetch(httpUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+/** A GraphQL request over HTTP, as any plain client sends it (with a test user's token unless `token` says otherwise). */
+export async function graphqlHttp<T = Record<string, any>>(
+  httpUrl: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+  token?: string | null,
+): Promise<{ data?: T; errors?: Array<{ message: string; extensions?: Record<string, unknown> }> }> {
+  const bearer = token === undefined ? await testToken() : token;
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (bearer) headers.authorization = `Bearer ${bearer}`;
+  const response = await fetch(httpUrl, { method: 'POST', headers, body: JSON.stringify({ query, variables }) });
   return (await response.json()) as never;
 }
