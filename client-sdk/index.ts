@@ -8,8 +8,10 @@ import type { RxCollection, RxDatabase, RxQuery, RxStorage } from 'rxdb';
 import { Subject, type Observable } from 'rxjs';
 import { loadModel, type DataModel } from '../protocol/model.ts';
 import { openDatabase, type LocalDocument } from './database.ts';
+import { tokenExpiry, type AuthenticatedUser } from './auth.ts';
 import type { SyncError } from './errors.ts';
 import { FlexibleSync } from './flexible-sync.ts';
+import { CLOSE_CODES } from '../protocol/messages.ts';
 import { replicateCollection, type CollectionReplication } from './replication.ts';
 import { SubscriptionSet, type AddOptions, type MutableSubscriptionSet } from './subscriptions.ts';
 import { Transport, type ConnectionState, type TransportOptions } from './transport.ts';
@@ -20,6 +22,7 @@ export type { SyncError } from './errors.ts';
 export type { LocalDocument } from './database.ts';
 export { BadQueryError, type SubscriptionQuery } from './queries.ts';
 export { SupersededError } from './flexible-sync.ts';
+export { Credentials, LogInError, TributaryAuth, type AuthenticatedUser } from './auth.ts';
 export type { AddOptions, MutableSubscriptionSet, Subscription, SubscriptionSet, SubscriptionSetSnapshot, SubscriptionSetState } from './subscriptions.ts';
 
 export interface FlexibleSyncOptions {
@@ -38,6 +41,14 @@ export interface TributaryOptions extends TransportOptions {
   storage: RxStorage<unknown, unknown>;
   /** Local database name; also keys the stored checkpoints. Default "tributary". */
   databaseName?: string;
+  /**
+   * The signed-in user (TributaryAuth.logIn). Its token goes in connection_init, and its data
+   * lives in its own local database (`<databaseName>-<user id>`): another user on the same
+   * device never sees it.
+   */
+  user?: AuthenticatedUser;
+  /** Asked for a fresh token when the current one expires; the session resumes with it. */
+  refreshToken?: (user: AuthenticatedUser) => Promise<string>;
   /** Documents per pull request. Default 1000 (smaller batches make RxDB itself slow). */
   pullBatchSize?: number;
   /** Local changes per push request. Default 100. */
@@ -59,6 +70,8 @@ export interface SyncCounters {
 }
 
 export interface TributaryClient {
+  /** The local database's name (per user when a user is given). */
+  databaseName: string;
   database: RxDatabase;
   collections: Record<string, RxCollection<LocalDocument>>;
   connection$: Observable<ConnectionState>;
@@ -83,15 +96,38 @@ export interface TributaryClient {
 
 export async function openTributary(options: TributaryOptions): Promise<TributaryClient> {
   const model = typeof options.schema === 'string' ? loadModel(options.schema) : options.schema;
-  const databaseName = options.databaseName ?? 'tributary';
+  const baseName = options.databaseName ?? 'tributary';
+  const { user, refreshToken } = options;
+  const databaseName = user ? `${baseName}-${user.id.toLowerCase().replace(/[^a-z0-9_$()+/-]/g, '_')}` : baseName;
   const { database, collections } = await openDatabase(databaseName, options.storage, model);
 
+  const errors$ = new Subject<SyncError>();
   const flexible = options.flexibleSync ? await FlexibleSync.open(database, model) : null;
   const views = flexible?.views ?? new Map(model.collections.map((c) => [c.name, new CollectionView(c.name)]));
   const subscriptions = flexible ? new SubscriptionSet(model, flexible.state$, flexible) : null;
 
-  const transport = new Transport(options);
-  const errors$ = new Subject<SyncError>();
+  // With a user: send its token, and get a fresh one once it has expired (the gateway closes
+  // the session with 4440). graphql-ws reconnects and calls connectionParams again.
+  let tokenExpired = false;
+  const transport = new Transport({
+    ...options,
+    connectionParams: user
+      ? async () => {
+          const expired = user.expiresAt !== null && user.expiresAt <= Date.now();
+          if ((tokenExpired || expired) && refreshToken) {
+            user.token = await refreshToken(user);
+            user.expiresAt = tokenExpiry(user.token);
+            tokenExpired = false;
+          }
+          return { authToken: user.token };
+        }
+      : options.connectionParams,
+    onClosed: (code, reason) => {
+      if (code === CLOSE_CODES.TOKEN_EXPIRED) tokenExpired = true;
+      if (code === CLOSE_CODES.UNAUTHORIZED) errors$.next({ kind: 'auth', code, reason });
+      options.onClosed?.(code, reason);
+    },
+  });
   const counters: SyncCounters = {
     downloaded: Object.fromEntries(model.collections.map((c) => [c.name, 0])),
     uploaded: Object.fromEntries(model.collections.map((c) => [c.name, 0])),
@@ -141,6 +177,7 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
 
   let closed = false;
   return {
+    databaseName,
     database,
     collections,
     connection$: transport.state$.asObservable(),

@@ -15,6 +15,8 @@ export interface TransportOptions {
   /** Sent in graphql-ws `connection_init` (authentication, later). */
   connectionParams?: Record<string, unknown> | (() => Record<string, unknown> | Promise<Record<string, unknown>>);
   retry?: { minDelayMs?: number; maxDelayMs?: number };
+  /** The socket closed with this code (e.g. 4440: the token expired) and reason. */
+  onClosed?: (code: number, reason: string) => void;
 }
 
 interface LiveSubscription {
@@ -114,7 +116,11 @@ export class Transport {
       on: {
         connecting: () => this.setState(generation, 'connecting'),
         connected: () => this.setState(generation, 'connected'),
-        closed: () => this.setState(generation, 'disconnected'),
+        closed: (event) => {
+          this.setState(generation, 'disconnected');
+          const { code, reason } = (event ?? {}) as { code?: number; reason?: string };
+          if (this.generation === generation && code !== undefined) this.options.onClosed?.(code, reason ?? '');
+        },
       },
     });
     for (const sub of this.live) this.startLive(sub);
