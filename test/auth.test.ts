@@ -180,3 +180,29 @@ describe('authentication', () => {
     }
   });
 });
+
+describe('API key CLI', () => {
+  it('creates, lists and revokes keys for a gateway’s database', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { resolve } = await import('node:path');
+    const { mongoUri } = await import('./helpers/harness.ts');
+    const gateway = await startTestGateway();
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, ['--import', 'tsx', 'scripts/api-key.ts', ...args], {
+        cwd: resolve(import.meta.dirname, '..'),
+        env: { ...process.env, MONGODB_URI: mongoUri(), TRIBUTARY_DATABASE: gateway.database },
+        encoding: 'utf8',
+      });
+
+    const created = cli('create', '--name', 'backup job', '--user', 'service:backup');
+    expect(created.status).toBe(0);
+    const key = /trb_[0-9a-f]{16}_[A-Za-z0-9_-]{43}/.exec(created.stdout)![0];
+    const id = key.slice(4, 20);
+    expect((await graphqlHttp(gateway.httpUrl, '{ viewer { id } }', {}, key)).data).toEqual({ viewer: { id: 'service:backup' } });
+    expect(cli('list').stdout).toContain(`${id}  backup job  user=service:backup`);
+
+    expect(cli('revoke', id).stdout.trim()).toBe(`revoked ${id}`);
+    expect((await graphqlHttp(gateway.httpUrl, '{ viewer { id } }', {}, key)).errors?.[0]?.extensions).toEqual({ code: 'UNAUTHENTICATED', reason: 'revoked-api-key' });
+    expect(cli('list').stdout).toContain('REVOKED');
+  });
+});
