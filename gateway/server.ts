@@ -134,8 +134,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           ctx.extra.user = user;
           if (user.expiresAt !== null) {
             // An open session ends when its token does; the client reconnects with a fresh one.
-            const timer = setTimeout(() => socket.close(CLOSE_CODES.TOKEN_EXPIRED, 'token expired'), Math.max(0, user.expiresAt - Date.now()));
-            socket.once('close', () => clearTimeout(timer));
+            const cancel = runAt(user.expiresAt, () => socket.close(CLOSE_CODES.TOKEN_EXPIRED, 'token expired'));
+            socket.once('close', cancel);
           }
           return true;
         } catch (error) {
@@ -199,6 +199,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     })());
 
   return { httpUrl: `http://${host}:${port}${GRAPHQL_PATH}`, wsUrl: `ws://${host}:${port}${GRAPHQL_PATH}`, port, model, collections, auth, log, stop };
+}
+
+/** Calls `run` at `time` (ms since epoch), however far away: setTimeout alone overflows past ~24.8 days. */
+function runAt(time: number, run: () => void): () => void {
+  const MAX_DELAY = 2 ** 31 - 1;
+  let timer: NodeJS.Timeout;
+  const schedule = () => {
+    const delay = time - Date.now();
+    timer = delay > MAX_DELAY ? setTimeout(schedule, MAX_DELAY) : setTimeout(run, Math.max(0, delay));
+  };
+  schedule();
+  return () => clearTimeout(timer);
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

@@ -133,11 +133,16 @@ describe('authentication', () => {
     const auth = new TributaryAuth(gateway.httpUrl);
     const anonymous = await auth.logIn(Credentials.anonymous());
     expect(anonymous).toMatchObject({ provider: 'anonymous', id: expect.stringMatching(/^anon-/) });
-    const client = await openTestClient(gateway.wsUrl, { connectionParams: undefined, user: anonymous });
+    const closes: number[] = [];
+    const client = await openTestClient(gateway.wsUrl, { connectionParams: undefined, user: anonymous, onClosed: (code) => closes.push(code) });
     const task = newTask({ ownerId: anonymous.id });
     await client.collections.tasks!.insert(task);
     const db = await openDb(gateway.database);
     await waitFor('the anonymous user’s write is stored', async () => (await db.collection('tasks').countDocuments({ _id: task.id as never })) === 1);
+    // Its token lives 30 days, longer than a timer can wait: the session must stay open.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(closes).toEqual([]);
+    expect(client.connectionState).toBe('connected');
 
     // a server-side service: an API key as a bearer token, and its custom user data
     const { key, info } = await gateway.auth.apiKeys.create('importer', 'service:importer');
