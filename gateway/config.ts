@@ -9,6 +9,8 @@ export interface GatewayConfig {
   mongoUri: string;
   database: string;
   schemaPath: string;
+  /** Permission rules folder (rules/, Realm role format). */
+  rulesPath: string;
   host: string;
   /** 0 picks a free port. */
   port: number;
@@ -32,6 +34,7 @@ export interface GatewayConfig {
 export const DEFAULTS: Omit<GatewayConfig, 'mongoUri'> = {
   database: 'tributary',
   schemaPath: resolve(import.meta.dirname, '../schema.graphql'),
+  rulesPath: resolve(import.meta.dirname, '../rules'),
   host: '127.0.0.1',
   port: 4000,
   logLevel: 'info',
@@ -58,6 +61,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<Gatewa
     mongoUri: env.MONGODB_URI || undefined,
     database: env.TRIBUTARY_DATABASE || DEFAULTS.database,
     schemaPath: env.TRIBUTARY_SCHEMA ? resolve(env.TRIBUTARY_SCHEMA) : DEFAULTS.schemaPath,
+    rulesPath: env.TRIBUTARY_RULES ? resolve(env.TRIBUTARY_RULES) : DEFAULTS.rulesPath,
     host: env.HOST || DEFAULTS.host,
     port: int('PORT', DEFAULTS.port),
     logLevel: env.LOG_LEVEL || DEFAULTS.logLevel,

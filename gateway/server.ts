@@ -14,6 +14,8 @@ import { DEFAULTS, type GatewayConfig } from './config.ts';
 import { AuthError, Authenticator, type User } from './auth/authenticator.ts';
 import { CLOSE_CODES } from '../protocol/messages.ts';
 import { buildSchema, type CollectionRuntime } from './graphql/schema.ts';
+import { loadRules } from './rules/load.ts';
+import { PermissionEngine } from './rules/permissions.ts';
 import { ChangeFeed } from './store/change-feed.ts';
 import { CollectionStore } from './store/collection-store.ts';
 import { CollectionWriter } from './sync/push.ts';
@@ -60,7 +62,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   await auth.init();
   if (auth.devTokens) log.warn('DEV TOKENS ARE ACCEPTED: anyone can act as any user. Never run this in production.');
 
-  const schema = buildSchema(model, collections, config);
+  const rules = await loadRules(config.rulesPath, model);
+  log.info({ rules: rules.files, collections: [...rules.roles.keys()] }, 'permission rules loaded');
+  const permissions = new PermissionEngine(model, rules);
+  const schema = buildSchema(model, collections, config, (context, collection) => permissions.forUser(context.user, collection));
   const yoga = createYoga<{ req?: IncomingMessage & { user?: User }; user?: User }>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,

@@ -51,7 +51,12 @@ export const REJECTION_CODES = {
   SCHEMA_VIOLATION: 'SCHEMA_VIOLATION',
   /** The row itself is malformed (no id, not an object). */
   BAD_ROW: 'BAD_ROW',
+  /** The user's role does not allow this write: a compensating write (Realm code 231). */
+  PERMISSION_DENIED: 'PERMISSION_DENIED',
 } as const;
+
+/** Realm's error code for a write the permissions refused (a compensating write). */
+export const COMPENSATING_WRITE_CODE = 231;
 export type RejectionCode = (typeof REJECTION_CODES)[keyof typeof REJECTION_CODES];
 
 export interface PushRejection {
@@ -60,6 +65,8 @@ export interface PushRejection {
   /** Path of the offending field, e.g. `priority` or `checklist.0.done`; null for the whole row. */
   field: string | null;
   message: string;
+  /** Realm's error code where there is one: 231 for a compensating write. */
+  realmCode: number | null;
 }
 
 export interface PushResult {

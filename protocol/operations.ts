@@ -23,7 +23,7 @@ export function syncOperations(collection: CollectionModel): SyncOperations {
   ${fields.bootstrap}(query: $query, exclude: $exclude, after: $after, snapshot: $snapshot, limit: $limit) { documents snapshot next estimatedTotal }
 }`,
     push: `mutation Push${s}($rows: [SyncPushRow!]!) {
-  ${fields.push}(rows: $rows) { conflicts rejected { id code field message } }
+  ${fields.push}(rows: $rows) { conflicts rejected { id code field message realmCode } }
 }`,
     stream: `subscription Stream${s}($view: [JSONObject!]) {
   ${fields.stream}(view: $view) { documents checkpoint { seq } resync }

@@ -6,14 +6,14 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../gateway/store/embedded-ferretdb.ts';
-import { graphqlHttp, TEST_JWT, waitFor } from './helpers/harness.ts';
+import { graphqlHttp, rulesFixture, TEST_JWT, waitFor } from './helpers/harness.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const dataDirs: string[] = [];
 afterEach(() => dataDirs.splice(0).forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 
 async function startWithEmbeddedStore(port: number, dataDir: string): Promise<ChildProcess> {
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), TRIBUTARY_DATA_DIR: dataDir, LOG_LEVEL: 'warn', TRIBUTARY_JWT_SECRET: TEST_JWT.secret, TRIBUTARY_JWT_ISSUER: TEST_JWT.issuer, TRIBUTARY_JWT_AUDIENCE: TEST_JWT.audience };
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), TRIBUTARY_DATA_DIR: dataDir, LOG_LEVEL: 'warn', TRIBUTARY_JWT_SECRET: TEST_JWT.secret, TRIBUTARY_JWT_ISSUER: TEST_JWT.issuer, TRIBUTARY_JWT_AUDIENCE: TEST_JWT.audience, TRIBUTARY_RULES: rulesFixture('open') };
   delete env.MONGODB_URI;
   const child = spawn(process.execPath, ['--import', 'tsx', 'gateway/main.ts'], { cwd: ROOT, env, stdio: 'inherit' });
   await waitFor('gateway with embedded store ready', async () => (await fetch(`http://127.0.0.1:${port}/ready`)).ok, 60_000);

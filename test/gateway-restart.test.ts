@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../gateway/store/embedded-ferretdb.ts';
 import { syncOperations } from '../protocol/operations.ts';
 import { loadModel } from '../protocol/model.ts';
-import { cleanup, graphqlHttp, mongoUri, newTask, openDb, openTestClient, SCHEMA, uniqueName, TEST_JWT, waitFor } from './helpers/harness.ts';
+import { cleanup, graphqlHttp, mongoUri, newTask, openDb, openTestClient, SCHEMA, uniqueName, rulesFixture, TEST_JWT, waitFor } from './helpers/harness.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const children: ChildProcess[] = [];
@@ -18,7 +18,7 @@ afterEach(async () => {
 async function startGatewayProcess(port: number, database: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'gateway/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, MONGODB_URI: mongoUri(), TRIBUTARY_DATABASE: database, PORT: String(port), LOG_LEVEL: 'warn', TRIBUTARY_JWT_SECRET: TEST_JWT.secret, TRIBUTARY_JWT_ISSUER: TEST_JWT.issuer, TRIBUTARY_JWT_AUDIENCE: TEST_JWT.audience },
+    env: { ...process.env, MONGODB_URI: mongoUri(), TRIBUTARY_DATABASE: database, PORT: String(port), LOG_LEVEL: 'warn', TRIBUTARY_JWT_SECRET: TEST_JWT.secret, TRIBUTARY_JWT_ISSUER: TEST_JWT.issuer, TRIBUTARY_JWT_AUDIENCE: TEST_JWT.audience, TRIBUTARY_RULES: rulesFixture('open') },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   children.push(child);

@@ -30,7 +30,7 @@ describe('schema validation of pushed documents', () => {
     });
     expect(response.errors).toBeUndefined();
     const result = response.data!.pushTasks;
-    expect(result.rejected).toEqual([{ id: bad.id, code: 'SCHEMA_VIOLATION', field, message: expect.stringMatching(message) }]);
+    expect(result.rejected).toEqual([{ id: bad.id, code: 'SCHEMA_VIOLATION', field, message: expect.stringMatching(message), realmCode: null }]);
     // The refused new document comes back as a tombstone, so a client drops its local copy.
     expect(result.conflicts).toEqual([expect.objectContaining({ id: bad.id, _deleted: true })]);
 

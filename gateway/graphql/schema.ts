@@ -10,6 +10,7 @@ import type { Checkpoint, PushResult, SyncDocument } from '../../protocol/messag
 import { QueryError } from '../../protocol/filter.ts';
 import { compileFilter } from '../query/filter.ts';
 import type { User } from '../auth/authenticator.ts';
+import { inSet, UNRESTRICTED, type CollectionPermissions } from '../rules/permissions.ts';
 import type { CollectionStore, StoredDocument } from '../store/collection-store.ts';
 import type { ChangeFeed } from '../store/change-feed.ts';
 import { bootstrap, bootstrapKey } from '../sync/bootstrap.ts';
@@ -23,6 +24,13 @@ export interface CollectionRuntime {
   store: CollectionStore;
   writer: CollectionWriter;
   feed: ChangeFeed;
+}
+
+/** Resolves the permissions of the request's user on a collection (rules/permissions.ts). */
+export type PermissionsOf = (context: RequestContext, collection: string) => CollectionPermissions;
+
+export interface RequestContext {
+  user: User;
 }
 
 export interface ApiLimits {
@@ -51,7 +59,8 @@ const SYNC_SDL = /* GraphQL */ `
 
   input SyncPushRow { assumedMasterState: JSONObject, newDocumentState: JSONObject! }
 
-  type PushRejection { id: String, code: String!, field: String, message: String! }
+  "realmCode: 231 for a compensating write (PERMISSION_DENIED)."
+  type PushRejection { id: String, code: String!, field: String, message: String!, realmCode: Int }
 
   "conflicts: server state of every document not applied (conflicting or rejected)."
   type SyncPushResult { conflicts: [JSONObject!]!, rejected: [PushRejection!]! }
@@ -64,7 +73,7 @@ const SYNC_SDL = /* GraphQL */ `
   type Subscription { _empty: Boolean }
 `;
 
-export function buildSchema(model: DataModel, runtimes: Map<string, CollectionRuntime>, limits: ApiLimits): GraphQLSchema {
+export function buildSchema(model: DataModel, runtimes: Map<string, CollectionRuntime>, limits: ApiLimits, permissionsOf: PermissionsOf): GraphQLSchema {
   const typeDefs = [print(model.document), SYNC_SDL, ...inputTypeDefs(model)];
   const resolvers: Record<string, object> & Record<'Query' | 'Mutation' | 'Subscription', Record<string, unknown>> = {
     JSONObject: jsonObjectScalar,
@@ -77,9 +86,10 @@ export function buildSchema(model: DataModel, runtimes: Map<string, CollectionRu
     const runtime = runtimes.get(collection.name)!;
     const names = plainOperationNames(collection);
     typeDefs.push(collectionTypeDefs(collection, names));
-    Object.assign(resolvers.Query, queryResolvers(runtime, names, limits));
-    Object.assign(resolvers.Mutation, mutationResolvers(runtime, names, limits));
-    Object.assign(resolvers.Subscription, subscriptionResolvers(runtime, names, limits));
+    const perms = (context: RequestContext) => permissionsOf(context, collection.name);
+    Object.assign(resolvers.Query, queryResolvers(runtime, names, limits, perms));
+    Object.assign(resolvers.Mutation, mutationResolvers(runtime, names, limits, perms));
+    Object.assign(resolvers.Subscription, subscriptionResolvers(runtime, names, limits, perms));
   }
   return makeExecutableSchema({ typeDefs, resolvers });
 }
@@ -164,90 +174,107 @@ function inputTypeRef(type: FieldType): string {
   }
 }
 
-function queryResolvers({ model, store }: CollectionRuntime, n: PlainNames, limits: ApiLimits) {
+type Perms = (context: RequestContext) => CollectionPermissions;
+
+function queryResolvers({ model, store }: CollectionRuntime, n: PlainNames, limits: ApiLimits, perms: Perms) {
   const sync = syncOperations(model).fields;
   return {
-    [sync.pull]: (_: unknown, args: { checkpoint: Checkpoint | null; limit: number; view?: unknown[] | null }) => {
+    [sync.pull]: (_: unknown, args: { checkpoint: Checkpoint | null; limit: number; view?: unknown[] | null }, context: RequestContext) => {
       checkLimit('limit', args.limit, limits.maxPullLimit);
-      return pull(store, args.checkpoint, args.limit, asBadQuery(() => compileView(model, args.view)));
+      return pull(store, args.checkpoint, args.limit, asBadQuery(() => compileView(model, args.view, perms(context))));
     },
-    [sync.bootstrap]: (_: unknown, args: { query: unknown; exclude?: unknown[] | null; after?: string | null; snapshot?: number | null; limit: number }) => {
+    [sync.bootstrap]: (_: unknown, args: { query: unknown; exclude?: unknown[] | null; after?: string | null; snapshot?: number | null; limit: number }, context: RequestContext) => {
       checkLimit('limit', args.limit, limits.maxPullLimit);
       const query = asBadQuery(() => compileFilter(model, args.query, { queryableOnly: true }));
-      const exclude = args.exclude?.length ? asBadQuery(() => compileView(model, args.exclude)) : null;
+      const exclude = args.exclude?.length ? asBadQuery(() => compileView(model, args.exclude, UNRESTRICTED)).filter : null;
       const key = bootstrapKey(args.query, args.exclude ?? null);
-      return bootstrap(store, { query, exclude, after: args.after ?? null, snapshot: args.snapshot ?? null, limit: args.limit, key });
+      return bootstrap(store, { query, exclude, after: args.after ?? null, snapshot: args.snapshot ?? null, limit: args.limit, key, permissions: perms(context) });
     },
-    [n.list]: async (_: unknown, args: { filter?: unknown; limit: number }) => {
+    [n.list]: async (_: unknown, args: { filter?: unknown; limit: number }, context: RequestContext) => {
       checkLimit('limit', args.limit, limits.maxListLimit);
       const filter = asBadQuery(() => compileFilter(model, args.filter));
-      const found = await store.documents.find(filter.mongo).sort({ _id: 1 }).limit(args.limit).toArray();
-      return found.map((d) => store.toWire(d));
+      const { read, project } = perms(context);
+      if (read === 'none') return [];
+      const selection = read === 'all' ? filter.mongo : ({ $and: [filter.mongo, read.stored] } as Filter<StoredDocument>);
+      const found = await store.documents.find(selection).sort({ _id: 1 }).limit(args.limit).toArray();
+      return found.map((d) => project(store.toWire(d)));
     },
-    [n.get]: async (_: unknown, args: { id: string }) => {
+    [n.get]: async (_: unknown, args: { id: string }, context: RequestContext) => {
       const found = await store.documents.findOne({ _id: args.id, '_sync.deleted': false } as Filter<StoredDocument>);
-      return found ? store.toWire(found) : null;
+      const { read, project } = perms(context);
+      return found && inSet(read, found) ? project(store.toWire(found)) : null;
     },
   };
 }
 
-function mutationResolvers({ model, store, writer }: CollectionRuntime, n: PlainNames, limits: ApiLimits) {
+function mutationResolvers({ model, store, writer }: CollectionRuntime, n: PlainNames, limits: ApiLimits, perms: Perms) {
   const sync = syncOperations(model).fields;
   const t = model.typeName;
-  /** Server-side read-modify-write through the sync write path, retried if another write wins. */
-  const writeDocument = async (id: string, next: (current: SyncDocument | null) => SyncDocument | null): Promise<SyncDocument | null> => {
+  /**
+   * Server-side read-modify-write through the sync write path (and its permission checks),
+   * retried if another write wins. A document the user may not read does not exist for it.
+   */
+  const writeDocument = async (
+    context: RequestContext,
+    id: string,
+    next: (current: SyncDocument | null) => SyncDocument | null,
+  ): Promise<SyncDocument | null> => {
+    const permissions = perms(context);
     for (let attempt = 0; attempt < 5; attempt++) {
       const stored = (await store.findByIds([id])).get(id);
-      const current = stored ? store.toWire(stored) : null;
+      const visible = stored && inSet(permissions.read, stored) ? stored : undefined;
+      const current = visible ? store.toWire(visible) : null;
       const doc = next(current);
       if (!doc) return null;
-      const result = await writer.push([{ assumedMasterState: current, newDocumentState: doc }]);
+      const result = await writer.push([{ assumedMasterState: current, newDocumentState: doc }], permissions);
       throwIfRejected(result);
       if (result.conflicts.length === 0) {
         const written = (await store.findByIds([id])).get(id)!;
-        return store.toWire(written);
+        return permissions.project(store.toWire(written));
       }
     }
     throw new GraphQLError(`${t} ${id} is being changed concurrently; try again`, { extensions: { code: 'CONFLICT' } });
   };
 
   return {
-    [sync.push]: (_: unknown, args: { rows: unknown[] }) => {
+    [sync.push]: (_: unknown, args: { rows: unknown[] }, context: RequestContext) => {
       checkLimit('rows', args.rows.length, limits.maxPushRows);
-      return writer.push(args.rows);
+      return writer.push(args.rows, perms(context));
     },
-    [n.insert]: (_: unknown, args: { input: Record<string, unknown> }) =>
-      writeDocument(String(args.input.id), (current) => {
+    [n.insert]: (_: unknown, args: { input: Record<string, unknown> }, context: RequestContext) =>
+      writeDocument(context, String(args.input.id), (current) => {
         if (current && !current[DELETED_FIELD]) throw new GraphQLError(`${t} ${args.input.id} already exists`, { extensions: { code: 'ALREADY_EXISTS' } });
         return { ...args.input, [DELETED_FIELD]: false } as SyncDocument;
       }),
-    [n.update]: (_: unknown, args: { id: string; set: Record<string, unknown> }) =>
-      writeDocument(args.id, (current) => {
+    [n.update]: (_: unknown, args: { id: string; set: Record<string, unknown> }, context: RequestContext) =>
+      writeDocument(context, args.id, (current) => {
         if (!current || current[DELETED_FIELD]) throw new GraphQLError(`${t} ${args.id} not found`, { extensions: { code: 'NOT_FOUND' } });
         return { ...current, ...args.set };
       }),
-    [n.delete]: async (_: unknown, args: { id: string }) =>
-      (await writeDocument(args.id, (current) => (current && !current[DELETED_FIELD] ? { ...current, [DELETED_FIELD]: true } : null))) !== null,
+    [n.delete]: async (_: unknown, args: { id: string }, context: RequestContext) =>
+      (await writeDocument(context, args.id, (current) => (current && !current[DELETED_FIELD] ? { ...current, [DELETED_FIELD]: true } : null))) !== null,
   };
 }
 
-function subscriptionResolvers({ model, store, feed }: CollectionRuntime, n: PlainNames, limits: ApiLimits) {
+function subscriptionResolvers({ model, store, feed }: CollectionRuntime, n: PlainNames, limits: ApiLimits, perms: Perms) {
   const sync = syncOperations(model).fields;
   return {
     [sync.stream]: {
-      subscribe: (_: unknown, args: { view?: unknown[] | null }) => syncStream(feed, store, asBadQuery(() => compileView(model, args.view)), limits),
+      subscribe: (_: unknown, args: { view?: unknown[] | null }, context: RequestContext) =>
+        syncStream(feed, store, asBadQuery(() => compileView(model, args.view, perms(context))), limits),
       resolve: (event: unknown) => event,
     },
     [n.watch]: {
-      subscribe: (_: unknown, args: { filter?: unknown }) => {
+      subscribe: (_: unknown, args: { filter?: unknown }, context: RequestContext) => {
         const filter = asBadQuery(() => compileFilter(model, args.filter));
+        const { read, project } = perms(context);
         return openStream(
           feed,
           (batch) => {
             const changes = batch.stored.flatMap((stored, i) => {
-              if (!filter.matches(stored)) return [];
+              if (!filter.matches(stored) || !inSet(read, stored)) return [];
               const deleted = stored._sync.deleted;
-              return [{ id: stored._id, deleted, document: deleted ? null : batch.documents[i] }];
+              return [{ id: stored._id, deleted, document: deleted ? null : project(batch.documents[i]!) }];
             });
             return changes.length > 0 ? changes : null;
           },

@@ -4,16 +4,16 @@
 import type { Checkpoint, PullBulk } from '../../protocol/messages.ts';
 import { readPage } from '../store/cursor-cache.ts';
 import type { CollectionStore } from '../store/collection-store.ts';
-import { forPull, type View } from './view.ts';
+import { forPull, viewIsEmpty, type View } from './view.ts';
 
-export async function pull(store: CollectionStore, checkpoint: Checkpoint | null, limit: number, view: View = null): Promise<PullBulk> {
+export async function pull(store: CollectionStore, checkpoint: Checkpoint | null, limit: number, view: View): Promise<PullBulk> {
   const after = checkpoint?.seq ?? 0;
   let open = store.cursors.take(`pull:${after}`);
   if (!open) {
     const horizon = await store.sequencer.horizon();
     if (after >= horizon) return { documents: [], checkpoint: { seq: after }, hasMore: false };
     // Nothing is in an empty view; the client purges what it held when it emptied it.
-    if (view?.matchesNothing) return { documents: [], checkpoint: { seq: horizon }, hasMore: false };
+    if (viewIsEmpty(view)) return { documents: [], checkpoint: { seq: horizon }, hasMore: false };
     open = { cursor: store.changesCursor(after, horizon, limit), context: horizon };
   }
   const horizon = open.context;

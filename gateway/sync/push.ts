@@ -12,7 +12,8 @@
 // re-evaluated. Within this process, writes to one document also run one at a time: FerretDB
 // v1 does not make a single compare-and-set atomic against concurrent ones.
 import { MongoBulkWriteError, type AnyBulkWriteOperation } from 'mongodb';
-import { REJECTION_CODES, type PushRejection, type PushResult, type PushRow, type SyncDocument } from '../../protocol/messages.ts';
+import { COMPENSATING_WRITE_CODE, REJECTION_CODES, type PushRejection, type PushResult, type PushRow, type SyncDocument } from '../../protocol/messages.ts';
+import { inSet, UNRESTRICTED, type CollectionPermissions } from '../rules/permissions.ts';
 import type { CollectionStore, StoredDocument } from '../store/collection-store.ts';
 import { sameState } from './same-state.ts';
 import { KeyedLock } from './keyed-lock.ts';
@@ -24,6 +25,17 @@ interface PlannedWrite {
   doc: SyncDocument;
   /** The stored version this write replaces; null for an insert. */
   replaces: StoredDocument | null;
+}
+
+interface Outcome {
+  conflicts: SyncDocument[];
+  rejected: PushRejection[];
+  permissions: CollectionPermissions;
+}
+
+interface Denial {
+  field: string | null;
+  message: string;
 }
 
 export class PushError extends Error {
@@ -39,7 +51,7 @@ export class CollectionWriter {
     private readonly onCommitted: () => void,
   ) {}
 
-  async push(rows: readonly unknown[]): Promise<PushResult> {
+  async push(rows: readonly unknown[], permissions: CollectionPermissions = UNRESTRICTED): Promise<PushResult> {
     const conflicts: SyncDocument[] = [];
     const rejected: PushRejection[] = [];
     const rejectedDocs: SyncDocument[] = [];
@@ -54,7 +66,7 @@ export class CollectionWriter {
       const doc = (row as PushRow).newDocumentState;
       const violation = doc._deleted ? null : this.validate(doc);
       if (violation) {
-        rejected.push({ id: doc.id, code: REJECTION_CODES.SCHEMA_VIOLATION, field: violation.field, message: violation.message });
+        rejected.push({ id: doc.id, code: REJECTION_CODES.SCHEMA_VIOLATION, field: violation.field, message: violation.message, realmCode: null });
         rejectedDocs.push(doc);
         continue;
       }
@@ -76,37 +88,46 @@ export class CollectionWriter {
         seen.add(id);
       }
       const ids = now.map((r) => r.newDocumentState.id);
-      const lostRaces = await this.documentLocks.run(ids, () => this.applyOnce(now, conflicts, readFirst));
+      const lostRaces = await this.documentLocks.run(ids, () => this.applyOnce(now, { conflicts, rejected, permissions }, readFirst));
       lostRaces.forEach((row) => readFirst.add(row));
       pending = [...lostRaces, ...later];
     }
 
-    if (rejectedDocs.length > 0) conflicts.push(...(await this.authoritativeStates(rejectedDocs)));
+    if (rejectedDocs.length > 0) conflicts.push(...(await this.authoritativeStates(rejectedDocs, permissions)));
     return { conflicts, rejected };
   }
 
   /** Applies rows for distinct documents; returns the rows that lost a race and must be re-evaluated. */
-  private async applyOnce(rows: PushRow[], conflicts: SyncDocument[], readFirst: Set<PushRow>): Promise<PushRow[]> {
+  private async applyOnce(rows: PushRow[], out: Outcome, readFirst: Set<PushRow>): Promise<PushRow[]> {
     const planned: Array<PlannedWrite & { row: PushRow }> = [];
+    const deny = (doc: SyncDocument, stored: StoredDocument | undefined, denial: Denial) => {
+      out.rejected.push({ id: doc.id, code: REJECTION_CODES.PERMISSION_DENIED, field: denial.field, message: denial.message, realmCode: COMPENSATING_WRITE_CODE });
+      out.conflicts.push(this.visibleState(stored, doc.id, out.permissions));
+    };
     const toRead = rows.filter((row) => {
       if (row.assumedMasterState || readFirst.has(row)) return true;
-      planned.push({ row, doc: row.newDocumentState, replaces: null });
+      const denial = this.checkWrite(out.permissions, undefined, row.newDocumentState);
+      if (denial) deny(row.newDocumentState, undefined, denial);
+      else planned.push({ row, doc: row.newDocumentState, replaces: null });
       return false;
     });
     const current = toRead.length > 0 ? await this.store.findByIds(toRead.map((r) => r.newDocumentState.id)) : new Map<string, StoredDocument>();
     for (const row of toRead) {
       const { newDocumentState: doc, assumedMasterState: assumed } = row;
       const stored = current.get(doc.id);
-      if (!stored) {
-        planned.push({ row, doc, replaces: null });
+      // Already applied: a retried push (acknowledged only to a user who may see the document).
+      if (stored && sameState(this.stateOf(doc), stateOfStored(stored)) && inSet(out.permissions.read, stored)) continue;
+      const denial = this.checkWrite(out.permissions, stored, doc);
+      if (denial) {
+        deny(doc, stored, denial);
         continue;
       }
-      const storedState = stateOfStored(stored);
-      if (sameState(this.stateOf(doc), storedState)) continue; // already applied: a retried push
-      if (assumed && typeof assumed === 'object' && sameState(this.stateOf(assumed), storedState)) {
+      if (!stored) {
+        planned.push({ row, doc, replaces: null });
+      } else if (assumed && typeof assumed === 'object' && sameState(this.stateOf(assumed), stateOfStored(stored))) {
         planned.push({ row, doc, replaces: stored });
       } else {
-        conflicts.push(this.store.toWire(stored));
+        out.conflicts.push(this.visibleState(stored, doc.id, out.permissions));
       }
     }
     if (planned.length === 0) return [];
@@ -186,12 +207,43 @@ export class CollectionWriter {
   }
 
   /** What a client must hold instead of a document it pushed that was refused. */
-  private async authoritativeStates(docs: SyncDocument[]): Promise<SyncDocument[]> {
+  private async authoritativeStates(docs: SyncDocument[], permissions: CollectionPermissions): Promise<SyncDocument[]> {
     const stored = await this.store.findByIds(docs.map((d) => d.id));
     return docs.map((doc) => {
       const current = stored.get(doc.id);
-      return current ? this.store.toWire(current) : { ...doc, _deleted: true };
+      if (!current && permissions.unrestricted) return { ...doc, _deleted: true };
+      return this.visibleState(current, doc.id, permissions);
     });
+  }
+
+  /** The server state as this user may see it: the document (readable fields only), or a removal. */
+  private visibleState(stored: StoredDocument | undefined, id: string, permissions: CollectionPermissions): SyncDocument {
+    if (stored && inSet(permissions.read, stored)) return permissions.project(this.store.toWire(stored));
+    return { id, _deleted: true };
+  }
+
+  /**
+   * Whether the user's role allows changing `stored` (absent or a tombstone: an insert) into
+   * `doc`: the write filter holds before and after, insert/delete rights, and every changed
+   * field is writable.
+   */
+  private checkWrite(permissions: CollectionPermissions, stored: StoredDocument | undefined, doc: SyncDocument): Denial | null {
+    if (permissions.unrestricted) return null;
+    const exists = stored !== undefined && !stored._sync.deleted;
+    const after = { ...this.store.toStored(doc), _sync: { seq: 0, updatedAt: new Date(), deleted: doc._deleted === true } } as StoredDocument;
+    if (exists && !inSet(permissions.write, stored)) return { field: null, message: 'the role may not change this document' };
+    if (!exists && !permissions.canInsert) return { field: null, message: 'the role may not insert documents' };
+    if (doc._deleted) {
+      return permissions.canDelete ? null : { field: null, message: 'the role may not delete documents' };
+    }
+    if (!inSet(permissions.write, after)) return { field: null, message: 'the document would leave what the role may write (write filter)' };
+    const before = exists ? this.store.toWire(stored) : ({} as Record<string, unknown>);
+    for (const field of this.store.model.fields) {
+      if (field.name === 'id') continue;
+      const changed = !sameState({ v: before[field.name] }, { v: doc[field.name] });
+      if (changed && !permissions.writableField(field.name)) return { field: field.name, message: `the role may not write ${this.store.model.typeName}.${field.name}` };
+    }
+    return null;
   }
 
   private stateOf(doc: SyncDocument): Record<string, unknown> {
@@ -205,7 +257,7 @@ function stateOfStored(stored: StoredDocument): Record<string, unknown> {
 }
 
 function checkRow(row: unknown): PushRejection | null {
-  const bad = (message: string, id: string | null = null): PushRejection => ({ id, code: REJECTION_CODES.BAD_ROW, field: null, message });
+  const bad = (message: string, id: string | null = null): PushRejection => ({ id, code: REJECTION_CODES.BAD_ROW, field: null, message, realmCode: null });
   if (typeof row !== 'object' || row === null) return bad('push row must be an object');
   const { newDocumentState: doc, assumedMasterState: assumed } = row as Record<string, unknown>;
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return bad('newDocumentState must be an object');

@@ -24,7 +24,6 @@ const RESYNC: StreamEvent = { documents: [], checkpoint: null, resync: true };
  */
 export function syncStream(feed: ChangeFeed, store: CollectionStore, view: View, options: StreamOptions): AsyncIterableIterator<StreamEvent> {
   const toEvent = (batch: ChangeBatch): StreamEvent | null => {
-    if (view === null) return { documents: batch.documents, checkpoint: batch.checkpoint, resync: false };
     const documents = batch.stored.flatMap((stored, i) => forStream(store, view, stored, batch.documents[i]!) ?? []);
     return documents.length > 0 ? { documents, checkpoint: batch.checkpoint, resync: false } : null;
   };

@@ -1,40 +1,57 @@
-// A client's view of a collection: the union of its subscriptions' queries on it (or, for a
-// client without subscriptions such as RxDB's stock plugin, everything). Decides what of a
-// stored document a client receives: the document, a removal (id only), or nothing.
+// What a client receives of a stored document: the intersection of its view (the union of its
+// subscriptions' queries on the collection, or everything for a client without subscriptions
+// such as RxDB's stock plugin) and what its permissions let it read, with the fields it may not
+// read removed. Either the document, a removal (id only), or nothing.
 import { QueryError } from '../../protocol/filter.ts';
 import type { SyncDocument } from '../../protocol/messages.ts';
 import type { CollectionModel } from '../../protocol/model.ts';
 import { compileUnion, type CompiledFilter } from '../query/filter.ts';
+import { inSet, type CollectionPermissions } from '../rules/permissions.ts';
 import type { CollectionStore, StoredDocument } from '../store/collection-store.ts';
 
-export type View = CompiledFilter | null;
+export interface View {
+  /** The subscriptions' union; null: everything readable. */
+  filter: CompiledFilter | null;
+  permissions: CollectionPermissions;
+}
 
-/** null/undefined: everything; []: nothing; else the union. Throws QueryError. */
-export function compileView(collection: CollectionModel, queries: unknown[] | null | undefined): View {
-  if (queries === null || queries === undefined) return null;
+/** null/undefined queries: everything; []: nothing; else their union. Throws QueryError. */
+export function compileView(collection: CollectionModel, queries: unknown[] | null | undefined, permissions: CollectionPermissions): View {
+  if (queries === null || queries === undefined) return { filter: null, permissions };
   if (!Array.isArray(queries)) throw new QueryError('view must be a list of queries');
-  return compileUnion(collection, queries, { queryableOnly: true });
+  return { filter: compileUnion(collection, queries, { queryableOnly: true }), permissions };
+}
+
+/** Nothing can be in this view: an empty subscription set, or no read access. */
+export function viewIsEmpty(view: View): boolean {
+  return view.filter?.matchesNothing === true || view.permissions.read === 'none';
 }
 
 export function inView(view: View, stored: StoredDocument): boolean {
-  return view === null || (!stored._sync.deleted && view.matches(stored));
+  return !stored._sync.deleted && (view.filter?.matches(stored) ?? true) && inSet(view.permissions.read, stored);
 }
 
 /** Whether the version before this one was in the view (known from `_sync.prev`). */
 export function wasInView(view: View, stored: StoredDocument): boolean {
-  if (view === null) return true;
   const prev = stored._sync.prev;
-  return prev !== null && prev !== undefined && view.matches({ ...prev, _sync: stored._sync } as StoredDocument);
+  if (prev === null || prev === undefined) return false;
+  const before = { ...prev, _sync: stored._sync } as StoredDocument;
+  return (view.filter?.matches(before) ?? true) && inSet(view.permissions.read, before);
+}
+
+/** An unrestricted client without subscriptions gets every change whole, tombstones included. */
+function seesEverything(view: View): boolean {
+  return view.filter === null && view.permissions.unrestricted;
 }
 
 /**
  * For catch-up reads (pull): the document if in view, else a removal. A pull cannot know what
  * the client holds, so every change out of view becomes a removal; the SDK drops removals of
- * documents it does not have. Without a view, tombstones go out whole (RxDB's stock plugin).
+ * documents it does not have.
  */
 export function forPull(store: CollectionStore, view: View, stored: StoredDocument, wire?: SyncDocument): SyncDocument {
-  if (view === null) return wire ?? store.toWire(stored);
-  return inView(view, stored) ? (wire ?? store.toWire(stored)) : store.removal(stored);
+  if (seesEverything(view)) return wire ?? store.toWire(stored);
+  return inView(view, stored) ? view.permissions.project(wire ?? store.toWire(stored)) : store.removal(stored);
 }
 
 /**
@@ -42,6 +59,7 @@ export function forPull(store: CollectionStore, view: View, stored: StoredDocume
  * removal if it just left the view, nothing otherwise.
  */
 export function forStream(store: CollectionStore, view: View, stored: StoredDocument, wire: SyncDocument): SyncDocument | null {
-  if (view === null || inView(view, stored)) return wire;
+  if (seesEverything(view)) return wire;
+  if (inView(view, stored)) return view.permissions.project(wire);
   return wasInView(view, stored) ? store.removal(stored) : null;
 }

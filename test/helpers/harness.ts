@@ -30,6 +30,11 @@ export function mongoUri(): string {
   return inject('mongoUri');
 }
 
+/** A folder of rules under test/fixtures/rules/ (test gateways use `open`: everyone may do everything). */
+export function rulesFixture(name: string): string {
+  return resolve(import.meta.dirname, '../fixtures/rules', name);
+}
+
 /** The custom-JWT provider test gateways trust (HS256). */
 export const TEST_JWT = { secret: 'test-secret-that-is-long-enough-for-hs256', issuer: 'https://auth.example.test', audience: 'tributary' };
 
@@ -53,6 +58,7 @@ export async function startTestGateway(options: Partial<GatewayOptions> = {}): P
     port: 0,
     logger: pino({ level: process.env.LOG_LEVEL ?? 'warn' }),
     auth: { jwt: TEST_JWT, anonymous: { enabled: true } },
+    rulesPath: rulesFixture('open'),
     ...options,
   });
   cleanups.push(() => gateway.stop());

@@ -1,0 +1,184 @@
+// The one rules engine: what a user may read and write in each collection, decided once per
+// session from the rules (load.ts) and the user. Sync (pull, stream, bootstrap, push, conflict
+// replies) and the plain GraphQL API all ask it.
+//
+// Semantics (Realm's): the role is the first whose `apply_when` holds for the user; no role, no
+// access. Readable documents = read filter ∪ write filter (write implies read). A write must
+// match the write filter before and after, insert/delete need their rights, and every changed
+// field must be writable. Fields a role cannot read are removed from everything sent.
+import { Query } from 'mingo';
+import { PRIMARY_KEY, type CollectionModel, type DataModel } from '../../protocol/model.ts';
+import type { SyncDocument } from '../../protocol/messages.ts';
+import type { User } from '../auth/authenticator.ts';
+import { compileFilter, type CompiledFilter } from '../query/filter.ts';
+import type { StoredDocument } from '../store/collection-store.ts';
+import type { Role, RuleSet } from './load.ts';
+
+/** All documents, none, or those matching a filter. */
+export type DocumentSet = 'all' | 'none' | CompiledFilter;
+
+export interface CollectionPermissions {
+  /** The role in force; null: no role applies (no access). */
+  role: string | null;
+  /** True when this user may do anything in the collection (no rules narrow it). */
+  unrestricted: boolean;
+  read: DocumentSet;
+  write: DocumentSet;
+  canInsert: boolean;
+  canDelete: boolean;
+  readableField(field: string): boolean;
+  writableField(field: string): boolean;
+  /** The document with the fields this user may not read removed. */
+  project(doc: SyncDocument): SyncDocument;
+}
+
+export const UNRESTRICTED: CollectionPermissions = {
+  role: null,
+  unrestricted: true,
+  read: 'all',
+  write: 'all',
+  canInsert: true,
+  canDelete: true,
+  readableField: () => true,
+  writableField: () => true,
+  project: (doc) => doc,
+};
+
+export function inSet(set: DocumentSet, stored: StoredDocument): boolean {
+  return set === 'all' || (set !== 'none' && set.matches(stored));
+}
+
+export class PermissionEngine {
+  private readonly cache = new WeakMap<User, Map<string, CollectionPermissions>>();
+
+  constructor(
+    private readonly model: DataModel,
+    private readonly rules: RuleSet,
+  ) {}
+
+  /** The user's permissions on a collection, decided once per user object (= per session). */
+  forUser(user: User | undefined, collection: string): CollectionPermissions {
+    if (!user) return denyAll();
+    let perUser = this.cache.get(user);
+    if (!perUser) {
+      perUser = new Map();
+      this.cache.set(user, perUser);
+    }
+    let permissions = perUser.get(collection);
+    if (!permissions) {
+      const model = this.model.collections.find((c) => c.name === collection)!;
+      permissions = decide(model, this.rules.roles.get(collection) ?? [], expansions(user));
+      perUser.set(collection, permissions);
+    }
+    return permissions;
+  }
+}
+
+function denyAll(): CollectionPermissions {
+  return { ...UNRESTRICTED, unrestricted: false, read: 'none', write: 'none', canInsert: false, canDelete: false, readableField: () => false, writableField: () => false };
+}
+
+interface Expansions {
+  user: { id: string; data: Record<string, unknown>; custom_data: Record<string, unknown> };
+}
+
+function expansions(user: User): Expansions {
+  return { user: { id: user.id, data: user.data, custom_data: user.customData ?? {} } };
+}
+
+function decide(collection: CollectionModel, roles: Role[], values: Expansions): CollectionPermissions {
+  const role = roles.find((r) => evaluate(r.apply_when, values));
+  if (!role) return denyAll();
+  const docRead = role.read === undefined ? false : evaluate(role.read, values);
+  const docWrite = role.write === undefined ? false : evaluate(role.write, values);
+  const fields = role.fields ?? {};
+  const extra = role.additional_fields ?? {};
+  const readableField = (f: string) =>
+    f === PRIMARY_KEY || docRead || docWrite || Boolean(fields[f]?.read || fields[f]?.write) || (!(f in fields) && Boolean(extra.read || extra.write));
+  const writableField = (f: string) => docWrite || Boolean(fields[f]?.write) || (!(f in fields) && Boolean(extra.write));
+  const mayWriteSomething = docWrite || Object.values(fields).some((p) => p.write) || Boolean(extra.write);
+  const mayReadSomething = mayWriteSomething || docRead || Object.values(fields).some((p) => p.read) || Boolean(extra.read);
+
+  const write = mayWriteSomething ? documentSet(collection, role.document_filters.write, values) : 'none';
+  const readOnly = mayReadSomething ? documentSet(collection, role.document_filters.read, values) : 'none';
+  const hidden = collection.fields.map((f) => f.name).filter((f) => !readableField(f));
+  const read = union(collection, readOnly, write);
+  const canInsert = role.insert === undefined ? docWrite : evaluate(role.insert, values);
+  const canDelete = role.delete === undefined ? docWrite : evaluate(role.delete, values);
+  return {
+    role: role.name,
+    unrestricted: read === 'all' && write === 'all' && docWrite && canInsert && canDelete,
+    read,
+    write,
+    canInsert,
+    canDelete,
+    readableField,
+    writableField,
+    project: hidden.length === 0 ? (doc) => doc : (doc) => Object.fromEntries(Object.entries(doc).filter(([k]) => !hidden.includes(k))) as SyncDocument,
+  };
+}
+
+function documentSet(collection: CollectionModel, filter: Role['document_filters']['read'], values: Expansions): DocumentSet {
+  if (filter === undefined || filter === true) return 'all';
+  if (filter === false) return 'none';
+  return compileFilter(collection, expand(filter, values), { queryableOnly: true });
+}
+
+function union(collection: CollectionModel, a: DocumentSet, b: DocumentSet): DocumentSet {
+  if (a === 'all' || b === 'all') return 'all';
+  if (a === 'none') return b;
+  if (b === 'none') return a;
+  return {
+    stored: { $or: [a.stored, b.stored] },
+    mongo: { $and: [{ $or: [a.stored, b.stored] }, { '_sync.deleted': false }] },
+    matches: (doc) => a.matches(doc) || b.matches(doc),
+  } as CompiledFilter;
+}
+
+/** Replaces `%%user.…`, `%%true`, `%%false` values with what they stand for this session. */
+function expand(value: unknown, values: Expansions): Record<string, unknown> {
+  const replace = (v: unknown): unknown => {
+    if (typeof v === 'string' && v.startsWith('%%')) return lookup(v, values);
+    if (Array.isArray(v)) return v.map(replace);
+    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, replace(x)]));
+    return v;
+  };
+  return replace(value) as Record<string, unknown>;
+}
+
+/**
+ * A missing value (say `%%user.custom_data.teamId` for a user without a team) must match no
+ * document: null would match every document without the field.
+ */
+const UNSET = '\u0000tributary:unset';
+
+function lookup(expansion: string, values: Expansions): unknown {
+  if (expansion === '%%true') return true;
+  if (expansion === '%%false') return false;
+  const path = expansion.slice(2).split('.');
+  let current: unknown = values;
+  for (const part of path) current = current !== null && typeof current === 'object' ? (current as Record<string, unknown>)[part] : undefined;
+  return current ?? UNSET;
+}
+
+/**
+ * An `apply_when` (or read/write/insert/delete) expression: `true`/`false`, or an object whose
+ * keys are expansions compared with their values, e.g. `{ "%%user.custom_data.isAdmin": true }`.
+ */
+function evaluate(expression: boolean | Record<string, unknown>, values: Expansions): boolean {
+  if (typeof expression === 'boolean') return expression;
+  const subject: Record<string, unknown> = {};
+  const query: Record<string, unknown> = {};
+  let i = 0;
+  const rewrite = (expr: Record<string, unknown>): Record<string, unknown> =>
+    Object.fromEntries(
+      Object.entries(expr).map(([key, condition]) => {
+        if (key === '$and' || key === '$or' || key === '$nor') return [key, (condition as Record<string, unknown>[]).map(rewrite)];
+        const slot = `v${i++}`;
+        subject[slot] = key.startsWith('%%') ? lookup(key, values) : undefined;
+        return [slot, expand(condition === undefined ? null : { c: condition }, values).c];
+      }),
+    );
+  Object.assign(query, rewrite(expression));
+  return new Query(query).test(subject);
+}
