@@ -224,8 +224,8 @@ export class CollectionWriter {
 
   /**
    * Whether the user's role allows changing `stored` (absent or a tombstone: an insert) into
-   * `doc`: the write filter holds before and after, insert/delete rights, and every changed
-   * field is writable.
+   * `doc`: the write filter holds before and after, insert/delete rights, and every field an
+   * update changes is writable.
    */
   private checkWrite(permissions: CollectionPermissions, stored: StoredDocument | undefined, doc: SyncDocument): Denial | null {
     if (permissions.unrestricted) return null;
@@ -237,7 +237,8 @@ export class CollectionWriter {
       return permissions.canDelete ? null : { field: null, message: 'the role may not delete documents' };
     }
     if (!inSet(permissions.write, after)) return { field: null, message: 'the document would leave what the role may write (write filter)' };
-    const before = exists ? this.store.toWire(stored) : ({} as Record<string, unknown>);
+    if (!exists) return null; // an insert needs the insert right and the write filter, as above
+    const before = this.store.toWire(stored);
     for (const field of this.store.model.fields) {
       if (field.name === 'id') continue;
       const changed = !sameState({ v: before[field.name] }, { v: doc[field.name] });
