@@ -11,7 +11,8 @@ import { PRIMARY_KEY, type CollectionModel, type DataModel } from '../../protoco
 import type { SyncDocument } from '../../protocol/messages.ts';
 import type { User } from '../auth/authenticator.ts';
 import { compileFilter, type CompiledFilter } from '../query/filter.ts';
-import type { StoredDocument } from '../store/collection-store.ts';
+import { toStoredForm, toWireForm, type StoredDocument } from '../store/collection-store.ts';
+import { sameState } from '../sync/same-state.ts';
 import type { Role, RuleSet } from './load.ts';
 
 /** All documents, none, or those matching a filter. */
@@ -46,6 +47,35 @@ export const UNRESTRICTED: CollectionPermissions = {
 
 export function inSet(set: DocumentSet, stored: StoredDocument): boolean {
   return set === 'all' || (set !== 'none' && set.matches(stored));
+}
+
+export interface WriteDenial {
+  /** The field the role may not write, when that is the reason. */
+  field: string | null;
+  message: string;
+}
+
+/**
+ * Why the role may not change `stored` (absent or a tombstone: an insert) into `doc`, or null
+ * when it may: the write filter must hold before and after, inserts and deletes need their
+ * rights, and every field an update changes must be writable.
+ */
+export function writeDenial(permissions: CollectionPermissions, model: CollectionModel, stored: StoredDocument | undefined, doc: SyncDocument): WriteDenial | null {
+  if (permissions.unrestricted) return null;
+  const exists = stored !== undefined && !stored._sync.deleted;
+  if (exists && !inSet(permissions.write, stored)) return { field: null, message: 'the role may not change this document' };
+  if (!exists && !permissions.canInsert) return { field: null, message: 'the role may not insert documents' };
+  if (doc._deleted) return permissions.canDelete ? null : { field: null, message: 'the role may not delete documents' };
+  const after = { ...toStoredForm(model, doc), _sync: { seq: 0, updatedAt: new Date(), deleted: false } } as StoredDocument;
+  if (!inSet(permissions.write, after)) return { field: null, message: 'the document would leave what the role may write (write filter)' };
+  if (!exists) return null;
+  const before = toWireForm(model, stored);
+  for (const field of model.fields) {
+    if (field.name === PRIMARY_KEY) continue;
+    const changed = !sameState({ v: before[field.name] }, { v: doc[field.name] });
+    if (changed && !permissions.writableField(field.name)) return { field: field.name, message: `the role may not write ${model.typeName}.${field.name}` };
+  }
+  return null;
 }
 
 export class PermissionEngine {

@@ -66,15 +66,11 @@ export class CollectionStore {
 
   /** Stored form of a wire document (without metadata). */
   toStored(doc: SyncDocument): Omit<StoredDocument, '_sync'> {
-    const { [PRIMARY_KEY]: id, [DELETED_FIELD]: _deleted, ...fields } = doc;
-    const converted = this.convertsDates ? mapDateTimes(this.model.fields, fields, toDate) : fields;
-    return { _id: id as string, ...converted };
+    return toStoredForm(this.model, doc, this.convertsDates);
   }
 
   toWire(stored: StoredDocument): SyncDocument {
-    const { _id, _sync, ...fields } = stored;
-    const converted = this.convertsDates ? mapDateTimes(this.model.fields, fields, toIsoString) : fields;
-    return { [PRIMARY_KEY]: _id, ...converted, [DELETED_FIELD]: _sync.deleted } as SyncDocument;
+    return toWireForm(this.model, stored, this.convertsDates);
   }
 
   async findByIds(ids: string[]): Promise<Map<string, StoredDocument>> {
@@ -89,6 +85,18 @@ export class CollectionStore {
       .sort({ '_sync.seq': 1 })
       .batchSize(batchSize);
   }
+}
+
+export function toStoredForm(model: CollectionModel, doc: SyncDocument, convertsDates = hasDateTimes(model.fields)): Omit<StoredDocument, '_sync'> {
+  const { [PRIMARY_KEY]: id, [DELETED_FIELD]: _deleted, ...fields } = doc;
+  const converted = convertsDates ? mapDateTimes(model.fields, fields, toDate) : fields;
+  return { _id: id as string, ...converted };
+}
+
+export function toWireForm(model: CollectionModel, stored: StoredDocument, convertsDates = hasDateTimes(model.fields)): SyncDocument {
+  const { _id, _sync, ...fields } = stored;
+  const converted = convertsDates ? mapDateTimes(model.fields, fields, toIsoString) : fields;
+  return { [PRIMARY_KEY]: _id, ...converted, [DELETED_FIELD]: _sync.deleted } as SyncDocument;
 }
 
 function toDate(value: unknown): unknown {

@@ -13,7 +13,7 @@
 // v1 does not make a single compare-and-set atomic against concurrent ones.
 import { MongoBulkWriteError, type AnyBulkWriteOperation } from 'mongodb';
 import { COMPENSATING_WRITE_CODE, REJECTION_CODES, type PushRejection, type PushResult, type PushRow, type SyncDocument } from '../../protocol/messages.ts';
-import { inSet, UNRESTRICTED, type CollectionPermissions } from '../rules/permissions.ts';
+import { inSet, UNRESTRICTED, writeDenial, type CollectionPermissions, type WriteDenial } from '../rules/permissions.ts';
 import type { CollectionStore, StoredDocument } from '../store/collection-store.ts';
 import { sameState } from './same-state.ts';
 import { KeyedLock } from './keyed-lock.ts';
@@ -31,11 +31,6 @@ interface Outcome {
   conflicts: SyncDocument[];
   rejected: PushRejection[];
   permissions: CollectionPermissions;
-}
-
-interface Denial {
-  field: string | null;
-  message: string;
 }
 
 export class PushError extends Error {
@@ -100,13 +95,13 @@ export class CollectionWriter {
   /** Applies rows for distinct documents; returns the rows that lost a race and must be re-evaluated. */
   private async applyOnce(rows: PushRow[], out: Outcome, readFirst: Set<PushRow>): Promise<PushRow[]> {
     const planned: Array<PlannedWrite & { row: PushRow }> = [];
-    const deny = (doc: SyncDocument, stored: StoredDocument | undefined, denial: Denial) => {
+    const deny = (doc: SyncDocument, stored: StoredDocument | undefined, denial: WriteDenial) => {
       out.rejected.push({ id: doc.id, code: REJECTION_CODES.PERMISSION_DENIED, field: denial.field, message: denial.message, realmCode: COMPENSATING_WRITE_CODE });
       out.conflicts.push(this.visibleState(stored, doc.id, out.permissions));
     };
     const toRead = rows.filter((row) => {
       if (row.assumedMasterState || readFirst.has(row)) return true;
-      const denial = this.checkWrite(out.permissions, undefined, row.newDocumentState);
+      const denial = writeDenial(out.permissions, this.store.model, undefined, row.newDocumentState);
       if (denial) deny(row.newDocumentState, undefined, denial);
       else planned.push({ row, doc: row.newDocumentState, replaces: null });
       return false;
@@ -117,7 +112,7 @@ export class CollectionWriter {
       const stored = current.get(doc.id);
       // Already applied: a retried push (acknowledged only to a user who may see the document).
       if (stored && sameState(this.stateOf(doc), stateOfStored(stored)) && inSet(out.permissions.read, stored)) continue;
-      const denial = this.checkWrite(out.permissions, stored, doc);
+      const denial = writeDenial(out.permissions, this.store.model, stored, doc);
       if (denial) {
         deny(doc, stored, denial);
         continue;
@@ -220,31 +215,6 @@ export class CollectionWriter {
   private visibleState(stored: StoredDocument | undefined, id: string, permissions: CollectionPermissions): SyncDocument {
     if (stored && inSet(permissions.read, stored)) return permissions.project(this.store.toWire(stored));
     return { id, _deleted: true };
-  }
-
-  /**
-   * Whether the user's role allows changing `stored` (absent or a tombstone: an insert) into
-   * `doc`: the write filter holds before and after, insert/delete rights, and every field an
-   * update changes is writable.
-   */
-  private checkWrite(permissions: CollectionPermissions, stored: StoredDocument | undefined, doc: SyncDocument): Denial | null {
-    if (permissions.unrestricted) return null;
-    const exists = stored !== undefined && !stored._sync.deleted;
-    const after = { ...this.store.toStored(doc), _sync: { seq: 0, updatedAt: new Date(), deleted: doc._deleted === true } } as StoredDocument;
-    if (exists && !inSet(permissions.write, stored)) return { field: null, message: 'the role may not change this document' };
-    if (!exists && !permissions.canInsert) return { field: null, message: 'the role may not insert documents' };
-    if (doc._deleted) {
-      return permissions.canDelete ? null : { field: null, message: 'the role may not delete documents' };
-    }
-    if (!inSet(permissions.write, after)) return { field: null, message: 'the document would leave what the role may write (write filter)' };
-    if (!exists) return null; // an insert needs the insert right and the write filter, as above
-    const before = this.store.toWire(stored);
-    for (const field of this.store.model.fields) {
-      if (field.name === 'id') continue;
-      const changed = !sameState({ v: before[field.name] }, { v: doc[field.name] });
-      if (changed && !permissions.writableField(field.name)) return { field: field.name, message: `the role may not write ${this.store.model.typeName}.${field.name}` };
-    }
-    return null;
   }
 
   private stateOf(doc: SyncDocument): Record<string, unknown> {
