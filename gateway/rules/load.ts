@@ -42,9 +42,14 @@ export async function loadRules(folder: string, model: DataModel): Promise<RuleS
 
   for (const file of files) {
     const name = basename(file, '.json');
-    const collection = name === 'rules' ? basename(dirname(file)) : name;
-    if (name !== 'default_rule' && !model.collections.some((c) => c.name === collection)) continue; // e.g. package.json-like files
+    const exported = name === 'rules'; // Realm's export layout: <collection>/rules.json
+    const collection = exported ? basename(dirname(file)) : name;
     const where = relative(process.cwd(), file);
+    if (name !== 'default_rule' && !model.collections.some((c) => c.name === collection)) {
+      // An export holds every collection of the app; a file of ours names one we must know.
+      if (exported) continue;
+      throw new RulesError(`${where}: schema.graphql has no collection "${collection}"`);
+    }
     let json: unknown;
     try {
       json = JSON.parse(await readFile(file, 'utf8'));
