@@ -1,0 +1,122 @@
+// `npm run bench [-- --quick] [-- --only initial-sync,fanout,memory]`: starts its own FerretDB
+// (SQLite, temporary folder), runs the benchmarks and prints markdown tables, each with its
+// comparison ("limit") rows measured in the same run. See bench/README.md.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startEmbeddedFerretDB, type EmbeddedFerretDB } from '../gateway/store/embedded-ferretdb.ts';
+import { ROOT } from './common.ts';
+import { fanoutTable, runFanout } from './fanout.ts';
+import { initialSyncTable, runInitialSync } from './initial-sync.ts';
+import { memoryTable, runMemory } from './memory.ts';
+import { runSubscriptionSwap, swapTable } from './subscription-swap.ts';
+
+const BENCHMARKS = ['initial-sync', 'fanout', 'memory', 'subscription-swap'] as const;
+type Benchmark = (typeof BENCHMARKS)[number];
+
+const { values } = parseArgs({
+  options: {
+    only: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    'client-procs': { type: 'string', default: '1' },
+    sizes: { type: 'string' },
+    clients: { type: 'string' },
+    rates: { type: 'string' },
+    seconds: { type: 'string' },
+    connections: { type: 'string' },
+    'swap-size': { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+
+if (values.help) {
+  console.log(`usage: npm run bench -- [--quick] [--only ${BENCHMARKS.join('|')}[,...]] [--client-procs N]
+  --quick          small sizes (whole run under ~2 minutes)
+  --only           run only these benchmarks (comma-separated)
+  --client-procs   child processes the fan-out clients are spread over (default 1)
+  --sizes 10000,100000   initial-sync collection sizes
+  --clients 100,1000     fan-out subscriber counts
+  --rates 10,50          fan-out writes per second
+  --seconds 5            fan-out measuring time per scenario
+  --connections 1000     memory benchmark connections
+  --swap-size 10000      documents each subscription query selects (subscription-swap)
+  MONGODB_URI      use this server instead of starting FerretDB`);
+  process.exit(0);
+}
+
+const only = (values.only?.split(',') ?? BENCHMARKS) as Benchmark[];
+for (const name of only) if (!BENCHMARKS.includes(name)) throw new Error(`unknown benchmark "${name}"; one of ${BENCHMARKS.join(', ')}`);
+const quick = values.quick;
+const list = (flag: string | undefined, fallback: number[]) => (flag ? flag.split(',').map(Number) : fallback);
+const sizes = {
+  initialSync: list(values.sizes, quick ? [2_000] : [10_000, 100_000]),
+  fanout: {
+    clients: list(values.clients, quick ? [100] : [100, 1_000]),
+    rates: list(values.rates, [10, 50]),
+    seconds: Number(values.seconds ?? (quick ? 3 : 5)),
+  },
+  memoryConnections: Number(values.connections ?? (quick ? 200 : 1_000)),
+  swap: Number(values['swap-size'] ?? (quick ? 1_000 : 10_000)),
+};
+const clientProcesses = Number(values['client-procs']);
+for (const n of [...sizes.initialSync, ...sizes.fanout.clients, ...sizes.fanout.rates, sizes.fanout.seconds, sizes.memoryConnections, sizes.swap, clientProcesses]) {
+  if (!Number.isFinite(n) || n <= 0) throw new Error('sizes, clients, rates, seconds, connections and client-procs must be positive numbers');
+}
+
+/** The code measured: commit, and whether the working tree differed from it. */
+function revision(): string {
+  const git = (args: string[]) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  try {
+    return `commit ${git(['rev-parse', '--short', 'HEAD'])}${git(['status', '--porcelain', '--untracked-files=no']) ? ' (+ uncommitted changes)' : ''}`;
+  } catch {
+    return 'commit unknown';
+  }
+}
+
+let ferret: EmbeddedFerretDB | undefined;
+let dataDir: string | undefined;
+let stopping: Promise<void> | undefined;
+/** Stops our FerretDB and removes its data, once (normal end, failure or Ctrl-C). */
+const shutdown = () =>
+  (stopping ??= (async () => {
+    await ferret?.stop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  })());
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  // process.exit then runs child.ts's exit hook, which kills any client or server children.
+  process.once(signal, () => void shutdown().finally(() => process.exit(130)));
+}
+
+try {
+  let mongoUri = process.env.MONGODB_URI;
+  if (!mongoUri) {
+    dataDir = mkdtempSync(join(tmpdir(), 'tributary-bench-'));
+    ferret = await startEmbeddedFerretDB({ dataDir });
+    mongoUri = ferret.uri;
+  }
+  const store = ferret ? 'FerretDB (SQLite backend)' : 'MONGODB_URI';
+  console.log(`# Tributary benchmarks${quick ? ' (--quick)' : ''}\n`);
+  console.log(`${new Date().toISOString()} · ${revision()} · Node ${process.version} · ${cpus().length} vCPU (${cpus()[0]?.model.trim()}) · store: ${store}\n`);
+
+  if (only.includes('initial-sync')) {
+    const results = await runInitialSync({ mongoUri, sizes: sizes.initialSync });
+    console.log(`## Initial sync (~1 KB documents)\n\n${initialSyncTable(results)}\n`);
+  }
+  if (only.includes('fanout')) {
+    const { clients, rates, seconds } = sizes.fanout;
+    const rows = await runFanout({ mongoUri, clients, rates, seconds, clientProcesses });
+    console.log(`## Live fan-out (one writer, ~1 KB documents, ${seconds} s per scenario)\n\n${fanoutTable(rows)}\n`);
+  }
+  if (only.includes('memory')) {
+    const rows = await runMemory({ mongoUri, connections: sizes.memoryConnections });
+    console.log(`## Memory per idle subscribed connection\n\n${memoryTable(rows)}\n`);
+  }
+  if (only.includes('subscription-swap')) {
+    const rows = await runSubscriptionSwap({ mongoUri, size: sizes.swap });
+    console.log(`## Flexible Sync: time to Complete after a subscription change\n\n${swapTable(rows)}\n`);
+  }
+} finally {
+  await shutdown();
+}
