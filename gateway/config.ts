@@ -11,6 +11,10 @@ export interface GatewayConfig {
   schemaPath: string;
   /** Permission rules folder (rules/, Realm role format). */
   rulesPath: string;
+  /** Reload the rules when a file in the folder changes (development). */
+  watchRules: boolean;
+  /** How often open sessions' custom user data is re-read, to apply changes live. */
+  customDataPollMs: number;
   host: string;
   /** 0 picks a free port. */
   port: number;
@@ -35,6 +39,8 @@ export const DEFAULTS: Omit<GatewayConfig, 'mongoUri'> = {
   database: 'tributary',
   schemaPath: resolve(import.meta.dirname, '../schema.graphql'),
   rulesPath: resolve(import.meta.dirname, '../rules'),
+  watchRules: false,
+  customDataPollMs: 2_000,
   host: '127.0.0.1',
   port: 4000,
   logLevel: 'info',
@@ -62,6 +68,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<Gatewa
     database: env.TRIBUTARY_DATABASE || DEFAULTS.database,
     schemaPath: env.TRIBUTARY_SCHEMA ? resolve(env.TRIBUTARY_SCHEMA) : DEFAULTS.schemaPath,
     rulesPath: env.TRIBUTARY_RULES ? resolve(env.TRIBUTARY_RULES) : DEFAULTS.rulesPath,
+    watchRules: env.TRIBUTARY_WATCH_RULES === 'true',
+    customDataPollMs: int('TRIBUTARY_CUSTOM_DATA_POLL_MS', DEFAULTS.customDataPollMs),
     host: env.HOST || DEFAULTS.host,
     port: int('PORT', DEFAULTS.port),
     logLevel: env.LOG_LEVEL || DEFAULTS.logLevel,

@@ -23,6 +23,9 @@ const gateway = await startGateway({ ...config, mongoUri, logger: log }).catch(a
 });
 log.info({ http: gateway.httpUrl, ws: gateway.wsUrl }, 'Tributary gateway ready');
 
+// Reload the permission rules without a restart; open sessions get the new permissions live.
+process.on('SIGHUP', () => void gateway.reloadRules());
+
 let shuttingDown = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {

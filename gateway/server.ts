@@ -1,5 +1,6 @@
 // Assembles the gateway: MongoDB collections and their change feeds, the generated GraphQL
 // schema, graphql-yoga over HTTP and graphql-ws over WebSocket on the same port.
+import { watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -32,6 +33,8 @@ export interface Gateway {
   model: DataModel;
   collections: Map<string, CollectionRuntime>;
   auth: Authenticator;
+  /** Re-reads the rules folder; open sessions get the new permissions live. Bad rules are refused. */
+  reloadRules(): Promise<void>;
   log: Logger;
   /** Graceful: stops accepting, closes sockets, stops change feeds, closes the MongoDB client. */
   stop(): Promise<void>;
@@ -65,7 +68,32 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const rules = await loadRules(config.rulesPath, model);
   log.info({ rules: rules.files, collections: [...rules.roles.keys()] }, 'permission rules loaded');
   const permissions = new PermissionEngine(model, rules);
-  const schema = buildSchema(model, collections, config, (context, collection) => permissions.forUser(context.user, collection));
+  const schema = buildSchema(model, collections, config, {
+    of: (context, collection) => permissions.forUser(context.user, collection),
+    watch: (context, changed) => permissions.onChange((user) => (user === null || user === context.user) && changed()),
+  });
+  const reloadRules = async () => {
+    try {
+      const next = await loadRules(config.rulesPath, model);
+      permissions.reload(next);
+      log.info({ rules: next.files }, 'permission rules reloaded; open sessions re-evaluated');
+    } catch (error) {
+      log.error({ err: error }, 'new permission rules refused; the previous ones stay in force');
+    }
+  };
+  // Development: pick up edits of rules/ at once. Production: send SIGHUP (main.ts).
+  const rulesWatcher = config.watchRules ? watchFolder(config.rulesPath, reloadRules) : null;
+
+  // Sessions follow their users' custom data: a change re-evaluates their roles live.
+  const sessions = new Set<User>();
+  const customDataPoll = setInterval(() => {
+    if (sessions.size === 0) return;
+    void auth.refreshCustomData([...sessions]).then(
+      (changed) => changed.forEach((user) => permissions.userChanged(user)),
+      (error: unknown) => log.warn({ err: error }, 'custom data refresh failed'),
+    );
+  }, config.customDataPollMs);
+  customDataPoll.unref();
   const yoga = createYoga<{ req?: IncomingMessage & { user?: User }; user?: User }>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
@@ -137,6 +165,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         try {
           const user = await auth.authenticate(ctx.connectionParams?.authToken as string | undefined);
           ctx.extra.user = user;
+          sessions.add(user);
+          socket.once('close', () => sessions.delete(user));
           if (user.expiresAt !== null) {
             // An open session ends when its token does; the client reconnects with a fresh one.
             const cancel = runAt(user.expiresAt, () => socket.close(CLOSE_CODES.TOKEN_EXPIRED, 'token expired'));
@@ -194,6 +224,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const stop = () =>
     (stopping ??= (async () => {
       clearInterval(slowSocketSweep);
+      clearInterval(customDataPoll);
+      rulesWatcher?.close();
       for (const client of wss.clients) client.close(1001, 'gateway shutting down');
       await wsServer.dispose(); // also closes the WebSocketServer
       httpServer.closeAllConnections();
@@ -203,7 +235,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       log.info('gateway stopped');
     })());
 
-  return { httpUrl: `http://${host}:${port}${GRAPHQL_PATH}`, wsUrl: `ws://${host}:${port}${GRAPHQL_PATH}`, port, model, collections, auth, log, stop };
+  return { httpUrl: `http://${host}:${port}${GRAPHQL_PATH}`, wsUrl: `ws://${host}:${port}${GRAPHQL_PATH}`, port, model, collections, auth, reloadRules, log, stop };
+}
+
+/** Calls `changed` (debounced) when anything in `folder` changes. */
+function watchFolder(folder: string, changed: () => void): { close(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  const watcher = watch(folder, { recursive: true }, () => {
+    clearTimeout(timer);
+    timer = setTimeout(changed, 100);
+  });
+  return { close: () => (clearTimeout(timer), watcher.close()) };
 }
 
 /** Calls `run` at `time` (ms since epoch), however far away: setTimeout alone overflows past ~24.8 days. */

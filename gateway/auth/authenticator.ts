@@ -142,6 +142,23 @@ export class Authenticator {
     return this.withCustomData(userFrom(verified, 'jwt', jwt.userIdClaim ?? 'sub', null));
   }
 
+  /**
+   * Re-reads the custom data of these users (open sessions) in one query; updates and returns
+   * those whose data changed.
+   */
+  async refreshCustomData(users: User[]): Promise<User[]> {
+    if (!this.customData || users.length === 0) return [];
+    const field = this.config.customData!.userIdField ?? 'userId';
+    const found = await this.customData.find({ [field]: { $in: [...new Set(users.map((u) => u.id))] } }).toArray();
+    const byId = new Map(found.map(({ _id, ...data }) => [String(data[field]), data]));
+    return users.filter((user) => {
+      const next = byId.get(user.id) ?? null;
+      if (JSON.stringify(next) === JSON.stringify(user.customData)) return false;
+      user.customData = next;
+      return true;
+    });
+  }
+
   /** A new anonymous user and its token. */
   async issueAnonymous(): Promise<{ token: string; userId: string; expiresAt: number }> {
     if (!this.anonymousSecret) throw new AuthError('provider-disabled', 'anonymous users are disabled on this gateway');

@@ -26,8 +26,12 @@ export interface CollectionRuntime {
   feed: ChangeFeed;
 }
 
-/** Resolves the permissions of the request's user on a collection (rules/permissions.ts). */
-export type PermissionsOf = (context: RequestContext, collection: string) => CollectionPermissions;
+/** The permissions of the request's user (rules/permissions.ts), and word when they change. */
+export interface PermissionSource {
+  of(context: RequestContext, collection: string): CollectionPermissions;
+  /** Calls `changed` when this user's permissions may have changed; returns an unsubscribe. */
+  watch(context: RequestContext, changed: () => void): () => void;
+}
 
 export interface RequestContext {
   user: User;
@@ -73,7 +77,7 @@ const SYNC_SDL = /* GraphQL */ `
   type Subscription { _empty: Boolean }
 `;
 
-export function buildSchema(model: DataModel, runtimes: Map<string, CollectionRuntime>, limits: ApiLimits, permissionsOf: PermissionsOf): GraphQLSchema {
+export function buildSchema(model: DataModel, runtimes: Map<string, CollectionRuntime>, limits: ApiLimits, permissions: PermissionSource): GraphQLSchema {
   const typeDefs = [print(model.document), SYNC_SDL, ...inputTypeDefs(model)];
   const resolvers: Record<string, object> & Record<'Query' | 'Mutation' | 'Subscription', Record<string, unknown>> = {
     JSONObject: jsonObjectScalar,
@@ -86,10 +90,10 @@ export function buildSchema(model: DataModel, runtimes: Map<string, CollectionRu
     const runtime = runtimes.get(collection.name)!;
     const names = plainOperationNames(collection);
     typeDefs.push(collectionTypeDefs(collection, names));
-    const perms = (context: RequestContext) => permissionsOf(context, collection.name);
+    const perms = (context: RequestContext) => permissions.of(context, collection.name);
     Object.assign(resolvers.Query, queryResolvers(runtime, names, limits, perms));
     Object.assign(resolvers.Mutation, mutationResolvers(runtime, names, limits, perms));
-    Object.assign(resolvers.Subscription, subscriptionResolvers(runtime, names, limits, perms));
+    Object.assign(resolvers.Subscription, subscriptionResolvers(runtime, names, limits, perms, permissions.watch));
   }
   return makeExecutableSchema({ typeDefs, resolvers });
 }
@@ -256,12 +260,15 @@ function mutationResolvers({ model, store, writer }: CollectionRuntime, n: Plain
   };
 }
 
-function subscriptionResolvers({ model, store, feed }: CollectionRuntime, n: PlainNames, limits: ApiLimits, perms: Perms) {
+function subscriptionResolvers({ model, store, feed }: CollectionRuntime, n: PlainNames, limits: ApiLimits, perms: Perms, watch: PermissionSource['watch']) {
   const sync = syncOperations(model).fields;
   return {
     [sync.stream]: {
-      subscribe: (_: unknown, args: { view?: unknown[] | null }, context: RequestContext) =>
-        syncStream(feed, store, asBadQuery(() => compileView(model, args.view, perms(context))), limits),
+      subscribe: (_: unknown, args: { view?: unknown[] | null }, context: RequestContext) => {
+        const makeView = () => asBadQuery(() => compileView(model, args.view, perms(context)));
+        makeView(); // a bad view fails the subscription here, before it starts
+        return syncStream(feed, store, makeView, { ...limits, watchPermissions: (changed) => watch(context, changed) });
+      },
       resolve: (event: unknown) => event,
     },
     [n.watch]: {

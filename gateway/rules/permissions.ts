@@ -79,12 +79,32 @@ export function writeDenial(permissions: CollectionPermissions, model: Collectio
 }
 
 export class PermissionEngine {
-  private readonly cache = new WeakMap<User, Map<string, CollectionPermissions>>();
+  private cache = new WeakMap<User, Map<string, CollectionPermissions>>();
+  private readonly listeners = new Set<(user: User | null) => void>();
 
   constructor(
     private readonly model: DataModel,
-    private readonly rules: RuleSet,
+    private rules: RuleSet,
   ) {}
+
+  /** New rules for everyone: sessions re-evaluate their roles (see onChange). */
+  reload(rules: RuleSet): void {
+    this.rules = rules;
+    this.cache = new WeakMap();
+    this.listeners.forEach((l) => l(null));
+  }
+
+  /** This user's custom data (or claims) changed: its sessions re-evaluate their roles. */
+  userChanged(user: User): void {
+    this.cache.delete(user);
+    this.listeners.forEach((l) => l(user));
+  }
+
+  /** Called with the user whose permissions may have changed, or null for everyone. */
+  onChange(listener: (user: User | null) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
 
   /** The user's permissions on a collection, decided once per user object (= per session). */
   forUser(user: User | undefined, collection: string): CollectionPermissions {

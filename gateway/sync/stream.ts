@@ -9,7 +9,7 @@ import { GraphQLError } from 'graphql';
 import type { StreamEvent } from '../../protocol/messages.ts';
 import type { ChangeBatch, ChangeFeed } from '../store/change-feed.ts';
 import type { CollectionStore } from '../store/collection-store.ts';
-import { forStream, type View } from './view.ts';
+import { forStream, viewDifference, type View } from './view.ts';
 
 export interface StreamOptions {
   maxQueuedDocuments: number;
@@ -22,19 +22,39 @@ const RESYNC: StreamEvent = { documents: [], checkpoint: null, resync: true };
  * its checkpoint lags until the next relevant batch, which is correct (the skipped changes held
  * nothing for it) and saves a message per change per uninterested client.
  */
-export function syncStream(feed: ChangeFeed, store: CollectionStore, view: View, options: StreamOptions): AsyncIterableIterator<StreamEvent> {
+export function syncStream(
+  feed: ChangeFeed,
+  store: CollectionStore,
+  makeView: () => View,
+  options: StreamOptions & {
+    /** Calls back when the client's permissions may have changed; returns an unsubscribe. */
+    watchPermissions?: (changed: () => void) => () => void;
+  },
+): AsyncIterableIterator<StreamEvent> {
+  let view = makeView();
   const toEvent = (batch: ChangeBatch): StreamEvent | null => {
     const documents = batch.stored.flatMap((stored, i) => forStream(store, view, stored, batch.documents[i]!) ?? []);
     return documents.length > 0 ? { documents, checkpoint: batch.checkpoint, resync: false } : null;
   };
-  return openStream<StreamEvent>(feed, toEvent, { ...options, first: RESYNC, onOverflow: RESYNC });
+  // Live permission changes: switch to the new view and send the difference, without a resync.
+  const source = options.watchPermissions
+    ? (emit: (event: StreamEvent) => void) =>
+        options.watchPermissions!(() => {
+          const before = view;
+          view = makeView();
+          void viewDifference(store, before, view).then((documents) => {
+            if (documents.length > 0) emit({ documents, checkpoint: feed.checkpoint, resync: false });
+          });
+        })
+    : undefined;
+  return openStream<StreamEvent>(feed, toEvent, { ...options, first: RESYNC, onOverflow: RESYNC, source });
 }
 
 /** Events derived from each batch (null: nothing for this client), queued per client. */
 export function openStream<T>(
   feed: ChangeFeed,
   toEvent: (batch: ChangeBatch) => T | null,
-  options: StreamOptions & { first?: T; onOverflow?: T },
+  options: StreamOptions & { first?: T; onOverflow?: T; source?: (emit: (event: T) => void) => () => void },
 ): AsyncIterableIterator<T> {
   const queue: Array<{ event: T; size: number }> = options.first ? [{ event: options.first, size: 0 }] : [];
   let queuedDocuments = 0;
@@ -42,16 +62,13 @@ export function openStream<T>(
   let failure: GraphQLError | null = null;
   let done = false;
 
-  const unsubscribe = feed.subscribe((batch) => {
-    const event = toEvent(batch);
-    if (event === null) return;
+  const deliver = (event: T, size: number) => {
     if (waiting) {
       const { resolve } = waiting;
       waiting = null;
       resolve({ value: event, done: false });
       return;
     }
-    const size = batch.documents.length;
     if (queuedDocuments + size <= options.maxQueuedDocuments) {
       queue.push({ event, size });
       queuedDocuments += size;
@@ -62,7 +79,16 @@ export function openStream<T>(
       failure = new GraphQLError('subscriber fell too far behind the change feed', { extensions: { code: 'SLOW_CONSUMER' } });
       unsubscribe();
     }
+  };
+  const unsubscribeFeed = feed.subscribe((batch) => {
+    const event = toEvent(batch);
+    if (event !== null) deliver(event, batch.documents.length);
   });
+  const unsubscribeSource = options.source?.((event) => !done && deliver(event, 0));
+  const unsubscribe = () => {
+    unsubscribeFeed();
+    unsubscribeSource?.();
+  };
 
   const finish = (): Promise<IteratorResult<T>> => {
     done = true;

@@ -2,6 +2,7 @@
 // subscriptions' queries on the collection, or everything for a client without subscriptions
 // such as RxDB's stock plugin) and what its permissions let it read, with the fields it may not
 // read removed. Either the document, a removal (id only), or nothing.
+import type { Filter } from 'mongodb';
 import { QueryError } from '../../protocol/filter.ts';
 import type { SyncDocument } from '../../protocol/messages.ts';
 import type { CollectionModel } from '../../protocol/model.ts';
@@ -62,4 +63,29 @@ export function forStream(store: CollectionStore, view: View, stored: StoredDocu
   if (seesEverything(view)) return wire;
   if (inView(view, stored)) return view.permissions.project(wire);
   return wasInView(view, stored) ? store.removal(stored) : null;
+}
+
+/** The view as one MongoDB filter over stored documents (tombstones included), or 'none'. */
+export function viewSelection(view: View): Filter<StoredDocument> | 'none' {
+  if (viewIsEmpty(view)) return 'none';
+  const parts: Filter<StoredDocument>[] = [];
+  if (view.filter) parts.push(view.filter.stored);
+  if (view.permissions.read !== 'all' && view.permissions.read !== 'none') parts.push(view.permissions.read.stored);
+  return parts.length === 0 ? {} : ({ $and: parts } as Filter<StoredDocument>);
+}
+
+/**
+ * What a client must receive when its permissions change under an open stream (rules reloaded,
+ * custom data changed): removals of what it may no longer see, and what it may now see.
+ */
+export async function viewDifference(store: CollectionStore, before: View, after: View): Promise<SyncDocument[]> {
+  const was = viewSelection(before);
+  const is = viewSelection(after);
+  const live = { '_sync.deleted': false } as Filter<StoredDocument>;
+  const only = (a: Filter<StoredDocument>, b: Filter<StoredDocument> | 'none') => ({ $and: [a, live, ...(b === 'none' ? [] : [{ $nor: [b] }])] }) as Filter<StoredDocument>;
+  const [lost, gained] = await Promise.all([
+    was === 'none' ? [] : store.documents.find(only(was, is)).toArray(),
+    is === 'none' ? [] : store.documents.find(only(is, was)).toArray(),
+  ]);
+  return [...lost.map((d) => store.removal(d)), ...gained.map((d) => after.permissions.project(store.toWire(d)))];
 }
