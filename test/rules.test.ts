@@ -1,6 +1,7 @@
 // Issue 5: permission rules in Realm's role format, one engine for sync and plain GraphQL,
 // compensating writes.
 import { resolve } from 'node:path';
+import { Client, fetchExchange } from '@urql/core';
 import { filter, firstValueFrom, take, toArray } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TributaryClient } from '../client-sdk/index.ts';
@@ -40,10 +41,16 @@ describe('permission rules', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(await ids(ann)).toEqual(['ann-1', 'ann-2']);
 
-    // plain GraphQL gives the same answers as sync for the same user
-    const listed = await graphqlHttp(gateway.httpUrl, '{ tasks { id } }', {}, await testToken('ann'));
-    expect(listed.data!.tasks.map((t: { id: string }) => t.id)).toEqual(await ids(ann));
-    expect((await graphqlHttp(gateway.httpUrl, '{ task(id: "bob-1") { id title } }', {}, await testToken('ann'))).data).toEqual({ task: null });
+    // a plain urql client gives the same answers as sync for the same user
+    const urql = new Client({ url: gateway.httpUrl, exchanges: [fetchExchange], requestPolicy: 'network-only', fetchOptions: { headers: { authorization: `Bearer ${await testToken('ann')}` } } });
+    const listed = await urql.query('{ tasks { id } }', {}).toPromise();
+    expect(listed.data.tasks.map((t: { id: string }) => t.id)).toEqual(await ids(ann));
+    expect((await urql.query('{ task(id: "bob-1") { id title } }', {}).toPromise()).data).toEqual({ task: null });
+    const forged = await urql.mutation('mutation { insertTask(input: { id: "u1", ownerId: "bob", title: "x", status: TODO, priority: 1, tags: [] }) { id } }', {}).toPromise();
+    expect(forged.error?.graphQLErrors[0]?.extensions).toMatchObject({ code: 'PERMISSION_DENIED' });
+    const own = await urql.mutation('mutation { insertTask(input: { id: "u2", ownerId: "ann", title: "x", status: TODO, priority: 1, tags: [] }) { id } }', {}).toPromise();
+    expect(own.data).toEqual({ insertTask: { id: 'u2' } });
+    await waitFor('the urql write reaches ann’s device', () => ann.collections.tasks!.findOne('u2').exec());
   });
 
   it('turns forged and out-of-rights writes into compensating writes (231), reverted on the device, while the rest of the batch lands', async () => {
@@ -94,6 +101,18 @@ describe('permission rules', () => {
       { id: 'bob-1', code: 'PERMISSION_DENIED', field: null, message: 'the role may not delete documents', realmCode: 231 },
       { id: 'bob-1', code: 'PERMISSION_DENIED', field: 'priority', message: 'the role may not write Task.priority', realmCode: 231 },
     ]);
+    // The same two through bob's SDK client: refused, reverted on the device, reported with 231.
+    const device = await clientFor(gateway, 'bob');
+    const reported = firstValueFrom(device.errors$.pipe(filter((e) => e.kind === 'rejected'), take(2), toArray()));
+    await (await device.collections.tasks!.findOne('bob-1').exec())!.remove();
+    await waitFor('the delete is reverted', () => device.collections.tasks!.findOne('bob-1').exec());
+    await (await device.collections.tasks!.findOne('bob-1').exec())!.incrementalPatch({ priority: 5 });
+    await waitFor('the read-only field is reverted', async () => (await device.collections.tasks!.findOne('bob-1').exec())?.priority === bob1.priority);
+    expect(await reported).toEqual([
+      expect.objectContaining({ id: 'bob-1', code: 'PERMISSION_DENIED', realmCode: 231, message: 'the role may not delete documents' }),
+      expect.objectContaining({ id: 'bob-1', code: 'PERMISSION_DENIED', realmCode: 231, field: 'priority' }),
+    ]);
+
     const ok = await push([{ assumedMasterState: bob1, newDocumentState: { ...bob1, title: 'renamed by bob' } }]);
     expect(ok.data!.pushTasks).toEqual({ conflicts: [], rejected: [] });
     const db = await openDb(gateway.database);
