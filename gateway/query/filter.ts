@@ -23,11 +23,13 @@ export function compileFilter(collection: CollectionModel, filter: unknown, opti
     field: (name) => (name === PRIMARY_KEY ? '_id' : name),
     dateOperand: (value) => (typeof value === 'string' ? new Date(value) : value),
   });
-  const query = new Query(translated);
+  // Compiled on first use: a session's permission filters cost memory per connection, and many
+  // connections never see a change they must be matched against.
+  let query: Query | undefined;
   return {
     stored: translated as MongoFilter<StoredDocument>,
     mongo: { $and: [translated, { '_sync.deleted': false }] } as MongoFilter<StoredDocument>,
-    matches: (doc) => query.test(doc),
+    matches: (doc) => (query ??= new Query(translated)).test(doc),
   };
 }
 
