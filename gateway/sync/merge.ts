@@ -1,0 +1,83 @@
+// The one merge of a pushed change into the stored document, for every write path. Used for
+// clients that stamp their changes (the SDK: a hybrid-logical-clock stamp per changed field,
+// `_stamps` on the wire); unstamped pushes (RxDB's stock plugin) keep whole-document conflict
+// detection in push.ts.
+//
+// Strategies, per collection:
+//  - 'field-lww' (default): per field (dotted paths into embedded objects; lists are whole
+//    fields), the later stamp wins; stamps order totally (the device id breaks ties).
+//  - 'document-lww': the side whose latest stamp is later wins whole.
+//  - 'server-wins': a stored document is never changed by a concurrent push.
+//  - a function: given base (what the client last saw), server and client states.
+// With every strategy, deletes win: a deleted document stays deleted, and a delete applies.
+import { laterStamp, type Stamp } from '../../protocol/hlc.ts';
+
+export type Stamps = Record<string, Stamp>;
+type Doc = Record<string, unknown>;
+
+export interface Version {
+  /** Wire form with `_deleted`, without `_stamps`. */
+  doc: Doc;
+  stamps: Stamps;
+}
+
+export type CustomResolver = (states: { base: Doc | null; server: Doc; client: Doc }) => Doc;
+export type ConflictStrategy = 'field-lww' | 'document-lww' | 'server-wins' | CustomResolver;
+
+export function merge(server: Version | null, client: Version, strategy: ConflictStrategy, base: Doc | null = null): Version {
+  if (!server) return client;
+  if (server.doc._deleted === true) return server; // deletes win
+  const stamps = maxStamps(server.stamps, client.stamps);
+  if (client.doc._deleted === true) return { doc: { ...server.doc, _deleted: true }, stamps };
+  if (strategy === 'server-wins') return server;
+  if (strategy === 'document-lww') return latest(client.stamps) > latest(server.stamps) ? { doc: client.doc, stamps } : { doc: server.doc, stamps };
+  if (typeof strategy === 'function') return { doc: { ...strategy({ base, server: server.doc, client: client.doc }), _deleted: false }, stamps };
+
+  const doc = structuredClone(server.doc);
+  for (const [path, stamp] of Object.entries(client.stamps)) {
+    if (server.stamps[path] === undefined || stamp > server.stamps[path]!) setPath(doc, path, getPath(client.doc, path));
+  }
+  return { doc, stamps };
+}
+
+function maxStamps(a: Stamps, b: Stamps): Stamps {
+  const out: Stamps = { ...a };
+  for (const [path, stamp] of Object.entries(b)) out[path] = laterStamp(out[path], stamp)!;
+  return out;
+}
+
+function latest(stamps: Stamps): string {
+  return Object.values(stamps).reduce((a, b) => (b > a ? b : a), '');
+}
+
+/**
+ * The paths a change is stamped at: top-level fields, and the fields of embedded objects
+ * (dotted). Lists and scalars are leaves.
+ */
+export function leafPaths(doc: Doc, prefix = ''): string[] {
+  return Object.entries(doc).flatMap(([key, value]) => {
+    if (key.startsWith('_') || key === 'id') return [];
+    const path = prefix ? `${prefix}.${key}` : key;
+    return isPlainObject(value) ? leafPaths(value, path) : [path];
+  });
+}
+
+export function getPath(doc: Doc, path: string): unknown {
+  return path.split('.').reduce<unknown>((v, k) => (isPlainObject(v) ? v[k] : undefined), doc);
+}
+
+function setPath(doc: Doc, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let target = doc;
+  for (const key of keys.slice(0, -1)) {
+    if (!isPlainObject(target[key])) target[key] = {};
+    target = target[key] as Doc;
+  }
+  const last = keys[keys.length - 1]!;
+  if (value === undefined) delete target[last];
+  else target[last] = value;
+}
+
+function isPlainObject(v: unknown): v is Doc {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
