@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { AuthConfig } from './auth/authenticator.ts';
+import type { ConflictStrategy } from './sync/merge.ts';
 
 export interface GatewayConfig {
   /** MongoDB connection string; unset means the embedded FerretDB (main.ts). */
@@ -33,6 +34,10 @@ export interface GatewayConfig {
   /** A socket with more unsent bytes than this (its client stopped reading) is dropped. */
   maxBufferedBytes: number;
   auth: AuthConfig;
+  /** Per collection; 'field-lww' where unset (see gateway/sync/merge.ts). */
+  conflictStrategies: Record<string, ConflictStrategy>;
+  /** How far ahead of the gateway's clock a client's change stamp may be before it is pulled back. */
+  maxClockSkewMs: number;
 }
 
 export const DEFAULTS: Omit<GatewayConfig, 'mongoUri'> = {
@@ -53,6 +58,8 @@ export const DEFAULTS: Omit<GatewayConfig, 'mongoUri'> = {
   maxPayloadBytes: 16 * 1024 * 1024,
   maxBufferedBytes: 8 * 1024 * 1024,
   auth: { anonymous: { enabled: true } },
+  conflictStrategies: {},
+  maxClockSkewMs: 60_000,
 };
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<GatewayConfig, 'mongoUri'> & { mongoUri?: string } {
@@ -82,7 +89,22 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<Gatewa
     maxPayloadBytes: int('TRIBUTARY_MAX_PAYLOAD_BYTES', DEFAULTS.maxPayloadBytes),
     maxBufferedBytes: int('TRIBUTARY_MAX_BUFFERED_BYTES', DEFAULTS.maxBufferedBytes),
     auth: authFromEnv(env),
+    conflictStrategies: strategiesFromEnv(env.TRIBUTARY_CONFLICT_STRATEGIES),
+    maxClockSkewMs: int('TRIBUTARY_MAX_CLOCK_SKEW_MS', DEFAULTS.maxClockSkewMs),
   };
+}
+
+/** `tasks=server-wins,projects=document-lww` (custom resolvers are set in code: startGateway). */
+function strategiesFromEnv(raw: string | undefined): Record<string, ConflictStrategy> {
+  const strategies: Record<string, ConflictStrategy> = {};
+  for (const entry of raw?.split(',').filter(Boolean) ?? []) {
+    const [collection, strategy] = entry.split('=').map((s) => s.trim());
+    if (!collection || !['field-lww', 'document-lww', 'server-wins'].includes(strategy ?? '')) {
+      throw new Error(`TRIBUTARY_CONFLICT_STRATEGIES: "${entry}" is not <collection>=field-lww|document-lww|server-wins`);
+    }
+    strategies[collection] = strategy as ConflictStrategy;
+  }
+  return strategies;
 }
 
 function authFromEnv(env: NodeJS.ProcessEnv): AuthConfig {

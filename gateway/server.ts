@@ -57,7 +57,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await store.init();
     const feed = new ChangeFeed(store, { pollIntervalMs: config.pollIntervalMs, readBatchSize: 1_000 }, log);
     await feed.start();
-    const writer = new CollectionWriter(store, createValidator(collectionModel), () => feed.wake());
+    const writer = new CollectionWriter(store, createValidator(collectionModel), () => feed.wake(), {
+      strategy: config.conflictStrategies[collectionModel.name] ?? 'field-lww',
+      maxClockSkewMs: config.maxClockSkewMs,
+    });
     collections.set(collectionModel.name, { model: collectionModel, store, writer, feed });
   }
 

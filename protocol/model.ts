@@ -43,6 +43,8 @@ export interface DataModel {
 
 export const PRIMARY_KEY = 'id';
 export const DELETED_FIELD = '_deleted';
+/** On the wire, a change's hybrid-logical-clock stamps per field path (clients that stamp). */
+export const STAMPS_FIELD = '_stamps';
 
 export class ModelError extends Error {
   override name = 'ModelError';

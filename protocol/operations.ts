@@ -16,17 +16,17 @@ export function syncOperations(collection: CollectionModel): SyncOperations {
   const fields = { pull: `pull${s}`, push: `push${s}`, stream: `stream${s}`, bootstrap: `bootstrap${s}` };
   return {
     fields,
-    pull: `query Pull${s}($checkpoint: SyncCheckpointInput, $limit: Int!, $view: [JSONObject!]) {
-  ${fields.pull}(checkpoint: $checkpoint, limit: $limit, view: $view) { documents checkpoint { seq } hasMore }
+    pull: `query Pull${s}($checkpoint: SyncCheckpointInput, $limit: Int!, $view: [JSONObject!], $stamps: Boolean) {
+  ${fields.pull}(checkpoint: $checkpoint, limit: $limit, view: $view, stamps: $stamps) { documents checkpoint { seq } hasMore }
 }`,
-    bootstrap: `query Bootstrap${s}($query: JSONObject!, $exclude: [JSONObject!], $after: ID, $snapshot: Float, $limit: Int!) {
-  ${fields.bootstrap}(query: $query, exclude: $exclude, after: $after, snapshot: $snapshot, limit: $limit) { documents snapshot next estimatedTotal }
+    bootstrap: `query Bootstrap${s}($query: JSONObject!, $exclude: [JSONObject!], $after: ID, $snapshot: Float, $limit: Int!, $stamps: Boolean) {
+  ${fields.bootstrap}(query: $query, exclude: $exclude, after: $after, snapshot: $snapshot, limit: $limit, stamps: $stamps) { documents snapshot next estimatedTotal }
 }`,
     push: `mutation Push${s}($rows: [SyncPushRow!]!) {
   ${fields.push}(rows: $rows) { conflicts rejected { id code field message realmCode } }
 }`,
-    stream: `subscription Stream${s}($view: [JSONObject!]) {
-  ${fields.stream}(view: $view) { documents checkpoint { seq } resync }
+    stream: `subscription Stream${s}($view: [JSONObject!], $stamps: Boolean) {
+  ${fields.stream}(view: $view, stamps: $stamps) { documents checkpoint { seq } resync }
 }`,
   };
 }

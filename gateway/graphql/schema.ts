@@ -11,7 +11,7 @@ import { QueryError } from '../../protocol/filter.ts';
 import { compileFilter } from '../query/filter.ts';
 import type { User } from '../auth/authenticator.ts';
 import { inSet, UNRESTRICTED, type CollectionPermissions } from '../rules/permissions.ts';
-import type { CollectionStore, StoredDocument } from '../store/collection-store.ts';
+import { withoutStamps, type CollectionStore, type StoredDocument } from '../store/collection-store.ts';
 import type { ChangeFeed } from '../store/change-feed.ts';
 import { bootstrap, bootstrapKey } from '../sync/bootstrap.ts';
 import { pull } from '../sync/pull.ts';
@@ -122,8 +122,8 @@ function collectionTypeDefs(c: CollectionModel, n: PlainNames): string {
     type ${t}Change { id: ID!, deleted: Boolean!, document: ${t} }
     extend type Query {
       "view: the client's subscription queries on ${c.name} (absent: everything)."
-      ${sync.pull}(checkpoint: SyncCheckpointInput, limit: Int!, view: [JSONObject!]): SyncPullBulk!
-      ${sync.bootstrap}(query: JSONObject!, exclude: [JSONObject!], after: ID, snapshot: Float, limit: Int!): SyncBootstrapPage!
+      ${sync.pull}(checkpoint: SyncCheckpointInput, limit: Int!, view: [JSONObject!], stamps: Boolean = false): SyncPullBulk!
+      ${sync.bootstrap}(query: JSONObject!, exclude: [JSONObject!], after: ID, snapshot: Float, limit: Int!, stamps: Boolean = false): SyncBootstrapPage!
       "Live documents matching filter (MongoDB query syntax on ${t}'s fields), ordered by id."
       ${n.list}(filter: JSONObject, limit: Int = 100): [${t}!]!
       ${n.get}(id: ID!): ${t}
@@ -136,7 +136,8 @@ function collectionTypeDefs(c: CollectionModel, n: PlainNames): string {
       ${n.delete}(id: ID!): Boolean!
     }
     extend type Subscription {
-      ${sync.stream}(view: [JSONObject!]): SyncStreamEvent!
+      "stamps: send documents' per-field clock stamps (_stamps), for clients that stamp their changes."
+      ${sync.stream}(view: [JSONObject!], stamps: Boolean = false): SyncStreamEvent!
       "Each event lists the ${t} changes that match filter (deleted ones with document: null)."
       ${n.watch}(filter: JSONObject): [${t}Change!]!
     }
@@ -183,16 +184,21 @@ type Perms = (context: RequestContext) => CollectionPermissions;
 function queryResolvers({ model, store }: CollectionRuntime, n: PlainNames, limits: ApiLimits, perms: Perms) {
   const sync = syncOperations(model).fields;
   return {
-    [sync.pull]: (_: unknown, args: { checkpoint: Checkpoint | null; limit: number; view?: unknown[] | null }, context: RequestContext) => {
+    [sync.pull]: (_: unknown, args: { checkpoint: Checkpoint | null; limit: number; view?: unknown[] | null; stamps: boolean }, context: RequestContext) => {
       checkLimit('limit', args.limit, limits.maxPullLimit);
-      return pull(store, args.checkpoint, args.limit, asBadQuery(() => compileView(model, args.view, perms(context))));
+      return pull(store, args.checkpoint, args.limit, asBadQuery(() => compileView(model, args.view, perms(context), args.stamps)));
     },
-    [sync.bootstrap]: (_: unknown, args: { query: unknown; exclude?: unknown[] | null; after?: string | null; snapshot?: number | null; limit: number }, context: RequestContext) => {
+    [sync.bootstrap]: (
+      _: unknown,
+      args: { query: unknown; exclude?: unknown[] | null; after?: string | null; snapshot?: number | null; limit: number; stamps: boolean },
+      context: RequestContext,
+    ) => {
       checkLimit('limit', args.limit, limits.maxPullLimit);
       const query = asBadQuery(() => compileFilter(model, args.query, { queryableOnly: true }));
       const exclude = args.exclude?.length ? asBadQuery(() => compileView(model, args.exclude, UNRESTRICTED)).filter : null;
       const key = bootstrapKey(args.query, args.exclude ?? null);
-      return bootstrap(store, { query, exclude, after: args.after ?? null, snapshot: args.snapshot ?? null, limit: args.limit, key, permissions: perms(context) });
+      const view = compileView(model, null, perms(context), args.stamps);
+      return bootstrap(store, { query, exclude, after: args.after ?? null, snapshot: args.snapshot ?? null, limit: args.limit, key, view });
     },
     [n.list]: async (_: unknown, args: { filter?: unknown; limit: number }, context: RequestContext) => {
       checkLimit('limit', args.limit, limits.maxListLimit);
@@ -227,7 +233,8 @@ function mutationResolvers({ model, store, writer }: CollectionRuntime, n: Plain
     for (let attempt = 0; attempt < 5; attempt++) {
       const stored = (await store.findByIds([id])).get(id);
       const visible = stored && inSet(permissions.read, stored) ? stored : undefined;
-      const current = visible ? store.toWire(visible) : null;
+      // Stamps stay out: a plain mutation is an unstamped change, stamped by the gateway.
+      const current = visible ? withoutStamps(store.toWire(visible)) : null;
       const doc = next(current);
       if (!doc) return null;
       const result = await writer.push([{ assumedMasterState: current, newDocumentState: doc }], permissions);
@@ -264,8 +271,8 @@ function subscriptionResolvers({ model, store, feed }: CollectionRuntime, n: Pla
   const sync = syncOperations(model).fields;
   return {
     [sync.stream]: {
-      subscribe: (_: unknown, args: { view?: unknown[] | null }, context: RequestContext) => {
-        const makeView = () => asBadQuery(() => compileView(model, args.view, perms(context)));
+      subscribe: (_: unknown, args: { view?: unknown[] | null; stamps: boolean }, context: RequestContext) => {
+        const makeView = () => asBadQuery(() => compileView(model, args.view, perms(context), args.stamps));
         makeView(); // a bad view fails the subscription here, before it starts
         return syncStream(feed, store, makeView, { ...limits, watchPermissions: (changed) => watch(context, changed) });
       },

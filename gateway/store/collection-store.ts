@@ -4,7 +4,7 @@
 // Deletes are soft: a tombstone keeps the last fields with `_sync.deleted: true`, so clients
 // that were offline still learn of the delete.
 import type { Collection, Db, Filter, FindCursor } from 'mongodb';
-import { DELETED_FIELD, mapDateTimes, hasDateTimes, PRIMARY_KEY, queryableFields, type CollectionModel } from '../../protocol/model.ts';
+import { DELETED_FIELD, mapDateTimes, hasDateTimes, PRIMARY_KEY, queryableFields, STAMPS_FIELD, type CollectionModel } from '../../protocol/model.ts';
 import type { SyncDocument } from '../../protocol/messages.ts';
 import { CursorCache } from './cursor-cache.ts';
 import { Sequencer, type CounterDocument } from './sequencer.ts';
@@ -19,6 +19,8 @@ export interface SyncMetadata {
    * live stream tell a client that a document just left its view.
    */
   prev?: Record<string, unknown> | null;
+  /** Hybrid-logical-clock stamp of the last change of each field path (sync/merge.ts). */
+  stamps?: Record<string, string>;
 }
 
 export type StoredDocument = { _id: string; _sync: SyncMetadata } & Record<string, unknown>;
@@ -88,7 +90,7 @@ export class CollectionStore {
 }
 
 export function toStoredForm(model: CollectionModel, doc: SyncDocument, convertsDates = hasDateTimes(model.fields)): Omit<StoredDocument, '_sync'> {
-  const { [PRIMARY_KEY]: id, [DELETED_FIELD]: _deleted, ...fields } = doc;
+  const { [PRIMARY_KEY]: id, [DELETED_FIELD]: _deleted, [STAMPS_FIELD]: _stamps, ...fields } = doc;
   const converted = convertsDates ? mapDateTimes(model.fields, fields, toDate) : fields;
   return { _id: id as string, ...converted };
 }
@@ -96,7 +98,16 @@ export function toStoredForm(model: CollectionModel, doc: SyncDocument, converts
 export function toWireForm(model: CollectionModel, stored: StoredDocument, convertsDates = hasDateTimes(model.fields)): SyncDocument {
   const { _id, _sync, ...fields } = stored;
   const converted = convertsDates ? mapDateTimes(model.fields, fields, toIsoString) : fields;
-  return { [PRIMARY_KEY]: _id, ...converted, [DELETED_FIELD]: _sync.deleted } as SyncDocument;
+  const wire = { [PRIMARY_KEY]: _id, ...converted, [DELETED_FIELD]: _sync.deleted } as SyncDocument;
+  if (_sync.stamps && Object.keys(_sync.stamps).length > 0) wire[STAMPS_FIELD] = _sync.stamps;
+  return wire;
+}
+
+/** The document without its stamps, for clients that do not stamp (RxDB's stock plugin). */
+export function withoutStamps(doc: SyncDocument): SyncDocument {
+  if (!(STAMPS_FIELD in doc)) return doc;
+  const { [STAMPS_FIELD]: _stamps, ...rest } = doc;
+  return rest as SyncDocument;
 }
 
 function toDate(value: unknown): unknown {

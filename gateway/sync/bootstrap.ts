@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { Filter } from 'mongodb';
 import type { BootstrapPage } from '../../protocol/messages.ts';
 import type { CompiledFilter } from '../query/filter.ts';
-import type { CollectionPermissions } from '../rules/permissions.ts';
+import { shape, type View } from './view.ts';
 import type { CollectionStore, StoredDocument } from '../store/collection-store.ts';
 import { readPage } from '../store/cursor-cache.ts';
 
@@ -21,7 +21,8 @@ export interface BootstrapRequest {
   limit: number;
   /** Identifies the bootstrap across its pages (to continue its cursor). */
   key: string;
-  permissions: CollectionPermissions;
+  /** What the client may see, and whether it wants stamps. */
+  view: View;
 }
 
 /** A key for the cursor cache from what identifies a bootstrap. */
@@ -34,7 +35,7 @@ export async function bootstrap(store: CollectionStore, request: BootstrapReques
   const snapshot = request.snapshot === null ? horizon : Math.min(request.snapshot, horizon);
   const selection: Filter<StoredDocument>[] = [request.query.stored, { '_sync.deleted': false }, { '_sync.seq': { $lte: snapshot } }];
   if (request.exclude) selection.push({ $nor: [request.exclude.stored] });
-  const { read } = request.permissions;
+  const { read } = request.view.permissions;
   if (read === 'none') return { documents: [], snapshot, next: null, estimatedTotal: 0 };
   if (read !== 'all') selection.push(read.stored);
   const all = { $and: selection } as Filter<StoredDocument>;
@@ -49,5 +50,5 @@ export async function bootstrap(store: CollectionStore, request: BootstrapReques
   const next = exhausted ? null : found[found.length - 1]!._id;
   if (next === null) await cursor.close();
   else store.cursors.put(cacheKey(next), cursor, snapshot);
-  return { documents: found.map((d) => request.permissions.project(store.toWire(d))), snapshot, next, estimatedTotal };
+  return { documents: found.map((d) => shape(request.view, store.toWire(d))), snapshot, next, estimatedTotal };
 }

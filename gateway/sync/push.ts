@@ -14,7 +14,11 @@
 import { MongoBulkWriteError, type AnyBulkWriteOperation } from 'mongodb';
 import { COMPENSATING_WRITE_CODE, REJECTION_CODES, type PushRejection, type PushResult, type PushRow, type SyncDocument } from '../../protocol/messages.ts';
 import { inSet, UNRESTRICTED, writeDenial, type CollectionPermissions, type WriteDenial } from '../rules/permissions.ts';
-import type { CollectionStore, StoredDocument } from '../store/collection-store.ts';
+import { randomBytes } from 'node:crypto';
+import { formatStamp, HybridLogicalClock, parseStamp } from '../../protocol/hlc.ts';
+import { STAMPS_FIELD } from '../../protocol/model.ts';
+import { withoutStamps, type CollectionStore, type StoredDocument } from '../store/collection-store.ts';
+import { getPath, leafPaths, merge, type ConflictStrategy, type Stamps, type Version } from './merge.ts';
 import { sameState } from './same-state.ts';
 import { KeyedLock } from './keyed-lock.ts';
 import type { DocumentValidator } from './validate.ts';
@@ -25,6 +29,16 @@ interface PlannedWrite {
   doc: SyncDocument;
   /** The stored version this write replaces; null for an insert. */
   replaces: StoredDocument | null;
+  /** Field stamps to store; computed from the change when absent (an unstamped write). */
+  stamps?: Stamps;
+  /** Sent back once written: the merged state, when it differs from what the client pushed. */
+  reply?: SyncDocument;
+}
+
+export interface ConflictOptions {
+  strategy: ConflictStrategy;
+  /** Client stamps later than this ahead of the gateway's clock are pulled back to it. */
+  maxClockSkewMs: number;
 }
 
 interface Outcome {
@@ -40,10 +54,14 @@ export class PushError extends Error {
 export class CollectionWriter {
   private readonly documentLocks = new KeyedLock();
 
+  /** Stamps the changes of clients that do not stamp (RxDB's stock plugin, plain mutations). */
+  private readonly clock = new HybridLogicalClock(`gw${randomBytes(4).toString('hex')}`);
+
   constructor(
     private readonly store: CollectionStore,
     private readonly validate: DocumentValidator,
     private readonly onCommitted: () => void,
+    private readonly conflicts: ConflictOptions = { strategy: 'field-lww', maxClockSkewMs: 60_000 },
   ) {}
 
   async push(rows: readonly unknown[], permissions: CollectionPermissions = UNRESTRICTED): Promise<PushResult> {
@@ -97,19 +115,27 @@ export class CollectionWriter {
     const planned: Array<PlannedWrite & { row: PushRow }> = [];
     const deny = (doc: SyncDocument, stored: StoredDocument | undefined, denial: WriteDenial) => {
       out.rejected.push({ id: doc.id, code: REJECTION_CODES.PERMISSION_DENIED, field: denial.field, message: denial.message, realmCode: COMPENSATING_WRITE_CODE });
-      out.conflicts.push(this.visibleState(stored, doc.id, out.permissions));
+      out.conflicts.push(this.visibleState(stored, doc, out.permissions));
     };
     const toRead = rows.filter((row) => {
       if (row.assumedMasterState || readFirst.has(row)) return true;
       const denial = writeDenial(out.permissions, this.store.model, undefined, row.newDocumentState);
       if (denial) deny(row.newDocumentState, undefined, denial);
-      else planned.push({ row, doc: row.newDocumentState, replaces: null });
+      else {
+        const doc = row.newDocumentState;
+        planned.push({ row, doc: withoutStamps(doc), replaces: null, stamps: STAMPS_FIELD in doc ? this.clientStamps(doc) : undefined });
+      }
       return false;
     });
     const current = toRead.length > 0 ? await this.store.findByIds(toRead.map((r) => r.newDocumentState.id)) : new Map<string, StoredDocument>();
     for (const row of toRead) {
       const { newDocumentState: doc, assumedMasterState: assumed } = row;
       const stored = current.get(doc.id);
+      if (STAMPS_FIELD in doc) {
+        const merged = this.planMerge(row, stored, out);
+        if (merged) planned.push(merged);
+        continue;
+      }
       // Already applied: a retried push (acknowledged only to a user who may see the document).
       if (stored && sameState(this.stateOf(doc), stateOfStored(stored)) && inSet(out.permissions.read, stored)) continue;
       const denial = writeDenial(out.permissions, this.store.model, stored, doc);
@@ -122,13 +148,60 @@ export class CollectionWriter {
       } else if (assumed && typeof assumed === 'object' && sameState(this.stateOf(assumed), stateOfStored(stored))) {
         planned.push({ row, doc, replaces: stored });
       } else {
-        out.conflicts.push(this.visibleState(stored, doc.id, out.permissions));
+        out.conflicts.push(this.visibleState(stored, doc, out.permissions));
       }
     }
     if (planned.length === 0) return [];
 
     const written = await this.write(planned);
+    planned.forEach((p, i) => written[i] && p.reply && out.conflicts.push(p.reply));
     return planned.filter((_, i) => !written[i]).map((p) => p.row);
+  }
+
+  /**
+   * A stamped change (sync/merge.ts): merged into the stored document instead of compared with
+   * it, so concurrent edits of different fields both stay. Null when there is nothing to write.
+   */
+  private planMerge(row: PushRow, stored: StoredDocument | undefined, out: Outcome): (PlannedWrite & { row: PushRow }) | null {
+    const doc = withoutStamps(row.newDocumentState);
+    const stamps = this.clientStamps(row.newDocumentState);
+    const server: Version | null = stored ? { doc: withoutStamps(this.store.toWire(stored)), stamps: stored._sync.stamps ?? {} } : null;
+    const base = row.assumedMasterState ? withoutStamps(row.assumedMasterState) : null;
+    const merged = merge(server, { doc, stamps }, this.conflicts.strategy, base);
+    const mergedDoc = { ...merged.doc, id: doc.id } as SyncDocument;
+    const mergedWire = { ...mergedDoc, [STAMPS_FIELD]: merged.stamps } as SyncDocument;
+    if (stored && sameState(this.stateOf(mergedDoc), stateOfStored(stored)) && sameStamps(merged.stamps, stored._sync.stamps ?? {})) {
+      // Nothing new (a retry, or a change that lost everywhere): answer with the stored state.
+      if (!sameState(this.stateOf(doc), stateOfStored(stored))) out.conflicts.push(this.visibleState(stored, row.newDocumentState, out.permissions));
+      return null;
+    }
+    const denial = writeDenial(out.permissions, this.store.model, stored, mergedDoc);
+    if (denial) {
+      out.rejected.push({ id: doc.id, code: REJECTION_CODES.PERMISSION_DENIED, field: denial.field, message: denial.message, realmCode: COMPENSATING_WRITE_CODE });
+      out.conflicts.push(this.visibleState(stored, row.newDocumentState, out.permissions));
+      return null;
+    }
+    const reply = sameState(this.stateOf(doc), this.stateOf(mergedDoc)) ? undefined : out.permissions.project(mergedWire);
+    return { row, doc: mergedDoc, replaces: stored ?? null, stamps: merged.stamps, reply };
+  }
+
+  /** The client's stamps, with any too far in the future pulled back to the allowed skew. */
+  private clientStamps(doc: SyncDocument): Stamps {
+    const limit = Date.now() + this.conflicts.maxClockSkewMs;
+    return Object.fromEntries(
+      Object.entries((doc[STAMPS_FIELD] as Stamps | undefined) ?? {}).map(([path, stamp]) => {
+        const parsed = parseStamp(stamp)!;
+        return [path, parsed.wall > limit ? formatStamp(limit, parsed.counter, parsed.node) : stamp];
+      }),
+    );
+  }
+
+  /** Stamps for a change that came without: the gateway's clock, on every path that changed. */
+  private serverStamps(doc: SyncDocument, replaces: StoredDocument | null): Stamps {
+    const before = replaces ? withoutStamps(this.store.toWire(replaces)) : {};
+    const stamp = this.clock.tick();
+    const changed = leafPaths(doc).filter((path) => !sameState({ v: getPath(before, path) }, { v: getPath(doc, path) }));
+    return { ...(replaces?._sync.stamps ?? {}), ...Object.fromEntries(changed.map((path) => [path, stamp])) };
   }
 
   /**
@@ -139,9 +212,10 @@ export class CollectionWriter {
     const lease = await this.store.sequencer.allocate(planned.length);
     const updatedAt = new Date();
     const seqs = planned.map((_, i) => lease.lo + i);
-    const ops: AnyBulkWriteOperation<StoredDocument>[] = planned.map(({ doc, replaces }, i) => {
+    const ops: AnyBulkWriteOperation<StoredDocument>[] = planned.map(({ doc, replaces, stamps }, i) => {
       const prev = replaces ? this.store.queryableSnapshot(replaces) : null;
-      const stored = { ...this.store.toStored(doc), _sync: { seq: seqs[i]!, updatedAt, deleted: doc._deleted === true, prev } } as StoredDocument;
+      const _sync = { seq: seqs[i]!, updatedAt, deleted: doc._deleted === true, prev, stamps: stamps ?? this.serverStamps(doc, replaces) };
+      const stored = { ...this.store.toStored(doc), _sync } as StoredDocument;
       return replaces === null
         ? { insertOne: { document: stored } }
         : { replaceOne: { filter: { _id: stored._id, '_sync.seq': replaces._sync.seq }, replacement: stored } };
@@ -207,19 +281,28 @@ export class CollectionWriter {
     return docs.map((doc) => {
       const current = stored.get(doc.id);
       if (!current && permissions.unrestricted) return { ...doc, _deleted: true };
-      return this.visibleState(current, doc.id, permissions);
+      return this.visibleState(current, doc, permissions);
     });
   }
 
-  /** The server state as this user may see it: the document (readable fields only), or a removal. */
-  private visibleState(stored: StoredDocument | undefined, id: string, permissions: CollectionPermissions): SyncDocument {
-    if (stored && inSet(permissions.read, stored)) return permissions.project(this.store.toWire(stored));
-    return { id, _deleted: true };
+  /**
+   * The server state, as the user who pushed `pushed` may see it: the document (readable fields
+   * only, with stamps if the client stamps its changes), or a removal.
+   */
+  private visibleState(stored: StoredDocument | undefined, pushed: SyncDocument, permissions: CollectionPermissions): SyncDocument {
+    if (!stored || !inSet(permissions.read, stored)) return { id: pushed.id, _deleted: true };
+    const visible = permissions.project(this.store.toWire(stored));
+    return STAMPS_FIELD in pushed ? visible : withoutStamps(visible);
   }
 
   private stateOf(doc: SyncDocument): Record<string, unknown> {
     return { ...this.store.toStored(doc), _deleted: doc._deleted === true };
   }
+}
+
+function sameStamps(a: Stamps, b: Stamps): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].every((k) => a[k] === b[k]);
 }
 
 function stateOfStored(stored: StoredDocument): Record<string, unknown> {
@@ -239,5 +322,10 @@ function checkRow(row: unknown): PushRejection | null {
   }
   const deleted = (doc as Record<string, unknown>)._deleted;
   if (deleted !== undefined && typeof deleted !== 'boolean') return bad('newDocumentState._deleted must be a boolean', id);
+  const stamps = (doc as Record<string, unknown>)[STAMPS_FIELD];
+  if (stamps !== undefined) {
+    const valid = typeof stamps === 'object' && stamps !== null && Object.values(stamps).every((s) => typeof s === 'string' && parseStamp(s) !== null);
+    if (!valid) return bad(`newDocumentState.${STAMPS_FIELD} must map field paths to clock stamps`, id);
+  }
   return null;
 }

@@ -2,7 +2,7 @@
 // and names the offending field in the error.
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { createRequire } from 'node:module';
-import { documentJsonSchema, DELETED_FIELD, type CollectionModel } from '../../protocol/model.ts';
+import { documentJsonSchema, DELETED_FIELD, STAMPS_FIELD, type CollectionModel } from '../../protocol/model.ts';
 
 // ajv-formats is CommonJS with a default export that ESM sees wrapped; require() unwraps it.
 const addFormats = createRequire(import.meta.url)('ajv-formats') as typeof import('ajv-formats').default;
@@ -19,7 +19,7 @@ export function createValidator(collection: CollectionModel): DocumentValidator 
   addFormats(ajv, ['date-time']);
   const validate: ValidateFunction = ajv.compile(documentJsonSchema(collection));
   return (doc) => {
-    const { [DELETED_FIELD]: _deleted, ...fields } = doc;
+    const { [DELETED_FIELD]: _deleted, [STAMPS_FIELD]: _stamps, ...fields } = doc;
     if (validate(fields)) return null;
     return describe(collection.typeName, validate.errors?.[0]);
   };

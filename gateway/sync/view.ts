@@ -8,19 +8,27 @@ import type { SyncDocument } from '../../protocol/messages.ts';
 import type { CollectionModel } from '../../protocol/model.ts';
 import { compileUnion, type CompiledFilter } from '../query/filter.ts';
 import { inSet, type CollectionPermissions } from '../rules/permissions.ts';
-import type { CollectionStore, StoredDocument } from '../store/collection-store.ts';
+import { withoutStamps, type CollectionStore, type StoredDocument } from '../store/collection-store.ts';
 
 export interface View {
   /** The subscriptions' union; null: everything readable. */
   filter: CompiledFilter | null;
   permissions: CollectionPermissions;
+  /** The client stamps its changes and wants the stamps (`_stamps`) with documents. */
+  stamps: boolean;
 }
 
 /** null/undefined queries: everything; []: nothing; else their union. Throws QueryError. */
-export function compileView(collection: CollectionModel, queries: unknown[] | null | undefined, permissions: CollectionPermissions): View {
-  if (queries === null || queries === undefined) return { filter: null, permissions };
+export function compileView(collection: CollectionModel, queries: unknown[] | null | undefined, permissions: CollectionPermissions, stamps = false): View {
+  if (queries === null || queries === undefined) return { filter: null, permissions, stamps };
   if (!Array.isArray(queries)) throw new QueryError('view must be a list of queries');
-  return { filter: compileUnion(collection, queries, { queryableOnly: true }), permissions };
+  return { filter: compileUnion(collection, queries, { queryableOnly: true }), permissions, stamps };
+}
+
+/** A document as this client may receive it: readable fields only, stamps if it wants them. */
+export function shape(view: View, doc: SyncDocument): SyncDocument {
+  const projected = view.permissions.project(doc);
+  return view.stamps ? projected : withoutStamps(projected);
 }
 
 /** Nothing can be in this view: an empty subscription set, or no read access. */
@@ -51,8 +59,8 @@ function seesEverything(view: View): boolean {
  * documents it does not have.
  */
 export function forPull(store: CollectionStore, view: View, stored: StoredDocument, wire?: SyncDocument): SyncDocument {
-  if (seesEverything(view)) return wire ?? store.toWire(stored);
-  return inView(view, stored) ? view.permissions.project(wire ?? store.toWire(stored)) : store.removal(stored);
+  if (seesEverything(view) || inView(view, stored)) return shape(view, wire ?? store.toWire(stored));
+  return store.removal(stored);
 }
 
 /**
@@ -60,8 +68,7 @@ export function forPull(store: CollectionStore, view: View, stored: StoredDocume
  * removal if it just left the view, nothing otherwise.
  */
 export function forStream(store: CollectionStore, view: View, stored: StoredDocument, wire: SyncDocument): SyncDocument | null {
-  if (seesEverything(view)) return wire;
-  if (inView(view, stored)) return view.permissions.project(wire);
+  if (seesEverything(view) || inView(view, stored)) return shape(view, wire);
   return wasInView(view, stored) ? store.removal(stored) : null;
 }
 
@@ -87,5 +94,5 @@ export async function viewDifference(store: CollectionStore, before: View, after
     was === 'none' ? [] : store.documents.find(only(was, is)).toArray(),
     is === 'none' ? [] : store.documents.find(only(is, was)).toArray(),
   ]);
-  return [...lost.map((d) => store.removal(d)), ...gained.map((d) => after.permissions.project(store.toWire(d)))];
+  return [...lost.map((d) => store.removal(d)), ...gained.map((d) => shape(after, store.toWire(d)))];
 }
