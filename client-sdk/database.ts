@@ -15,7 +15,8 @@ export function rxSchema(collection: CollectionModel): RxJsonSchema<LocalDocumen
     version: 0,
     primaryKey: PRIMARY_KEY,
     type: 'object',
-    properties,
+    // Per-field change stamps for conflict resolution (stamps.ts); not part of the app's model.
+    properties: { ...properties, syncStamps: { type: 'object' } },
     required,
   } as RxJsonSchema<LocalDocument>;
 }

@@ -11,6 +11,7 @@ import { openDatabase, type LocalDocument } from './database.ts';
 import { tokenExpiry, type AuthenticatedUser } from './auth.ts';
 import type { SyncError } from './errors.ts';
 import { FlexibleSync } from './flexible-sync.ts';
+import { deviceClock, stampChanges } from './stamps.ts';
 import { CLOSE_CODES } from '../protocol/messages.ts';
 import { replicateCollection, type CollectionReplication } from './replication.ts';
 import { SubscriptionSet, type AddOptions, type MutableSubscriptionSet } from './subscriptions.ts';
@@ -49,6 +50,8 @@ export interface TributaryOptions extends TransportOptions {
   user?: AuthenticatedUser;
   /** Asked for a fresh token when the current one expires; the session resumes with it. */
   refreshToken?: (user: AuthenticatedUser) => Promise<string>;
+  /** The device's wall clock for change stamps (tests simulate a wrong clock). Default Date.now. */
+  clock?: () => number;
   /** Documents per pull request. Default 1000 (smaller batches make RxDB itself slow). */
   pullBatchSize?: number;
   /** Local changes per push request. Default 100. */
@@ -101,6 +104,9 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
   const databaseName = user ? `${baseName}-${user.id.toLowerCase().replace(/[^a-z0-9_$()+/-]/g, '_')}` : baseName;
   const { database, collections } = await openDatabase(databaseName, options.storage, model);
 
+  const clock = await deviceClock(database, options.clock);
+  for (const collection of Object.values(collections)) stampChanges(collection, clock);
+
   const errors$ = new Subject<SyncError>();
   const flexible = options.flexibleSync ? await FlexibleSync.open(database, model) : null;
   const views = flexible?.views ?? new Map(model.collections.map((c) => [c.name, new CollectionView(c.name)]));
@@ -143,6 +149,7 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
         model: collectionModel,
         transport,
         view: views.get(collectionModel.name)!,
+        clock,
         identifier: `tributary:${collectionModel.name}:${options.url}`,
         pullBatchSize: options.pullBatchSize ?? 1_000,
         pushBatchSize: options.pushBatchSize ?? 100,

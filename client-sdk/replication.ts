@@ -17,12 +17,16 @@ import type { LocalDocument } from './database.ts';
 import type { SyncError } from './errors.ts';
 import type { Transport } from './transport.ts';
 import type { CollectionView } from './view.ts';
+import type { HybridLogicalClock } from '../protocol/hlc.ts';
+import { fromWire, toWire } from './stamps.ts';
 
 export interface CollectionReplicationOptions {
   collection: RxCollection<LocalDocument>;
   model: CollectionModel;
   transport: Transport;
   view: CollectionView;
+  /** The device's clock: local changes are stamped with it (stamps.ts). */
+  clock: HybridLogicalClock;
   /** Identifies this replication's checkpoints in the local database. */
   identifier: string;
   pullBatchSize: number;
@@ -44,13 +48,14 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
   const ops = syncOperations(o.model);
   const { view } = o;
   const stream$ = new Subject<RxReplicationPullStreamItem<LocalDocument, Checkpoint>>();
+  const local = (doc: SyncDocument) => fromWire(doc, o.clock);
 
   let stopStream = () => {};
   const subscribeStream = () => {
     stopStream();
     stopStream = o.transport.subscribeLive(
       ops.stream,
-      { view: view.queries },
+      { view: view.queries, stamps: true },
       (data) => {
         const event = data[ops.fields.stream] as StreamEvent;
         if (event.resync || !event.checkpoint) {
@@ -58,7 +63,7 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
           return;
         }
         o.onDownloaded(event.documents.length);
-        stream$.next({ documents: event.documents as never, checkpoint: event.checkpoint });
+        stream$.next({ documents: event.documents.map(local) as never, checkpoint: event.checkpoint });
       },
       (error) => o.onError({ kind: 'replication', collection: o.model.name, message: error.message }),
     );
@@ -72,7 +77,7 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
     const documents: SyncDocument[] = [];
     let checkpoint: Checkpoint | null = from;
     for (;;) {
-      const data = await o.transport.request(ops.pull, { checkpoint: checkpoint ? { seq: checkpoint.seq } : null, limit: batchSize, view: view.queries });
+      const data = await o.transport.request(ops.pull, { checkpoint: checkpoint ? { seq: checkpoint.seq } : null, limit: batchSize, view: view.queries, stamps: true });
       const bulk = data[ops.fields.pull] as PullBulk;
       o.onDownloaded(bulk.documents.length);
       documents.push(...(view.flexible ? await withoutUnheldRemovals(bulk.documents) : bulk.documents));
@@ -105,6 +110,7 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
         after: next.after,
         snapshot: next.snapshot,
         limit: batchSize,
+        stamps: true,
       });
       const page = data[ops.fields.bootstrap] as BootstrapPage;
       // The set changed while this page was on its way: the next pull starts on the new view
@@ -143,7 +149,7 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
       handler: async (checkpoint, batchSize) => {
         if (!view.flexible) {
           const { documents, checkpoint: next } = await pullChanges(checkpoint ?? null, batchSize);
-          return { documents: documents as never, checkpoint: next };
+          return { documents: documents.map(local) as never, checkpoint: next };
         }
         const generation = view.generation;
         let from: Checkpoint | null = checkpoint ?? (view.floor === null ? null : { seq: view.floor });
@@ -156,21 +162,25 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
         const bootstrapped = await fetchBootstrapPages(from, batchSize);
         documents.push(...bootstrapped.documents);
         from = bootstrapped.from;
-        if (documents.length >= batchSize) return { documents: documents as never, checkpoint: from ?? { seq: 0 } };
+        if (documents.length >= batchSize) return { documents: documents.map(local) as never, checkpoint: from ?? { seq: 0 } };
         const changes = await pullChanges(from, batchSize - documents.length);
         documents.push(...changes.documents);
         if (view.pending.length === 0 && !changes.hasMore) view.markCaughtUp(generation);
-        return { documents: documents as never, checkpoint: changes.checkpoint };
+        return { documents: documents.map(local) as never, checkpoint: changes.checkpoint };
       },
     },
     push: {
       batchSize: o.pushBatchSize,
       handler: async (rows) => {
-        const data = await o.transport.mutate(ops.push, { rows: rows as unknown as PushRow[] });
+        const wireRows: PushRow[] = rows.map((row) => ({
+          assumedMasterState: toWire(row.assumedMasterState as Record<string, unknown> | undefined),
+          newDocumentState: toWire(row.newDocumentState as Record<string, unknown>)!,
+        }));
+        const data = await o.transport.mutate(ops.push, { rows: wireRows });
         const result = data[ops.fields.push] as PushResult;
         o.onUploaded(rows.length - result.conflicts.length);
         for (const rejection of result.rejected) o.onError({ kind: 'rejected', collection: o.model.name, ...rejection });
-        return result.conflicts as never;
+        return result.conflicts.map(local) as never;
       },
     },
   });

@@ -2,7 +2,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { formatStamp, HybridLogicalClock, parseStamp } from '../protocol/hlc.ts';
-import { leafPaths, merge, type Version } from '../gateway/sync/merge.ts';
+import { merge, type Version } from '../gateway/sync/merge.ts';
+import { leafPaths } from '../protocol/paths.ts';
 
 describe('hybrid logical clock', () => {
   it('never goes backwards, orders as strings, and moves past what it observes', () => {

@@ -11,6 +11,7 @@
 //  - a function: given base (what the client last saw), server and client states.
 // With every strategy, deletes win: a deleted document stays deleted, and a delete applies.
 import { laterStamp, type Stamp } from '../../protocol/hlc.ts';
+import { getPath, setPath } from '../../protocol/paths.ts';
 
 export type Stamps = Record<string, Stamp>;
 type Doc = Record<string, unknown>;
@@ -48,36 +49,4 @@ function maxStamps(a: Stamps, b: Stamps): Stamps {
 
 function latest(stamps: Stamps): string {
   return Object.values(stamps).reduce((a, b) => (b > a ? b : a), '');
-}
-
-/**
- * The paths a change is stamped at: top-level fields, and the fields of embedded objects
- * (dotted). Lists and scalars are leaves.
- */
-export function leafPaths(doc: Doc, prefix = ''): string[] {
-  return Object.entries(doc).flatMap(([key, value]) => {
-    if (key.startsWith('_') || key === 'id') return [];
-    const path = prefix ? `${prefix}.${key}` : key;
-    return isPlainObject(value) ? leafPaths(value, path) : [path];
-  });
-}
-
-export function getPath(doc: Doc, path: string): unknown {
-  return path.split('.').reduce<unknown>((v, k) => (isPlainObject(v) ? v[k] : undefined), doc);
-}
-
-function setPath(doc: Doc, path: string, value: unknown): void {
-  const keys = path.split('.');
-  let target = doc;
-  for (const key of keys.slice(0, -1)) {
-    if (!isPlainObject(target[key])) target[key] = {};
-    target = target[key] as Doc;
-  }
-  const last = keys[keys.length - 1]!;
-  if (value === undefined) delete target[last];
-  else target[last] = value;
-}
-
-function isPlainObject(v: unknown): v is Doc {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
