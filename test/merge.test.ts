@@ -38,6 +38,7 @@ describe('merge', () => {
     expect(merge({ ...server, doc: { ...server.doc, _deleted: true } }, client, 'field-lww').doc._deleted).toBe(true);
     expect(merge(server, { ...client, doc: { ...client.doc, _deleted: true } }, 'field-lww').doc._deleted).toBe(true);
     expect(merge(server, client, 'server-wins').doc.title).toBe('server');
+    expect(merge(server, client, 'server-wins', { title: 'server' }, false).doc.title).toBe('client'); // not concurrent
     expect(merge(server, client, 'document-lww').doc.title).toBe('client');
     const resolved = merge(server, client, ({ base, server: s, client: c }) => ({ ...c, title: `${base?.title}|${s.title}|${c.title}` }), { title: 'base' });
     expect(resolved.doc.title).toBe('base|server|client');

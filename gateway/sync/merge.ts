@@ -7,8 +7,10 @@
 //  - 'field-lww' (default): per field (dotted paths into embedded objects; lists are whole
 //    fields), the later stamp wins; stamps order totally (the device id breaks ties).
 //  - 'document-lww': the side whose latest stamp is later wins whole.
-//  - 'server-wins': a stored document is never changed by a concurrent push.
-//  - a function: given base (what the client last saw), server and client states.
+//  - 'server-wins': a concurrent push (one whose base is not the stored state) changes nothing.
+//  - a function: given base (what the client last saw), server and client states, for
+//    concurrent pushes.
+// A push that is not concurrent (it was made on top of the stored state) merges per field.
 // With every strategy, deletes win: a deleted document stays deleted, and a delete applies.
 import { laterStamp, type Stamp } from '../../protocol/hlc.ts';
 import { getPath, setPath } from '../../protocol/paths.ts';
@@ -25,14 +27,14 @@ export interface Version {
 export type CustomResolver = (states: { base: Doc | null; server: Doc; client: Doc }) => Doc;
 export type ConflictStrategy = 'field-lww' | 'document-lww' | 'server-wins' | CustomResolver;
 
-export function merge(server: Version | null, client: Version, strategy: ConflictStrategy, base: Doc | null = null): Version {
+export function merge(server: Version | null, client: Version, strategy: ConflictStrategy, base: Doc | null = null, concurrent = true): Version {
   if (!server) return client;
   if (server.doc._deleted === true) return server; // deletes win
   const stamps = maxStamps(server.stamps, client.stamps);
   if (client.doc._deleted === true) return { doc: { ...server.doc, _deleted: true }, stamps };
-  if (strategy === 'server-wins') return server;
+  if (concurrent && strategy === 'server-wins') return server;
   if (strategy === 'document-lww') return latest(client.stamps) > latest(server.stamps) ? { doc: client.doc, stamps } : { doc: server.doc, stamps };
-  if (typeof strategy === 'function') return { doc: { ...strategy({ base, server: server.doc, client: client.doc }), _deleted: false }, stamps };
+  if (concurrent && typeof strategy === 'function') return { doc: { ...strategy({ base, server: server.doc, client: client.doc }), _deleted: false }, stamps };
 
   const doc = structuredClone(server.doc);
   for (const [path, stamp] of Object.entries(client.stamps)) {

@@ -168,7 +168,9 @@ export class CollectionWriter {
     const stamps = this.clientStamps(row.newDocumentState);
     const server: Version | null = stored ? { doc: withoutStamps(this.store.toWire(stored)), stamps: stored._sync.stamps ?? {} } : null;
     const base = row.assumedMasterState ? withoutStamps(row.assumedMasterState) : null;
-    const merged = merge(server, { doc, stamps }, this.conflicts.strategy, base);
+    // Made on top of the stored state, or concurrently with another change?
+    const concurrent = !stored || !base || !sameState(this.stateOf(base as SyncDocument), stateOfStored(stored));
+    const merged = merge(server, { doc, stamps }, this.conflicts.strategy, base, concurrent);
     const mergedDoc = { ...merged.doc, id: doc.id } as SyncDocument;
     const mergedWire = { ...mergedDoc, [STAMPS_FIELD]: merged.stamps } as SyncDocument;
     if (stored && sameState(this.stateOf(mergedDoc), stateOfStored(stored)) && sameStamps(merged.stamps, stored._sync.stamps ?? {})) {
