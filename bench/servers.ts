@@ -5,8 +5,9 @@
 import { setMaxListeners } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { GraphQLScalarType, type ExecutionArgs } from 'graphql';
+import { GraphQLScalarType } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
+import { yogaOverWebSocket } from '../gateway/graphql/websocket.ts';
 import { createPubSub, createSchema, createYoga } from 'graphql-yoga';
 import { WebSocketServer, WebSocket } from 'ws';
 import type { StreamEvent } from '../protocol/messages.ts';
@@ -66,28 +67,8 @@ export async function startBareYoga(): Promise<BareYogaServer> {
   const yoga = createYoga({ schema, graphqlEndpoint: GRAPHQL_PATH, logging: false });
   const httpServer = createServer((req, res) => void yoga.handle(req, res));
   const wss = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH });
-  // The recipe from the graphql-yoga docs, as used by gateway/server.ts.
-  type RootValue = { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown };
-  const wsServer = useServer(
-    {
-      execute: (args) => (args.rootValue as RootValue).execute(args) as never,
-      subscribe: (args) => (args.rootValue as RootValue).subscribe(args) as never,
-      onSubscribe: async (ctx, _id, payload) => {
-        const enveloped = yoga.getEnveloped({ ...ctx, req: ctx.extra.request, socket: ctx.extra.socket, params: payload });
-        const args: ExecutionArgs = {
-          schema: enveloped.schema,
-          operationName: payload.operationName,
-          document: enveloped.parse(payload.query),
-          variableValues: payload.variables,
-          contextValue: await enveloped.contextFactory(),
-          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
-        };
-        const errors = enveloped.validate(args.schema, args.document);
-        return errors.length > 0 ? errors : args;
-      },
-    },
-    wss,
-  );
+  // Wired exactly as the gateway does (gateway/graphql/websocket.ts), without authentication.
+  const wsServer = useServer<Record<string, unknown> | undefined, Record<PropertyKey, unknown>>(yogaOverWebSocket(yoga), wss);
   const port = await listen(httpServer);
   return {
     wsUrl: `ws://127.0.0.1:${port}${GRAPHQL_PATH}`,

@@ -4,7 +4,6 @@ import { watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { createYoga } from 'graphql-yoga';
 import { MongoClient } from 'mongodb';
@@ -15,6 +14,7 @@ import { DEFAULTS, type GatewayConfig } from './config.ts';
 import { AuthError, Authenticator, type User } from './auth/authenticator.ts';
 import { CLOSE_CODES } from '../protocol/messages.ts';
 import { buildSchema, type CollectionRuntime } from './graphql/schema.ts';
+import { yogaOverWebSocket } from './graphql/websocket.ts';
 import { loadRules } from './rules/load.ts';
 import { PermissionEngine } from './rules/permissions.ts';
 import { ChangeFeed } from './store/change-feed.ts';
@@ -159,7 +159,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
 
   const wss = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, maxPayload: config.maxPayloadBytes });
-  type RootValue = { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown };
   const wsServer = useServer<Record<string, unknown> | undefined, { user?: User }>(
     {
       // Nothing runs for a socket until its connection_init carries valid credentials.
@@ -183,21 +182,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           return false;
         }
       },
-      execute: (args) => (args.rootValue as RootValue).execute(args) as never,
-      subscribe: (args) => (args.rootValue as RootValue).subscribe(args) as never,
-      onSubscribe: async (ctx, _id, payload) => {
-        const enveloped = yoga.getEnveloped({ ...ctx, req: ctx.extra.request, socket: ctx.extra.socket, params: payload, user: ctx.extra.user });
-        const args: ExecutionArgs = {
-          schema: enveloped.schema,
-          operationName: payload.operationName,
-          document: enveloped.parse(payload.query),
-          variableValues: payload.variables,
-          contextValue: await enveloped.contextFactory(),
-          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
-        };
-        const errors = enveloped.validate(args.schema, args.document);
-        return errors.length > 0 ? errors : args;
-      },
+      ...yogaOverWebSocket<{ user?: User }>(yoga, (extra) => ({ user: extra.user })),
     },
     wss,
   );
