@@ -11,7 +11,8 @@
 //  - a function: given base (what the client last saw), server and client states, for
 //    concurrent pushes.
 // A push that is not concurrent (it was made on top of the stored state) merges per field.
-// With every strategy, deletes win: a deleted document stays deleted, and a delete applies.
+// With every strategy, deletes win: a delete applies, and a deleted document stays deleted
+// against concurrent changes (a client that had seen the delete may create the id anew).
 import { laterStamp, type Stamp } from '../../protocol/hlc.ts';
 import { getPath, setPath } from '../../protocol/paths.ts';
 
@@ -29,7 +30,7 @@ export type ConflictStrategy = 'field-lww' | 'document-lww' | 'server-wins' | Cu
 
 export function merge(server: Version | null, client: Version, strategy: ConflictStrategy, base: Doc | null = null, concurrent = true): Version {
   if (!server) return client;
-  if (server.doc._deleted === true) return server; // deletes win
+  if (server.doc._deleted === true) return concurrent ? server : client; // deletes win
   const stamps = maxStamps(server.stamps, client.stamps);
   if (client.doc._deleted === true) return { doc: { ...server.doc, _deleted: true }, stamps };
   if (concurrent && strategy === 'server-wins') return server;

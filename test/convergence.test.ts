@@ -1,0 +1,140 @@
+// Issue 6, case 8: randomized convergence through real clients. Three SDK clients make random
+// inserts, updates and deletes, go offline and back, while the gateway restarts; at the end
+// every client's data equals MongoDB's, a deleted document is deleted everywhere, and each field
+// holds the write with the greatest stamp. Opt-in: `npm run test:convergence` (a thousand cases;
+// CONVERGENCE_RUNS sets the number). A failure prints the case and fast-check's seed.
+//
+// Known failure (2026-11-26): seed -1768873407, case 46 of 80, never converges within 15 s. Its
+// case mixes concurrent inserts of one id by two devices with an offline delete and a gateway
+// restart; the single-scenario tests in conflicts.test.ts pass. Not yet in the normal suite.
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TributaryClient } from '../client-sdk/index.ts';
+import { startGateway, type Gateway } from '../gateway/server.ts';
+import { pino } from 'pino';
+import { freePort } from '../gateway/store/embedded-ferretdb.ts';
+import { mongoUri, openDb, openTestClient, rulesFixture, TEST_JWT, uniqueName, waitFor } from './helpers/harness.ts';
+import type { Db } from 'mongodb';
+
+const RUNS = Number(process.env.CONVERGENCE_RUNS ?? 25);
+const FIELDS = ['title', 'status', 'priority'] as const;
+const VALUES = { title: ['a', 'b', 'c'], status: ['TODO', 'DONE', 'BLOCKED'], priority: [1, 2, 3] } as const;
+
+type Op =
+  | { kind: 'insert'; client: number; doc: number }
+  | { kind: 'update'; client: number; doc: number; field: (typeof FIELDS)[number]; value: number }
+  | { kind: 'delete'; client: number; doc: number }
+  | { kind: 'offline' | 'online'; client: number }
+  | { kind: 'restart' };
+
+const op: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('insert' as const), client: fc.nat(2), doc: fc.nat(2) }) },
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant('update' as const), client: fc.nat(2), doc: fc.nat(2), field: fc.constantFrom(...FIELDS), value: fc.nat(2) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete' as const), client: fc.nat(2), doc: fc.nat(2) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constantFrom('offline' as const, 'online' as const), client: fc.nat(2) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('restart' as const) }) },
+);
+
+let port: number;
+let database: string;
+let gateway: Gateway;
+let db: Db;
+const start = () => startGateway({ mongoUri: mongoUri(), database, port, logger: pino({ level: 'silent' }), auth: { jwt: TEST_JWT }, rulesPath: rulesFixture('open') });
+
+beforeAll(async () => {
+  port = await freePort();
+  database = uniqueName('convergence');
+  gateway = await start();
+  db = await openDb(database);
+});
+afterAll(async () => {
+  await gateway.stop();
+});
+
+describe('randomized convergence', () => {
+  it(`converges after random offline edits, reconnects and gateway restarts (${RUNS} cases)`, { timeout: 600_000 }, async () => {
+    let round = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 5, maxLength: 25 }), async (ops) => {
+        round++;
+        const ids = [0, 1, 2].map((d) => `r${round}-d${d}`);
+        const clients: TributaryClient[] = [];
+        for (let i = 0; i < 3; i++) clients.push(await openTestClient(`ws://127.0.0.1:${port}/graphql`));
+        const offline = new Set<number>();
+        /** Every field write with its stamp, to find the latest per field. */
+        const writes: Array<{ doc: string; field: string; value: unknown; stamp: string }> = [];
+        const deleted = new Set<string>();
+        try {
+          for (const step of ops) {
+            if (step.kind === 'restart') {
+              await gateway.stop();
+              gateway = await start();
+              continue;
+            }
+            const client = clients[step.client]!;
+            if (step.kind === 'offline') {
+              if (!offline.has(step.client)) await client.pause();
+              offline.add(step.client);
+              continue;
+            }
+            if (step.kind === 'online') {
+              if (offline.delete(step.client)) await client.resume();
+              continue;
+            }
+            const id = ids[(step as { doc: number }).doc]!;
+            const local = await client.collections.tasks!.findOne(id).exec();
+            // Re-creating a deleted id is a new document, not a concurrent edit: left out here.
+            if (step.kind === 'insert' && !local && !deleted.has(id)) {
+              const doc = await client.collections.tasks!.insert({ id, ownerId: 'u', title: 'a', status: 'TODO', priority: 1, tags: [] });
+              for (const field of FIELDS) writes.push({ doc: id, field, value: doc.get(field), stamp: doc.get('syncStamps')[field] });
+            } else if (step.kind === 'update' && local) {
+              const value = VALUES[step.field][step.value];
+              const doc = await local.incrementalPatch({ [step.field]: value });
+              writes.push({ doc: id, field: step.field, value, stamp: doc.get('syncStamps')[step.field] });
+            } else if (step.kind === 'delete' && local) {
+              await local.remove();
+              deleted.add(id);
+            }
+          }
+          for (const i of offline) await clients[i]!.resume();
+          await waitFor('every client synced', async () => {
+            const server = await serverState(ids);
+            const locals = await Promise.all(clients.map((c) => localState(c, ids)));
+            return locals.every((l) => JSON.stringify(l) === JSON.stringify(server));
+          }, 15_000);
+
+          const server = await serverState(ids);
+          for (const id of ids) {
+            if (deleted.has(id)) {
+              expect(server[id], `${id} was deleted`).toBeNull();
+              continue;
+            }
+            for (const field of FIELDS) {
+              const latest = writes.filter((w) => w.doc === id && w.field === field).sort((a, b) => (a.stamp < b.stamp ? 1 : -1))[0];
+              if (latest) expect(server[id]?.[field], `${id}.${field}`).toEqual(latest.value);
+            }
+          }
+        } finally {
+          await Promise.all(clients.map((c) => c.close()));
+        }
+      }),
+      // No shrinking: each case runs real clients; the failing case and its seed are printed as found.
+      { numRuns: RUNS, endOnFailure: true },
+    );
+  });
+});
+
+async function serverState(ids: string[]): Promise<Record<string, Record<string, unknown> | null>> {
+  const docs = await db.collection('tasks').find({ _id: { $in: ids as never[] } }).toArray();
+  return Object.fromEntries(
+    ids.map((id) => {
+      const doc = docs.find((d) => d._id === (id as never));
+      return [id, doc && !doc._sync.deleted ? Object.fromEntries(FIELDS.map((f) => [f, doc[f]])) : null];
+    }),
+  );
+}
+
+async function localState(client: TributaryClient, ids: string[]): Promise<Record<string, Record<string, unknown> | null>> {
+  const docs = await client.collections.tasks!.findByIds(ids).exec();
+  return Object.fromEntries(ids.map((id) => [id, docs.get(id) ? Object.fromEntries(FIELDS.map((f) => [f, docs.get(id)!.get(f)])) : null]));
+}
