@@ -218,6 +218,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await wsServer.dispose(); // also closes the WebSocketServer
       httpServer.closeAllConnections();
       await new Promise<void>((r) => httpServer.close(() => r()));
+      // Writes under way finish first: a write cut off holding its sequence lease would hold
+      // every reader back until the lease expires.
+      await Promise.all([...collections.values()].map((c) => c.writer.drain()));
       await Promise.all([...collections.values()].map((c) => Promise.all([c.feed.stop(), c.store.cursors.close()])));
       await mongo.close();
       log.info('gateway stopped');

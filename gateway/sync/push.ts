@@ -55,6 +55,9 @@ export class PushError extends Error {
 export class CollectionWriter {
   private readonly documentLocks = new KeyedLock();
 
+  /** Pushes under way: a graceful stop lets them finish, so their sequence leases are released. */
+  private readonly inflight = new Set<Promise<unknown>>();
+
   /** Stamps the changes of clients that do not stamp (RxDB's stock plugin, plain mutations). */
   private readonly clock = new HybridLogicalClock(`gw${randomBytes(4).toString('hex')}`);
 
@@ -65,7 +68,19 @@ export class CollectionWriter {
     private readonly conflicts: ConflictOptions = { strategy: 'field-lww', maxClockSkewMs: 60_000 },
   ) {}
 
-  async push(rows: readonly unknown[], permissions: CollectionPermissions = UNRESTRICTED): Promise<PushResult> {
+  push(rows: readonly unknown[], permissions: CollectionPermissions = UNRESTRICTED): Promise<PushResult> {
+    const pushing = this.pushNow(rows, permissions);
+    this.inflight.add(pushing);
+    void pushing.finally(() => this.inflight.delete(pushing)).catch(() => {});
+    return pushing;
+  }
+
+  /** Resolves when every push under way has finished (successfully or not). */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.inflight]);
+  }
+
+  private async pushNow(rows: readonly unknown[], permissions: CollectionPermissions): Promise<PushResult> {
     const conflicts: SyncDocument[] = [];
     const rejected: PushRejection[] = [];
     const rejectedDocs: SyncDocument[] = [];
