@@ -4,9 +4,12 @@
 // holds the write with the greatest stamp. Opt-in: `npm run test:convergence` (a thousand cases;
 // CONVERGENCE_RUNS sets the number). A failure prints the case and fast-check's seed.
 //
-// Known failure (2026-11-26): seed -1768873407, case 46 of 80, never converges within 15 s. Its
-// case mixes concurrent inserts of one id by two devices with an offline delete and a gateway
-// restart; the single-scenario tests in conflicts.test.ts pass. Not yet in the normal suite.
+// Fixed from what it found: a gateway stopped with a write under way left a sequence lease that
+// held every reader back (seed -1768873407, case 46).
+// Still failing, so opt-in: seed 827740657 (CONVERGENCE_SEED=827740657 CONVERGENCE_PATH=232,
+// 250 runs): a device inserts a task and deletes it at once while online; the delete never
+// lands, the server keeps the insert and every device converges to it. Replay it with
+// CONVERGENCE_SEED / CONVERGENCE_PATH.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TributaryClient } from '../client-sdk/index.ts';
@@ -83,7 +86,7 @@ describe('randomized convergence', () => {
             }
             const id = ids[(step as { doc: number }).doc]!;
             const local = await client.collections.tasks!.findOne(id).exec();
-            // Re-creating a deleted id is a new document, not a concurrent edit: left out here.
+            // A deleted id stays deleted (deletes win); re-creating it is not a case to test here.
             if (step.kind === 'insert' && !local && !deleted.has(id)) {
               const doc = await client.collections.tasks!.insert({ id, ownerId: 'u', title: 'a', status: 'TODO', priority: 1, tags: [] });
               for (const field of FIELDS) writes.push({ doc: id, field, value: doc.get(field), stamp: doc.get('syncStamps')[field] });
@@ -101,7 +104,12 @@ describe('randomized convergence', () => {
             const server = await serverState(ids);
             const locals = await Promise.all(clients.map((c) => localState(c, ids)));
             return locals.every((l) => JSON.stringify(l) === JSON.stringify(server));
-          }, 15_000);
+          }, 15_000).catch(async (error) => {
+            console.log('server', JSON.stringify(await serverState(ids)));
+            console.log('counters', JSON.stringify(await db.collection('_tributary_sequences').find().toArray()));
+            for (const c of clients) console.log('client', JSON.stringify(await localState(c, ids)), c.connectionState);
+            throw error;
+          });
 
           const server = await serverState(ids);
           for (const id of ids) {
@@ -119,7 +127,7 @@ describe('randomized convergence', () => {
         }
       }),
       // No shrinking: each case runs real clients; the failing case and its seed are printed as found.
-      { numRuns: RUNS, endOnFailure: true },
+      { numRuns: RUNS, endOnFailure: true, ...(process.env.CONVERGENCE_SEED ? { seed: Number(process.env.CONVERGENCE_SEED), path: process.env.CONVERGENCE_PATH } : {}) },
     );
   });
 });

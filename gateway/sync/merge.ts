@@ -11,8 +11,9 @@
 //  - a function: given base (what the client last saw), server and client states, for
 //    concurrent pushes.
 // A push that is not concurrent (it was made on top of the stored state) merges per field.
-// With every strategy, deletes win: a delete applies, and a deleted document stays deleted
-// against concurrent changes (a client that had seen the delete may create the id anew).
+// With every strategy, deletes win: a delete applies, and a deleted document stays deleted (its
+// id cannot be created anew: a client's base state is no proof that it saw the delete, since
+// RxDB moves its assumed master state to the tombstone while keeping an unpushed local edit).
 import { laterStamp, type Stamp } from '../../protocol/hlc.ts';
 import { getPath, setPath } from '../../protocol/paths.ts';
 
@@ -30,7 +31,7 @@ export type ConflictStrategy = 'field-lww' | 'document-lww' | 'server-wins' | Cu
 
 export function merge(server: Version | null, client: Version, strategy: ConflictStrategy, base: Doc | null = null, concurrent = true): Version {
   if (!server) return client;
-  if (server.doc._deleted === true) return concurrent ? server : client; // deletes win
+  if (server.doc._deleted === true) return server; // deletes win
   const stamps = maxStamps(server.stamps, client.stamps);
   if (client.doc._deleted === true) return { doc: { ...server.doc, _deleted: true }, stamps };
   if (concurrent && strategy === 'server-wins') return server;
