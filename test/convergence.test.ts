@@ -6,10 +6,11 @@
 //
 // Fixed from what it found: a gateway stopped with a write under way left a sequence lease that
 // held every reader back (seed -1768873407, case 46).
-// Still failing, so opt-in: seed 827740657 (CONVERGENCE_SEED=827740657 CONVERGENCE_PATH=232,
-// 250 runs): a device inserts a task and deletes it at once while online; the delete never
-// lands, the server keeps the insert and every device converges to it. Replay it with
-// CONVERGENCE_SEED / CONVERGENCE_PATH.
+// Still failing, so opt-in: within about 150 cases a document that a device deleted is live on
+// the server and on every device (e.g. seed -1499646618, case 134; timing makes replays
+// inexact). The devices agree with each other and with MongoDB; the delete is lost. Suspects:
+// RxDB's upstream skipping the delete of a document whose insert was still in flight, and the
+// gateway's insert-without-reading path. Replay with CONVERGENCE_SEED / CONVERGENCE_PATH.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TributaryClient } from '../client-sdk/index.ts';
@@ -86,8 +87,10 @@ describe('randomized convergence', () => {
             }
             const id = ids[(step as { doc: number }).doc]!;
             const local = await client.collections.tasks!.findOne(id).exec();
-            // A deleted id stays deleted (deletes win); re-creating it is not a case to test here.
-            if (step.kind === 'insert' && !local && !deleted.has(id)) {
+            // Each id is created by one device only (document k by client k), once: RxDB does not
+            // push the delete of a document the server never had, so an id created on two
+            // devices and deleted on one is two documents, not a concurrent delete.
+            if (step.kind === 'insert' && step.doc === step.client && !local && !deleted.has(id)) {
               const doc = await client.collections.tasks!.insert({ id, ownerId: 'u', title: 'a', status: 'TODO', priority: 1, tags: [] });
               for (const field of FIELDS) writes.push({ doc: id, field, value: doc.get(field), stamp: doc.get('syncStamps')[field] });
             } else if (step.kind === 'update' && local) {
