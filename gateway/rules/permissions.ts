@@ -152,7 +152,7 @@ function decide(collection: CollectionModel, roles: Role[], values: Expansions):
   const write = mayWriteSomething ? documentSet(collection, role.document_filters.write, values) : 'none';
   const readOnly = mayReadSomething ? documentSet(collection, role.document_filters.read, values) : 'none';
   const hidden = collection.fields.map((f) => f.name).filter((f) => !readableField(f));
-  const read = union(collection, readOnly, write);
+  const read = union(readOnly, write);
   const canInsert = role.insert === undefined ? docWrite : evaluate(role.insert, values);
   const canDelete = role.delete === undefined ? docWrite : evaluate(role.delete, values);
   return {
@@ -174,7 +174,7 @@ function documentSet(collection: CollectionModel, filter: Role['document_filters
   return compileFilter(collection, expand(filter, values), { queryableOnly: true });
 }
 
-function union(collection: CollectionModel, a: DocumentSet, b: DocumentSet): DocumentSet {
+function union(a: DocumentSet, b: DocumentSet): DocumentSet {
   if (a === 'all' || b === 'all') return 'all';
   if (a === 'none') return b;
   if (b === 'none') return a;
