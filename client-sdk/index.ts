@@ -12,6 +12,7 @@ import { tokenExpiry, type AuthenticatedUser } from './auth.ts';
 import type { SyncError } from './errors.ts';
 import { FlexibleSync } from './flexible-sync.ts';
 import { deviceClock, stampChanges } from './stamps.ts';
+import { mergedFields } from '../protocol/field-state.ts';
 import { CLOSE_CODES } from '../protocol/messages.ts';
 import { replicateCollection, type CollectionReplication } from './replication.ts';
 import { SubscriptionSet, type AddOptions, type MutableSubscriptionSet } from './subscriptions.ts';
@@ -105,7 +106,7 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
   const { database, collections } = await openDatabase(databaseName, options.storage, model);
 
   const clock = await deviceClock(database, options.clock);
-  for (const collection of Object.values(collections)) stampChanges(collection, clock);
+  for (const c of model.collections) stampChanges(collections[c.name]!, clock, mergedFields(c));
 
   const errors$ = new Subject<SyncError>();
   const flexible = options.flexibleSync ? await FlexibleSync.open(database, model) : null;

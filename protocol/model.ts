@@ -24,7 +24,14 @@ export interface FieldModel {
   nullable: boolean;
   /** Marked @queryable: subscriptions and rules may filter on it; the gateway indexes it. */
   queryable: boolean;
+  /**
+   * How concurrent changes merge (protocol/field-state.ts): last writer wins (default), or, marked
+   * @counter, increments add up, or, marked @addWinsSet, concurrent additions are all kept.
+   */
+  merge: FieldMerge;
 }
+
+export type FieldMerge = 'last-writer-wins' | 'counter' | 'add-wins-set';
 
 export interface CollectionModel {
   /** GraphQL type name, e.g. `Task`. */
@@ -100,7 +107,7 @@ export function loadModel(sdl: string): DataModel {
     if (marked && !isQueryableType(type)) {
       throw new ModelError(`${owner}.${name}: @queryable needs a scalar, an enum, or a list of those`);
     }
-    return { name, type, nullable, queryable: marked || (isCollection && name === PRIMARY_KEY) };
+    return { name, type, nullable, queryable: marked || (isCollection && name === PRIMARY_KEY), merge: fieldMerge(owner, name, f, type, isCollection) };
   };
 
   const collections: CollectionModel[] = [];
@@ -119,6 +126,25 @@ export function loadModel(sdl: string): DataModel {
   }
   if (collections.length === 0) throw new ModelError('schema.graphql declares no @collection type');
   return { collections, sdl, document };
+}
+
+function fieldMerge(owner: string, name: string, f: FieldDefinitionNode, type: FieldType, isCollection: boolean): FieldMerge {
+  const has = (directive: string) => f.directives?.some((d) => d.name.value === directive) ?? false;
+  const counter = has('counter');
+  const set = has('addWinsSet');
+  if (!counter && !set) return 'last-writer-wins';
+  const marked = counter ? '@counter' : '@addWinsSet';
+  if (counter && set) throw new ModelError(`${owner}.${name}: a field is either @counter or @addWinsSet`);
+  if (!isCollection) throw new ModelError(`${owner}.${name}: only top-level fields of a @collection type can be ${marked}`);
+  if (name === PRIMARY_KEY) throw new ModelError(`${owner}.${name}: the primary key cannot be ${marked}`);
+  if (counter && !(type.kind === 'scalar' && (type.name === 'Int' || type.name === 'Float'))) throw new ModelError(`${owner}.${name}: @counter needs Int or Float`);
+  // DateTime is left out: one instant has several spellings, and set elements are compared as written.
+  const element = type.kind === 'list' ? type.of : null;
+  const elementOk = element !== null && ((element.kind === 'scalar' && element.name !== 'DateTime') || element.kind === 'enum');
+  if (set && (!elementOk || (type.kind === 'list' && type.itemNullable))) {
+    throw new ModelError(`${owner}.${name}: @addWinsSet needs a list of non-null ID, String, Int, Float, Boolean or enum values`);
+  }
+  return counter ? 'counter' : 'add-wins-set';
 }
 
 function isQueryableType(type: FieldType): boolean {

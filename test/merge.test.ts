@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { formatStamp, HybridLogicalClock, parseStamp } from '../protocol/hlc.ts';
-import { merge, type Version } from '../gateway/sync/merge.ts';
+import { merge, type Stamps, type Version } from '../gateway/sync/merge.ts';
 import { leafPaths } from '../protocol/paths.ts';
 
 describe('hybrid logical clock', () => {
@@ -20,29 +20,29 @@ describe('hybrid logical clock', () => {
   });
 });
 
-const version = (doc: Record<string, unknown>, stamps: Record<string, string>): Version => ({ doc: { _deleted: false, ...doc }, stamps });
+const version = (doc: Record<string, unknown>, stamps: Stamps): Version => ({ doc: { _deleted: false, ...doc }, stamps });
 
 describe('merge', () => {
   it('keeps concurrent edits of different fields, nested paths included', () => {
     const server = version({ id: 't', title: 'a', status: 'TODO', meta: { x: 1, y: 1 } }, { title: 's1', status: 's1', 'meta.x': 's1', 'meta.y': 's1' });
     const client = version({ id: 't', title: 'a', status: 'DONE', meta: { x: 1, y: 2 } }, { status: 's2', 'meta.y': 's2' });
-    const merged = merge(server, client, 'field-lww');
+    const merged = merge(server, client, { strategy: 'field-lww' });
     expect(merged.doc).toEqual({ id: 't', title: 'a', status: 'DONE', meta: { x: 1, y: 2 }, _deleted: false });
     expect(merged.stamps).toEqual({ title: 's1', status: 's2', 'meta.x': 's1', 'meta.y': 's2' });
-    expect(merge(version({ title: 'late' }, { title: 's9' }), version({ title: 'early' }, { title: 's3' }), 'field-lww').doc.title).toBe('late');
+    expect(merge(version({ title: 'late' }, { title: 's9' }), version({ title: 'early' }, { title: 's3' }), { strategy: 'field-lww' }).doc.title).toBe('late');
   });
 
   it('lets deletes win, and applies the strategies', () => {
     const server = version({ title: 'server' }, { title: 's5' });
     const client = version({ title: 'client' }, { title: 's6' });
-    expect(merge({ ...server, doc: { ...server.doc, _deleted: true } }, client, 'field-lww').doc._deleted).toBe(true);
+    expect(merge({ ...server, doc: { ...server.doc, _deleted: true } }, client, { strategy: 'field-lww' }).doc._deleted).toBe(true);
     // even from a client whose base state is the tombstone (RxDB keeps unpushed edits over it)
-    expect(merge({ ...server, doc: { ...server.doc, _deleted: true } }, client, 'field-lww', { _deleted: true }, false).doc._deleted).toBe(true);
-    expect(merge(server, { ...client, doc: { ...client.doc, _deleted: true } }, 'field-lww').doc._deleted).toBe(true);
-    expect(merge(server, client, 'server-wins').doc.title).toBe('server');
-    expect(merge(server, client, 'server-wins', { title: 'server' }, false).doc.title).toBe('client'); // not concurrent
-    expect(merge(server, client, 'document-lww').doc.title).toBe('client');
-    const resolved = merge(server, client, ({ base, server: s, client: c }) => ({ ...c, title: `${base?.title}|${s.title}|${c.title}` }), { title: 'base' });
+    expect(merge({ ...server, doc: { ...server.doc, _deleted: true } }, client, { strategy: 'field-lww', base: { _deleted: true }, concurrent: false }).doc._deleted).toBe(true);
+    expect(merge(server, { ...client, doc: { ...client.doc, _deleted: true } }, { strategy: 'field-lww' }).doc._deleted).toBe(true);
+    expect(merge(server, client, { strategy: 'server-wins' }).doc.title).toBe('server');
+    expect(merge(server, client, { strategy: 'server-wins', base: { title: 'server' }, concurrent: false }).doc.title).toBe('client'); // not concurrent
+    expect(merge(server, client, { strategy: 'document-lww' }).doc.title).toBe('client');
+    const resolved = merge(server, client, { strategy: ({ base, server: s, client: c }) => ({ ...c, title: `${base?.title}|${s.title}|${c.title}` }), base: { title: 'base' } });
     expect(resolved.doc.title).toBe('base|server|client');
   });
 
@@ -59,7 +59,7 @@ describe('merge', () => {
     fc.assert(
       fc.property(fc.array(change, { minLength: 1, maxLength: 6 }), fc.integer(), (changes, seed) => {
         const versions = changes.map((c, i) => version({ id: 'd', ...c.values, _deleted: c.deleted && i % 3 === 0 }, Object.fromEntries(Object.keys(c.values).map((f) => [f, formatStamp(1_000 + i, 0, `n${i}`)]))));
-        const apply = (order: Version[]) => order.reduce<Version | null>((server, v) => merge(server, v, 'field-lww'), null)!;
+        const apply = (order: Version[]) => order.reduce<Version | null>((server, v) => merge(server, v, { strategy: 'field-lww' }), null)!;
         const shuffled = [...versions].sort((a, b) => ((JSON.stringify(a).length * 31 + seed) % 7) - ((JSON.stringify(b).length * 31 + seed) % 7));
         const one = apply(versions);
         const other = apply(shuffled);

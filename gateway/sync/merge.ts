@@ -10,14 +10,16 @@
 //  - 'server-wins': a concurrent push (one whose base is not the stored state) changes nothing.
 //  - a function: given base (what the client last saw), server and client states, for
 //    concurrent pushes.
+// Counters and add-wins sets merge as such under every strategy (protocol/field-state.ts).
 // A push that is not concurrent (it was made on top of the stored state) merges per field.
 // With every strategy, deletes win: a delete applies, and a deleted document stays deleted (its
 // id cannot be created anew: a client's base state is no proof that it saw the delete, since
 // RxDB moves its assumed master state to the tombstone while keeping an unpushed local edit).
-import { laterStamp, type Stamp } from '../../protocol/hlc.ts';
+import { joinStamps, withDerivedValues, type MergedFields, type Stamps } from '../../protocol/field-state.ts';
+import type { Stamp } from '../../protocol/hlc.ts';
 import { getPath, setPath } from '../../protocol/paths.ts';
 
-export type Stamps = Record<string, Stamp>;
+export type { Stamps };
 type Doc = Record<string, unknown>;
 
 export interface Version {
@@ -29,28 +31,39 @@ export interface Version {
 export type CustomResolver = (states: { base: Doc | null; server: Doc; client: Doc }) => Doc;
 export type ConflictStrategy = 'field-lww' | 'document-lww' | 'server-wins' | CustomResolver;
 
-export function merge(server: Version | null, client: Version, strategy: ConflictStrategy, base: Doc | null = null, concurrent = true): Version {
-  if (!server) return client;
+export interface MergeOptions {
+  strategy: ConflictStrategy;
+  /** What the client last saw of the document (its assumed master state). */
+  base?: Doc | null;
+  /** Whether the change was made on top of something other than the stored state. */
+  concurrent?: boolean;
+  /** Counters and add-wins sets (protocol/field-state.ts): merged as such under every strategy. */
+  fields?: MergedFields;
+}
+
+export function merge(server: Version | null, client: Version, { strategy, base = null, concurrent = true, fields = {} }: MergeOptions): Version {
+  if (!server) return { doc: withDerivedValues(fields, client.doc, client.stamps), stamps: client.stamps };
   if (server.doc._deleted === true) return server; // deletes win
-  const stamps = maxStamps(server.stamps, client.stamps);
+  const stamps = joinStamps(fields, server, client);
   if (client.doc._deleted === true) return { doc: { ...server.doc, _deleted: true }, stamps };
-  if (concurrent && strategy === 'server-wins') return server;
-  if (strategy === 'document-lww') return latest(client.stamps) > latest(server.stamps) ? { doc: client.doc, stamps } : { doc: server.doc, stamps };
-  if (concurrent && typeof strategy === 'function') return { doc: { ...strategy({ base, server: server.doc, client: client.doc }), _deleted: false }, stamps };
+  const derived = (doc: Doc, lwwStamps: Stamps = stamps) => ({ doc: withDerivedValues(fields, doc, stamps), stamps: { ...lwwStamps, ...specialStates(fields, stamps) } });
+  if (concurrent && strategy === 'server-wins') return derived(server.doc, server.stamps);
+  if (strategy === 'document-lww') return derived(latest(fields, client.stamps) > latest(fields, server.stamps) ? client.doc : server.doc);
+  if (concurrent && typeof strategy === 'function') return derived({ ...strategy({ base, server: server.doc, client: client.doc }), _deleted: false });
 
   const doc = structuredClone(server.doc);
   for (const [path, stamp] of Object.entries(client.stamps)) {
-    if (server.stamps[path] === undefined || stamp > server.stamps[path]!) setPath(doc, path, getPath(client.doc, path));
+    if (fields[path] !== undefined) continue;
+    if (server.stamps[path] === undefined || (stamp as Stamp) > (server.stamps[path] as Stamp)) setPath(doc, path, getPath(client.doc, path));
   }
-  return { doc, stamps };
+  return derived(doc);
 }
 
-function maxStamps(a: Stamps, b: Stamps): Stamps {
-  const out: Stamps = { ...a };
-  for (const [path, stamp] of Object.entries(b)) out[path] = laterStamp(out[path], stamp)!;
-  return out;
+function specialStates(fields: MergedFields, stamps: Stamps): Stamps {
+  return Object.fromEntries(Object.keys(fields).flatMap((name) => (stamps[name] === undefined ? [] : [[name, stamps[name]!]])));
 }
 
-function latest(stamps: Stamps): string {
-  return Object.values(stamps).reduce((a, b) => (b > a ? b : a), '');
+/** The latest last-writer-wins stamp. */
+function latest(fields: MergedFields, stamps: Stamps): string {
+  return Object.entries(stamps).reduce((a, [path, s]) => (fields[path] === undefined && (s as Stamp) > a ? (s as Stamp) : a), '');
 }

@@ -16,9 +16,10 @@ import { COMPENSATING_WRITE_CODE, REJECTION_CODES, type PushRejection, type Push
 import { inSet, UNRESTRICTED, writeDenial, type CollectionPermissions, type WriteDenial } from '../rules/permissions.ts';
 import { randomBytes } from 'node:crypto';
 import { formatStamp, HybridLogicalClock, parseStamp } from '../../protocol/hlc.ts';
+import { mergedFields, recordChange, SERVER_NODE, stampsProblem, withDerivedValues, type MergedFields } from '../../protocol/field-state.ts';
+import { isDeepStrictEqual } from 'node:util';
 import { STAMPS_FIELD } from '../../protocol/model.ts';
 import { withoutStamps, type CollectionStore, type StoredDocument } from '../store/collection-store.ts';
-import { getPath, leafPaths } from '../../protocol/paths.ts';
 import { merge, type ConflictStrategy, type Stamps, type Version } from './merge.ts';
 import { sameState } from './same-state.ts';
 import { KeyedLock } from './keyed-lock.ts';
@@ -30,8 +31,8 @@ interface PlannedWrite {
   doc: SyncDocument;
   /** The stored version this write replaces; null for an insert. */
   replaces: StoredDocument | null;
-  /** Field stamps to store; computed from the change when absent (an unstamped write). */
-  stamps?: Stamps;
+  /** Field stamps (and counter and set states) to store. */
+  stamps: Stamps;
   /** Sent back once written: the merged state, when it differs from what the client pushed. */
   reply?: SyncDocument;
 }
@@ -61,12 +62,17 @@ export class CollectionWriter {
   /** Stamps the changes of clients that do not stamp (RxDB's stock plugin, plain mutations). */
   private readonly clock = new HybridLogicalClock(`gw${randomBytes(4).toString('hex')}`);
 
+  /** Counters and add-wins sets of the collection. */
+  private readonly fields: MergedFields;
+
   constructor(
     private readonly store: CollectionStore,
     private readonly validate: DocumentValidator,
     private readonly onCommitted: () => void,
     private readonly conflicts: ConflictOptions = { strategy: 'field-lww', maxClockSkewMs: 60_000 },
-  ) {}
+  ) {
+    this.fields = mergedFields(store.model);
+  }
 
   push(rows: readonly unknown[], permissions: CollectionPermissions = UNRESTRICTED): Promise<PushResult> {
     const pushing = this.pushNow(rows, permissions);
@@ -87,7 +93,7 @@ export class CollectionWriter {
     let pending: PushRow[] = [];
 
     for (const row of rows) {
-      const problem = checkRow(row);
+      const problem = checkRow(row, this.fields);
       if (problem) {
         rejected.push(problem);
         continue;
@@ -135,12 +141,15 @@ export class CollectionWriter {
     };
     const toRead = rows.filter((row) => {
       if (row.assumedMasterState || readFirst.has(row)) return true;
-      const denial = writeDenial(out.permissions, this.store.model, undefined, row.newDocumentState);
-      if (denial) deny(row.newDocumentState, undefined, denial);
-      else {
-        const doc = row.newDocumentState;
-        planned.push({ row, doc: withoutStamps(doc), replaces: null, stamps: STAMPS_FIELD in doc ? this.clientStamps(doc) : undefined });
+      const doc = row.newDocumentState;
+      if (STAMPS_FIELD in doc) {
+        const merged = this.planMerge(row, undefined, out);
+        if (merged) planned.push(merged);
+        return false;
       }
+      const denial = writeDenial(out.permissions, this.store.model, undefined, doc);
+      if (denial) deny(doc, undefined, denial);
+      else planned.push(this.planUnstamped(row, null, out.permissions));
       return false;
     });
     const current = toRead.length > 0 ? await this.store.findByIds(toRead.map((r) => r.newDocumentState.id)) : new Map<string, StoredDocument>();
@@ -160,9 +169,9 @@ export class CollectionWriter {
         continue;
       }
       if (!stored) {
-        planned.push({ row, doc, replaces: null });
+        planned.push(this.planUnstamped(row, null, out.permissions));
       } else if (assumed && typeof assumed === 'object' && sameState(this.stateOf(assumed), stateOfStored(stored))) {
-        planned.push({ row, doc, replaces: stored });
+        planned.push(this.planUnstamped(row, stored, out.permissions));
       } else {
         out.conflicts.push(this.visibleState(stored, doc, out.permissions));
       }
@@ -185,12 +194,19 @@ export class CollectionWriter {
     const base = row.assumedMasterState ? withoutStamps(row.assumedMasterState) : null;
     // Made on top of the stored state, or concurrently with another change?
     const concurrent = !stored || !base || !sameState(this.stateOf(base as SyncDocument), stateOfStored(stored));
-    const merged = merge(server, { doc, stamps }, this.conflicts.strategy, base, concurrent);
+    const merged = merge(server, { doc, stamps }, { strategy: this.conflicts.strategy, base, concurrent, fields: this.fields });
     const mergedDoc = { ...merged.doc, id: doc.id } as SyncDocument;
     const mergedWire = { ...mergedDoc, [STAMPS_FIELD]: merged.stamps } as SyncDocument;
-    if (stored && sameState(this.stateOf(mergedDoc), stateOfStored(stored)) && sameStamps(merged.stamps, stored._sync.stamps ?? {})) {
+    if (stored && sameState(this.stateOf(mergedDoc), stateOfStored(stored)) && isDeepStrictEqual(merged.stamps, stored._sync.stamps ?? {})) {
       // Nothing new (a retry, or a change that lost everywhere): answer with the stored state.
       if (!sameState(this.stateOf(doc), stateOfStored(stored))) out.conflicts.push(this.visibleState(stored, row.newDocumentState, out.permissions));
+      return null;
+    }
+    // A set's state can name elements the pushed value did not: check what will be stored.
+    const violation = mergedDoc._deleted ? null : this.validate(mergedDoc);
+    if (violation) {
+      out.rejected.push({ id: doc.id, code: REJECTION_CODES.SCHEMA_VIOLATION, field: violation.field, message: violation.message, realmCode: null });
+      out.conflicts.push(this.visibleState(stored, row.newDocumentState, out.permissions));
       return null;
     }
     const denial = writeDenial(out.permissions, this.store.model, stored, mergedDoc);
@@ -203,23 +219,35 @@ export class CollectionWriter {
     return { row, doc: mergedDoc, replaces: stored ?? null, stamps: merged.stamps, reply };
   }
 
-  /** The client's stamps, with any too far in the future pulled back to the allowed skew. */
+  /**
+   * The client's stamps, with any too far in the future pulled back to the allowed skew. (Counter
+   * and set states are left alone: they never compare different devices' stamps.)
+   */
   private clientStamps(doc: SyncDocument): Stamps {
     const limit = Date.now() + this.conflicts.maxClockSkewMs;
     return Object.fromEntries(
       Object.entries((doc[STAMPS_FIELD] as Stamps | undefined) ?? {}).map(([path, stamp]) => {
+        if (typeof stamp !== 'string') return [path, stamp];
         const parsed = parseStamp(stamp)!;
         return [path, parsed.wall > limit ? formatStamp(limit, parsed.counter, parsed.node) : stamp];
       }),
     );
   }
 
-  /** Stamps for a change that came without: the gateway's clock, on every path that changed. */
-  private serverStamps(doc: SyncDocument, replaces: StoredDocument | null): Stamps {
+  /**
+   * A change that came without stamps (RxDB's stock plugin, plain mutations), made on top of
+   * `replaces`: the gateway's clock stamps what changed; counters count the difference as the
+   * server's; sets record what was added and removed.
+   */
+  private planUnstamped(row: PushRow, replaces: StoredDocument | null, permissions: CollectionPermissions): PlannedWrite & { row: PushRow } {
+    const pushed = row.newDocumentState;
     const before = replaces ? withoutStamps(this.store.toWire(replaces)) : {};
-    const stamp = this.clock.tick();
-    const changed = leafPaths(doc).filter((path) => !sameState({ v: getPath(before, path) }, { v: getPath(doc, path) }));
-    return { ...(replaces?._sync.stamps ?? {}), ...Object.fromEntries(changed.map((path) => [path, stamp])) };
+    const previous = replaces?._sync.stamps ?? {};
+    const stamps = pushed._deleted ? previous : (recordChange(this.fields, before, pushed, previous, this.clock.tick(), SERVER_NODE) ?? previous);
+    const doc = { ...withDerivedValues(this.fields, pushed, stamps), id: pushed.id } as SyncDocument;
+    // A set keeps each element once, in order of addition: the client learns the stored form.
+    const reply = sameState(this.stateOf(doc), this.stateOf(pushed)) ? undefined : permissions.project(doc);
+    return { row, doc, replaces, stamps, reply };
   }
 
   /**
@@ -232,7 +260,7 @@ export class CollectionWriter {
     const seqs = planned.map((_, i) => lease.lo + i);
     const ops: AnyBulkWriteOperation<StoredDocument>[] = planned.map(({ doc, replaces, stamps }, i) => {
       const prev = replaces ? this.store.queryableSnapshot(replaces) : null;
-      const _sync = { seq: seqs[i]!, updatedAt, deleted: doc._deleted === true, prev, stamps: stamps ?? this.serverStamps(doc, replaces) };
+      const _sync = { seq: seqs[i]!, updatedAt, deleted: doc._deleted === true, prev, stamps };
       const stored = { ...this.store.toStored(doc), _sync } as StoredDocument;
       return replaces === null
         ? { insertOne: { document: stored } }
@@ -318,17 +346,12 @@ export class CollectionWriter {
   }
 }
 
-function sameStamps(a: Stamps, b: Stamps): boolean {
-  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-  return [...keys].every((k) => a[k] === b[k]);
-}
-
 function stateOfStored(stored: StoredDocument): Record<string, unknown> {
   const { _sync, ...fields } = stored;
   return { ...fields, _deleted: _sync.deleted };
 }
 
-function checkRow(row: unknown): PushRejection | null {
+function checkRow(row: unknown, fields: MergedFields): PushRejection | null {
   const bad = (message: string, id: string | null = null): PushRejection => ({ id, code: REJECTION_CODES.BAD_ROW, field: null, message, realmCode: null });
   if (typeof row !== 'object' || row === null) return bad('push row must be an object');
   const { newDocumentState: doc, assumedMasterState: assumed } = row as Record<string, unknown>;
@@ -341,9 +364,7 @@ function checkRow(row: unknown): PushRejection | null {
   const deleted = (doc as Record<string, unknown>)._deleted;
   if (deleted !== undefined && typeof deleted !== 'boolean') return bad('newDocumentState._deleted must be a boolean', id);
   const stamps = (doc as Record<string, unknown>)[STAMPS_FIELD];
-  if (stamps !== undefined) {
-    const valid = typeof stamps === 'object' && stamps !== null && Object.values(stamps).every((s) => typeof s === 'string' && parseStamp(s) !== null);
-    if (!valid) return bad(`newDocumentState.${STAMPS_FIELD} must map field paths to clock stamps`, id);
-  }
+  const problem = stamps === undefined ? null : stampsProblem(fields, stamps);
+  if (problem) return bad(`newDocumentState.${STAMPS_FIELD}: ${problem}`, id);
   return null;
 }
