@@ -131,7 +131,8 @@ function collectionTypeDefs(c: CollectionModel, n: PlainNames): string {
     extend type Mutation {
       ${sync.push}(rows: [SyncPushRow!]!): SyncPushResult!
       ${n.insert}(input: ${t}Input!): ${t}!
-      ${n.update}(id: ID!, set: ${t}Patch!): ${t}!
+      ${hasCounters(c) ? `"inc: amounts to add to @counter fields; they add up with concurrent increments from anywhere."
+      ${n.update}(id: ID!, set: ${t}Patch = {}, inc: ${t}Increment): ${t}!` : `${n.update}(id: ID!, set: ${t}Patch!): ${t}!`}
       "False when there was no such ${t}."
       ${n.delete}(id: ID!): Boolean!
     }
@@ -163,8 +164,14 @@ function inputTypeDefs(model: DataModel): string[] {
     defs.push(`input ${c.typeName}Input { ${c.fields.map((f) => inputField(f, false)).join(', ')} }`);
     const patchable = c.fields.filter((f) => f.name !== 'id');
     defs.push(`"Fields to change; omitted fields keep their value." input ${c.typeName}Patch { ${patchable.map((f) => inputField(f, true)).join(', ')} }`);
+    const counters = c.fields.filter((f) => f.merge === 'counter');
+    if (counters.length > 0) defs.push(`"Amounts to add to @counter fields (negative to subtract)." input ${c.typeName}Increment { ${counters.map((f) => inputField(f, true)).join(', ')} }`);
   }
   return defs;
+}
+
+function hasCounters(c: CollectionModel): boolean {
+  return c.fields.some((f) => f.merge === 'counter');
 }
 
 function inputTypeRef(type: FieldType): string {
@@ -257,10 +264,15 @@ function mutationResolvers({ model, store, writer }: CollectionRuntime, n: Plain
         if (current && !current[DELETED_FIELD]) throw new GraphQLError(`${t} ${args.input.id} already exists`, { extensions: { code: 'ALREADY_EXISTS' } });
         return { ...args.input, [DELETED_FIELD]: false } as SyncDocument;
       }),
-    [n.update]: (_: unknown, args: { id: string; set: Record<string, unknown> }, context: RequestContext) =>
+    [n.update]: (_: unknown, args: { id: string; set: Record<string, unknown>; inc?: Record<string, number | null> | null }, context: RequestContext) =>
       writeDocument(context, args.id, (current) => {
         if (!current || current[DELETED_FIELD]) throw new GraphQLError(`${t} ${args.id} not found`, { extensions: { code: 'NOT_FOUND' } });
-        return { ...current, ...args.set };
+        const next: Record<string, unknown> = { ...current, ...args.set };
+        // Added to the state just read: writeDocument retries if another write came in between.
+        for (const [field, amount] of Object.entries(args.inc ?? {})) {
+          if (amount !== null) next[field] = ((next[field] as number | null | undefined) ?? 0) + amount;
+        }
+        return next as SyncDocument;
       }),
     [n.delete]: async (_: unknown, args: { id: string }, context: RequestContext) =>
       (await writeDocument(context, args.id, (current) => (current && !current[DELETED_FIELD] ? { ...current, [DELETED_FIELD]: true } : null))) !== null,
