@@ -184,6 +184,10 @@ describe('permission rules', () => {
     const plain = await graphqlHttp(gateway.httpUrl, '{ project(id: "p1") { name color } }', {}, token);
     expect(plain.data).toEqual({ project: { name: 'Apollo', color: null } });
     expect(JSON.stringify([pulled, plain])).not.toContain('classified-red');
+    // nor their stamps (a counter's state would tell its value)
+    const stamped = await graphqlHttp(gateway.httpUrl, ops.pull, { checkpoint: null, limit: 10, stamps: true }, token);
+    expect(Object.keys(stamped.data!.pullProjects.documents[0]._stamps)).toContain('name');
+    expect(Object.keys(stamped.data!.pullProjects.documents[0]._stamps)).not.toContain('color');
   });
 
   it.each([

@@ -7,7 +7,7 @@
 // match the write filter before and after, insert/delete need their rights, and every changed
 // field must be writable. Fields a role cannot read are removed from everything sent.
 import { Query } from 'mingo';
-import { PRIMARY_KEY, type CollectionModel, type DataModel } from '../../protocol/model.ts';
+import { PRIMARY_KEY, STAMPS_FIELD, type CollectionModel, type DataModel } from '../../protocol/model.ts';
 import type { SyncDocument } from '../../protocol/messages.ts';
 import type { User } from '../auth/authenticator.ts';
 import { compileFilter, type CompiledFilter } from '../query/filter.ts';
@@ -164,8 +164,16 @@ function decide(collection: CollectionModel, roles: Role[], values: Expansions):
     canDelete,
     readableField,
     writableField,
-    project: hidden.length === 0 ? (doc) => doc : (doc) => Object.fromEntries(Object.entries(doc).filter(([k]) => !hidden.includes(k))) as SyncDocument,
+    project: hidden.length === 0 ? (doc) => doc : (doc) => withoutFields(doc, hidden),
   };
+}
+
+/** The document without the hidden fields, and without their stamps (a counter's state is its value). */
+function withoutFields(doc: SyncDocument, hidden: string[]): SyncDocument {
+  const out = Object.fromEntries(Object.entries(doc).filter(([k]) => !hidden.includes(k))) as SyncDocument;
+  const stamps = doc[STAMPS_FIELD] as Record<string, unknown> | undefined;
+  if (stamps) out[STAMPS_FIELD] = Object.fromEntries(Object.entries(stamps).filter(([path]) => !hidden.includes(path.split('.')[0]!)));
+  return out;
 }
 
 function documentSet(collection: CollectionModel, filter: Role['document_filters']['read'], values: Expansions): DocumentSet {
