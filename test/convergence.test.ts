@@ -23,10 +23,15 @@ import type { Db } from 'mongodb';
 const RUNS = Number(process.env.CONVERGENCE_RUNS ?? 25);
 const FIELDS = ['title', 'status', 'priority'] as const;
 const VALUES = { title: ['a', 'b', 'c'], status: ['TODO', 'DONE', 'BLOCKED'], priority: [1, 2, 3] } as const;
+const PEOPLE = ['ann', 'bob', 'cy'];
+/** Compared across replicas: the last-writer-wins fields, the counter and the add-wins set. */
+const COMPARED = [...FIELDS, 'minutesLogged', 'assigneeIds'] as const;
 
 type Op =
   | { kind: 'insert'; client: number; doc: number }
   | { kind: 'update'; client: number; doc: number; field: (typeof FIELDS)[number]; value: number }
+  | { kind: 'increment'; client: number; doc: number; amount: number }
+  | { kind: 'assign' | 'unassign'; client: number; doc: number; person: number }
   | { kind: 'delete'; client: number; doc: number }
   | { kind: 'offline' | 'online'; client: number }
   | { kind: 'restart' };
@@ -34,6 +39,8 @@ type Op =
 const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('insert' as const), client: fc.nat(2), doc: fc.nat(2) }) },
   { weight: 6, arbitrary: fc.record({ kind: fc.constant('update' as const), client: fc.nat(2), doc: fc.nat(2), field: fc.constantFrom(...FIELDS), value: fc.nat(2) }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('increment' as const), client: fc.nat(2), doc: fc.nat(2), amount: fc.integer({ min: -5, max: 20 }) }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constantFrom('assign' as const, 'unassign' as const), client: fc.nat(2), doc: fc.nat(2), person: fc.nat(2) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete' as const), client: fc.nat(2), doc: fc.nat(2) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constantFrom('offline' as const, 'online' as const), client: fc.nat(2) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('restart' as const) }) },
@@ -67,6 +74,11 @@ describe('randomized convergence', () => {
         const offline = new Set<number>();
         /** Every field write with its stamp, to find the latest per field. */
         const writes: Array<{ doc: string; field: string; value: unknown; stamp: string }> = [];
+        /** Per document, the sum of every increment made anywhere. */
+        const increments = new Map<string, number>();
+        /** Per document, who was ever assigned, and who was never unassigned after that. */
+        const assigned = new Map<string, Set<string>>();
+        const unassigned = new Map<string, Set<string>>();
         const deleted = new Set<string>();
         try {
           for (const step of ops) {
@@ -91,12 +103,25 @@ describe('randomized convergence', () => {
             // push the delete of a document the server never had, so an id created on two
             // devices and deleted on one is two documents, not a concurrent delete.
             if (step.kind === 'insert' && step.doc === step.client && !local && !deleted.has(id)) {
-              const doc = await client.collections.tasks!.insert({ id, ownerId: 'u', title: 'a', status: 'TODO', priority: 1, tags: [] });
+              const doc = await client.collections.tasks!.insert({ id, ownerId: 'u', title: 'a', status: 'TODO', priority: 1, tags: [], minutesLogged: 0, assigneeIds: [] });
               for (const field of FIELDS) writes.push({ doc: id, field, value: doc.get(field), stamp: doc.get('syncStamps')[field] });
+              increments.set(id, 0);
             } else if (step.kind === 'update' && local) {
               const value = VALUES[step.field][step.value];
               const doc = await local.incrementalPatch({ [step.field]: value });
               writes.push({ doc: id, field: step.field, value, stamp: doc.get('syncStamps')[step.field] });
+            } else if (step.kind === 'increment' && local) {
+              await local.incrementalModify((d) => ({ ...d, minutesLogged: ((d.minutesLogged as number | undefined) ?? 0) + step.amount }));
+              increments.set(id, (increments.get(id) ?? 0) + step.amount);
+            } else if ((step.kind === 'assign' || step.kind === 'unassign') && local) {
+              const person = PEOPLE[step.person]!;
+              const track = step.kind === 'assign' ? assigned : unassigned;
+              if (!track.has(id)) track.set(id, new Set());
+              track.get(id)!.add(person);
+              await local.incrementalModify((d) => {
+                const held = (d.assigneeIds as string[] | undefined) ?? [];
+                return { ...d, assigneeIds: step.kind === 'assign' ? [...held, person] : held.filter((p) => p !== person) };
+              });
             } else if (step.kind === 'delete' && local) {
               await local.remove();
               deleted.add(id);
@@ -124,6 +149,15 @@ describe('randomized convergence', () => {
               const latest = writes.filter((w) => w.doc === id && w.field === field).sort((a, b) => (a.stamp < b.stamp ? 1 : -1))[0];
               if (latest) expect(server[id]?.[field], `${id}.${field}`).toEqual(latest.value);
             }
+            if (!server[id]) continue;
+            // Every increment counted once; a set holds only people assigned, and keeps anyone
+            // assigned and never unassigned by anybody.
+            expect(server[id].minutesLogged, `${id}.minutesLogged`).toBe(increments.get(id));
+            const set = server[id].assigneeIds as string[];
+            for (const person of set) expect(assigned.get(id)?.has(person), `${id}: ${person} was assigned`).toBe(true);
+            for (const person of assigned.get(id) ?? []) {
+              if (!unassigned.get(id)?.has(person)) expect(set, `${id} keeps ${person}`).toContain(person);
+            }
           }
         } finally {
           await Promise.all(clients.map((c) => c.close()));
@@ -140,12 +174,12 @@ async function serverState(ids: string[]): Promise<Record<string, Record<string,
   return Object.fromEntries(
     ids.map((id) => {
       const doc = docs.find((d) => d._id === (id as never));
-      return [id, doc && !doc._sync.deleted ? Object.fromEntries(FIELDS.map((f) => [f, doc[f]])) : null];
+      return [id, doc && !doc._sync.deleted ? Object.fromEntries(COMPARED.map((f) => [f, doc[f]])) : null];
     }),
   );
 }
 
 async function localState(client: TributaryClient, ids: string[]): Promise<Record<string, Record<string, unknown> | null>> {
   const docs = await client.collections.tasks!.findByIds(ids).exec();
-  return Object.fromEntries(ids.map((id) => [id, docs.get(id) ? Object.fromEntries(FIELDS.map((f) => [f, docs.get(id)!.get(f)])) : null]));
+  return Object.fromEntries(ids.map((id) => [id, docs.get(id) ? Object.fromEntries(COMPARED.map((f) => [f, docs.get(id)!.get(f)])) : null]));
 }
