@@ -90,4 +90,25 @@ describe('plain GraphQL clients and RxDB clients share data', () => {
       await dispose();
     }
   });
+
+  it('adds to counters with inc and keeps add-wins sets as sets', async () => {
+    const gateway = await startTestGateway();
+    const { client: urql, dispose } = plainClient(gateway.httpUrl, gateway.wsUrl, await testToken());
+    try {
+      const inserted = await urql
+        .mutation(`mutation { insertTask(input: { id: "c-1", ownerId: "x", title: "t", status: TODO, priority: 1, tags: [], assigneeIds: ["ann", "bob", "ann"], minutesLogged: 10 }) { assigneeIds minutesLogged } }`, {})
+        .toPromise();
+      expect(inserted.data.insertTask).toEqual({ assigneeIds: ['ann', 'bob'], minutesLogged: 10 });
+      // Concurrent increments all count (each is a read-modify-write retried on a lost race).
+      const add = (n: number) => urql.mutation(`mutation ($n: Int) { updateTask(id: "c-1", inc: { minutesLogged: $n }) { minutesLogged } }`, { n }).toPromise();
+      const results = await Promise.all([add(5), add(7), add(-2), add(20)]);
+      for (const r of results) expect(r.error).toBeUndefined();
+      const after = await urql.mutation(`mutation { updateTask(id: "c-1", set: { title: "u" }, inc: { minutesLogged: 1 }) { title minutesLogged } }`, {}).toPromise();
+      expect(after.data.updateTask).toEqual({ title: 'u', minutesLogged: 41 });
+      const rxdb = await openTestClient(gateway.wsUrl);
+      await waitFor('RxDB client has the sums', async () => (await rxdb.collections.tasks!.findOne('c-1').exec())?.get('minutesLogged') === 41);
+    } finally {
+      await dispose();
+    }
+  });
 });

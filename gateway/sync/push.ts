@@ -149,7 +149,7 @@ export class CollectionWriter {
       }
       const denial = writeDenial(out.permissions, this.store.model, undefined, doc);
       if (denial) deny(doc, undefined, denial);
-      else planned.push(this.planUnstamped(row, null, out.permissions));
+      else planned.push(this.planUnstamped(row, null));
       return false;
     });
     const current = toRead.length > 0 ? await this.store.findByIds(toRead.map((r) => r.newDocumentState.id)) : new Map<string, StoredDocument>();
@@ -169,9 +169,9 @@ export class CollectionWriter {
         continue;
       }
       if (!stored) {
-        planned.push(this.planUnstamped(row, null, out.permissions));
+        planned.push(this.planUnstamped(row, null));
       } else if (assumed && typeof assumed === 'object' && sameState(this.stateOf(assumed), stateOfStored(stored))) {
-        planned.push(this.planUnstamped(row, stored, out.permissions));
+        planned.push(this.planUnstamped(row, stored));
       } else {
         out.conflicts.push(this.visibleState(stored, doc, out.permissions));
       }
@@ -239,15 +239,15 @@ export class CollectionWriter {
    * `replaces`: the gateway's clock stamps what changed; counters count the difference as the
    * server's; sets record what was added and removed.
    */
-  private planUnstamped(row: PushRow, replaces: StoredDocument | null, permissions: CollectionPermissions): PlannedWrite & { row: PushRow } {
+  private planUnstamped(row: PushRow, replaces: StoredDocument | null): PlannedWrite & { row: PushRow } {
     const pushed = row.newDocumentState;
     const before = replaces ? withoutStamps(this.store.toWire(replaces)) : {};
     const previous = replaces?._sync.stamps ?? {};
     const stamps = pushed._deleted ? previous : (recordChange(this.fields, before, pushed, previous, this.clock.tick(), SERVER_NODE) ?? previous);
+    // (A set keeps each element once, in order of addition; the client learns the stored form
+    // from the change feed, like any write.)
     const doc = { ...withDerivedValues(this.fields, pushed, stamps), id: pushed.id } as SyncDocument;
-    // A set keeps each element once, in order of addition: the client learns the stored form.
-    const reply = sameState(this.stateOf(doc), this.stateOf(pushed)) ? undefined : permissions.project(doc);
-    return { row, doc, replaces, stamps, reply };
+    return { row, doc, replaces, stamps };
   }
 
   /**
