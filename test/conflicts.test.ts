@@ -185,6 +185,23 @@ describe('conflict resolution', () => {
     await waitFor('both hold the resolver’s result', async () => (await local(second.a, second.id))?.title === 'A + B' && (await local(second.b, second.id))?.title === 'A + B');
   });
 
+  it('applies a plain mutation made on top of an edit stamped by a fast clock, and keeps deleted ids deleted', async () => {
+    const gateway = await startTestGateway();
+    const fast = await openTestClient(gateway.wsUrl, { clock: () => Date.now() + 30_000 }); // within the allowed skew
+    const task = newTask();
+    await fast.collections.tasks!.insert(task);
+    await fast.waitForSync();
+    const updated = await graphqlHttp(gateway.httpUrl, `mutation ($id: ID!) { updateTask(id: $id, set: { title: "plain" }) { title } }`, { id: task.id });
+    expect(updated.errors).toBeUndefined();
+    expect(updated.data!.updateTask.title).toBe('plain');
+    await waitFor('the device took it', async () => (await local(fast, task.id))?.title === 'plain');
+
+    await remove(fast, task.id);
+    await fast.waitForSync();
+    const again = await graphqlHttp(gateway.httpUrl, `mutation ($input: TaskInput!) { insertTask(input: $input) { id } }`, { input: task });
+    expect(again.errors?.[0]).toMatchObject({ message: expect.stringContaining('was deleted'), extensions: { code: 'ALREADY_EXISTS' } });
+  });
+
   it('does not let a device whose clock is an hour ahead win against a correct later edit', async () => {
     const gateway = await startTestGateway({ maxClockSkewMs: 1_000 });
     const { a, b, id } = await twoOfflineClients(gateway, { clockA: () => Date.now() + 3_600_000 });

@@ -262,6 +262,8 @@ function mutationResolvers({ model, store, writer }: CollectionRuntime, n: Plain
     [n.insert]: (_: unknown, args: { input: Record<string, unknown> }, context: RequestContext) =>
       writeDocument(context, String(args.input.id), (current) => {
         if (current && !current[DELETED_FIELD]) throw new GraphQLError(`${t} ${args.input.id} already exists`, { extensions: { code: 'ALREADY_EXISTS' } });
+        // Deletes win (docs/conflicts.md): a deleted id stays deleted.
+        if (current) throw new GraphQLError(`${t} ${args.input.id} was deleted, and a deleted id cannot be used again`, { extensions: { code: 'ALREADY_EXISTS' } });
         return { ...args.input, [DELETED_FIELD]: false } as SyncDocument;
       }),
     [n.update]: (_: unknown, args: { id: string; set: Record<string, unknown>; inc?: Record<string, number | null> | null }, context: RequestContext) =>

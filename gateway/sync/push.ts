@@ -16,7 +16,7 @@ import { COMPENSATING_WRITE_CODE, REJECTION_CODES, type PushRejection, type Push
 import { inSet, UNRESTRICTED, writeDenial, type CollectionPermissions, type WriteDenial } from '../rules/permissions.ts';
 import { randomBytes } from 'node:crypto';
 import { formatStamp, HybridLogicalClock, parseStamp } from '../../protocol/hlc.ts';
-import { mergedFields, recordChange, SERVER_NODE, stampsProblem, withDerivedValues, type MergedFields } from '../../protocol/field-state.ts';
+import { allStamps, mergedFields, recordChange, SERVER_NODE, stampsProblem, type MergedFields } from '../../protocol/field-state.ts';
 import { isDeepStrictEqual } from 'node:util';
 import { STAMPS_FIELD } from '../../protocol/model.ts';
 import { withoutStamps, type CollectionStore, type StoredDocument } from '../store/collection-store.ts';
@@ -135,21 +135,10 @@ export class CollectionWriter {
   /** Applies rows for distinct documents; returns the rows that lost a race and must be re-evaluated. */
   private async applyOnce(rows: PushRow[], out: Outcome, readFirst: Set<PushRow>): Promise<PushRow[]> {
     const planned: Array<PlannedWrite & { row: PushRow }> = [];
-    const deny = (doc: SyncDocument, stored: StoredDocument | undefined, denial: WriteDenial) => {
-      out.rejected.push({ id: doc.id, code: REJECTION_CODES.PERMISSION_DENIED, field: denial.field, message: denial.message, realmCode: COMPENSATING_WRITE_CODE });
-      out.conflicts.push(this.visibleState(stored, doc, out.permissions));
-    };
     const toRead = rows.filter((row) => {
       if (row.assumedMasterState || readFirst.has(row)) return true;
-      const doc = row.newDocumentState;
-      if (STAMPS_FIELD in doc) {
-        const merged = this.planMerge(row, undefined, out);
-        if (merged) planned.push(merged);
-        return false;
-      }
-      const denial = writeDenial(out.permissions, this.store.model, undefined, doc);
-      if (denial) deny(doc, undefined, denial);
-      else planned.push(this.planUnstamped(row, null));
+      const merged = this.planMerge(row, undefined, out);
+      if (merged) planned.push(merged);
       return false;
     });
     const current = toRead.length > 0 ? await this.store.findByIds(toRead.map((r) => r.newDocumentState.id)) : new Map<string, StoredDocument>();
@@ -165,13 +154,12 @@ export class CollectionWriter {
       if (stored && sameState(this.stateOf(doc), stateOfStored(stored)) && inSet(out.permissions.read, stored)) continue;
       const denial = writeDenial(out.permissions, this.store.model, stored, doc);
       if (denial) {
-        deny(doc, stored, denial);
+        this.refuse(out, stored, doc, permissionDenied(denial));
         continue;
       }
-      if (!stored) {
-        planned.push(this.planUnstamped(row, null));
-      } else if (assumed && typeof assumed === 'object' && sameState(this.stateOf(assumed), stateOfStored(stored))) {
-        planned.push(this.planUnstamped(row, stored));
+      if (!stored || (assumed && typeof assumed === 'object' && sameState(this.stateOf(assumed), stateOfStored(stored)))) {
+        const merged = this.planMerge(row, stored, out);
+        if (merged) planned.push(merged);
       } else {
         out.conflicts.push(this.visibleState(stored, doc, out.permissions));
       }
@@ -184,16 +172,19 @@ export class CollectionWriter {
   }
 
   /**
-   * A stamped change (sync/merge.ts): merged into the stored document instead of compared with
-   * it, so concurrent edits of different fields both stay. Null when there is nothing to write.
+   * The change merged into the stored document (sync/merge.ts, for every write). A stamped change
+   * is merged, not compared, so concurrent edits of different fields both stay. An unstamped one
+   * (RxDB's stock plugin, plain mutations) comes here only when made on top of the stored state
+   * (or as an insert): the gateway stamps what it changes. Null when there is nothing to write.
    */
   private planMerge(row: PushRow, stored: StoredDocument | undefined, out: Outcome): (PlannedWrite & { row: PushRow }) | null {
+    const stamped = STAMPS_FIELD in row.newDocumentState;
     const doc = withoutStamps(row.newDocumentState);
-    const stamps = this.clientStamps(row.newDocumentState);
     const server: Version | null = stored ? { doc: withoutStamps(this.store.toWire(stored)), stamps: stored._sync.stamps ?? {} } : null;
+    const stamps = stamped ? this.clientStamps(row.newDocumentState) : this.gatewayStamps(server, doc);
     const base = row.assumedMasterState ? withoutStamps(row.assumedMasterState) : null;
     // Made on top of the stored state, or concurrently with another change?
-    const concurrent = !stored || !base || !sameState(this.stateOf(base as SyncDocument), stateOfStored(stored));
+    const concurrent = stamped && (!stored || !base || !sameState(this.stateOf(base as SyncDocument), stateOfStored(stored)));
     const merged = merge(server, { doc, stamps }, { strategy: this.conflicts.strategy, base, concurrent, fields: this.fields });
     const mergedDoc = { ...merged.doc, id: doc.id } as SyncDocument;
     const mergedWire = { ...mergedDoc, [STAMPS_FIELD]: merged.stamps } as SyncDocument;
@@ -205,17 +196,17 @@ export class CollectionWriter {
     // A set's state can name elements the pushed value did not: check what will be stored.
     const violation = mergedDoc._deleted ? null : this.validate(mergedDoc);
     if (violation) {
-      out.rejected.push({ id: doc.id, code: REJECTION_CODES.SCHEMA_VIOLATION, field: violation.field, message: violation.message, realmCode: null });
-      out.conflicts.push(this.visibleState(stored, row.newDocumentState, out.permissions));
+      this.refuse(out, stored, row.newDocumentState, { code: REJECTION_CODES.SCHEMA_VIOLATION, field: violation.field, message: violation.message, realmCode: null });
       return null;
     }
     const denial = writeDenial(out.permissions, this.store.model, stored, mergedDoc);
     if (denial) {
-      out.rejected.push({ id: doc.id, code: REJECTION_CODES.PERMISSION_DENIED, field: denial.field, message: denial.message, realmCode: COMPENSATING_WRITE_CODE });
-      out.conflicts.push(this.visibleState(stored, row.newDocumentState, out.permissions));
+      this.refuse(out, stored, row.newDocumentState, permissionDenied(denial));
       return null;
     }
-    const reply = sameState(this.stateOf(doc), this.stateOf(mergedDoc)) ? undefined : out.permissions.project(mergedWire);
+    // (Unstamped writers learn a normalized set from the change feed, like any write: a plain
+    // mutation would take a reply for a conflict.)
+    const reply = !stamped || sameState(this.stateOf(doc), this.stateOf(mergedDoc)) ? undefined : out.permissions.project(mergedWire);
     return { row, doc: mergedDoc, replaces: stored ?? null, stamps: merged.stamps, reply };
   }
 
@@ -235,19 +226,15 @@ export class CollectionWriter {
   }
 
   /**
-   * A change that came without stamps (RxDB's stock plugin, plain mutations), made on top of
-   * `replaces`: the gateway's clock stamps what changed; counters count the difference as the
-   * server's; sets record what was added and removed.
+   * Stamps for a change that came without, made on top of `server`: the gateway's clock (moved
+   * past every stored stamp first, so the change is later than what it was made on) on what
+   * changed; a counter's difference counted as the server's; a set's additions and removals.
    */
-  private planUnstamped(row: PushRow, replaces: StoredDocument | null): PlannedWrite & { row: PushRow } {
-    const pushed = row.newDocumentState;
-    const before = replaces ? withoutStamps(this.store.toWire(replaces)) : {};
-    const previous = replaces?._sync.stamps ?? {};
-    const stamps = pushed._deleted ? previous : (recordChange(this.fields, before, pushed, previous, this.clock.tick(), SERVER_NODE) ?? previous);
-    // (A set keeps each element once, in order of addition; the client learns the stored form
-    // from the change feed, like any write.)
-    const doc = { ...withDerivedValues(this.fields, pushed, stamps), id: pushed.id } as SyncDocument;
-    return { row, doc, replaces, stamps };
+  private gatewayStamps(server: Version | null, doc: SyncDocument): Stamps {
+    const previous = server?.stamps ?? {};
+    if (doc._deleted) return previous;
+    for (const stamp of allStamps(previous)) this.clock.observe(stamp);
+    return recordChange(this.fields, server?.doc ?? {}, doc, previous, this.clock.tick(), SERVER_NODE) ?? previous;
   }
 
   /**
@@ -321,6 +308,12 @@ export class CollectionWriter {
     }
   }
 
+  /** Refuses a pushed row: the reason, and the state the client must hold instead. */
+  private refuse(out: Outcome, stored: StoredDocument | undefined, pushed: SyncDocument, reason: Omit<PushRejection, 'id'>): void {
+    out.rejected.push({ id: pushed.id, ...reason });
+    out.conflicts.push(this.visibleState(stored, pushed, out.permissions));
+  }
+
   /** What a client must hold instead of a document it pushed that was refused. */
   private async authoritativeStates(docs: SyncDocument[], permissions: CollectionPermissions): Promise<SyncDocument[]> {
     const stored = await this.store.findByIds(docs.map((d) => d.id));
@@ -349,6 +342,10 @@ export class CollectionWriter {
 function stateOfStored(stored: StoredDocument): Record<string, unknown> {
   const { _sync, ...fields } = stored;
   return { ...fields, _deleted: _sync.deleted };
+}
+
+function permissionDenied(denial: WriteDenial): Omit<PushRejection, 'id'> {
+  return { code: REJECTION_CODES.PERMISSION_DENIED, field: denial.field, message: denial.message, realmCode: COMPENSATING_WRITE_CODE };
 }
 
 function checkRow(row: unknown, fields: MergedFields): PushRejection | null {
