@@ -1,8 +1,9 @@
 // The write path. Every write, from a sync push or a plain GraphQL mutation, goes through
-// `push()`: validate, detect conflicts against the stored state, sequence, write with
-// compare-and-set, and wake the change feed.
+// `push()`: validate, check permissions, merge into the stored state (sync/merge.ts), sequence,
+// write with compare-and-set, and wake the change feed.
 //
-// Conflict rule (RxDB's replication protocol): a row applies when the client's
+// Rows with stamps (our SDK) are merged whatever the client last saw. Rows without (RxDB's stock
+// plugin, plain mutations) keep RxDB's conflict rule: a row applies when the client's
 // `assumedMasterState` equals the stored state; otherwise the stored state is returned as a
 // conflict and the client resolves it. A row whose `newDocumentState` already equals the stored
 // state is acknowledged without writing: that is what makes a retried push (lost ack) harmless.
