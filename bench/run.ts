@@ -7,13 +7,14 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startEmbeddedFerretDB, type EmbeddedFerretDB } from '../gateway/store/embedded-ferretdb.ts';
-import { ROOT } from './common.ts';
+import { fmt, ROOT } from './common.ts';
 import { fanoutTable, runFanout } from './fanout.ts';
 import { initialSyncTable, runInitialSync } from './initial-sync.ts';
 import { memoryTable, runMemory } from './memory.ts';
 import { runSubscriptionSwap, swapTable } from './subscription-swap.ts';
+import { pushTable, runPush } from './push.ts';
 
-const BENCHMARKS = ['initial-sync', 'fanout', 'memory', 'subscription-swap'] as const;
+const BENCHMARKS = ['initial-sync', 'fanout', 'memory', 'subscription-swap', 'push'] as const;
 type Benchmark = (typeof BENCHMARKS)[number];
 
 const { values } = parseArgs({
@@ -27,6 +28,7 @@ const { values } = parseArgs({
     seconds: { type: 'string' },
     connections: { type: 'string' },
     'swap-size': { type: 'string' },
+    'push-size': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -42,6 +44,7 @@ if (values.help) {
   --seconds 5            fan-out measuring time per scenario
   --connections 1000     memory benchmark connections
   --swap-size 10000      documents each subscription query selects (subscription-swap)
+  --push-size 10000      documents inserted, then edited (push)
   MONGODB_URI      use this server instead of starting FerretDB`);
   process.exit(0);
 }
@@ -59,9 +62,10 @@ const sizes = {
   },
   memoryConnections: Number(values.connections ?? (quick ? 200 : 1_000)),
   swap: Number(values['swap-size'] ?? (quick ? 1_000 : 10_000)),
+  push: Number(values['push-size'] ?? (quick ? 2_000 : 10_000)),
 };
 const clientProcesses = Number(values['client-procs']);
-for (const n of [...sizes.initialSync, ...sizes.fanout.clients, ...sizes.fanout.rates, sizes.fanout.seconds, sizes.memoryConnections, sizes.swap, clientProcesses]) {
+for (const n of [...sizes.initialSync, ...sizes.fanout.clients, ...sizes.fanout.rates, sizes.fanout.seconds, sizes.memoryConnections, sizes.swap, sizes.push, clientProcesses]) {
   if (!Number.isFinite(n) || n <= 0) throw new Error('sizes, clients, rates, seconds, connections and client-procs must be positive numbers');
 }
 
@@ -116,6 +120,10 @@ try {
   if (only.includes('subscription-swap')) {
     const rows = await runSubscriptionSwap({ mongoUri, size: sizes.swap });
     console.log(`## Flexible Sync: time to Complete after a subscription change\n\n${swapTable(rows)}\n`);
+  }
+  if (only.includes('push')) {
+    const rows = await runPush({ mongoUri, documents: sizes.push });
+    console.log(`## Pushes through rules, merge and write (${fmt(sizes.push)} ~1 KB documents, 100 rows per push, 4 in flight)\n\n${pushTable(rows)}\n`);
   }
 } finally {
   await shutdown();
