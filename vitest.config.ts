@@ -12,8 +12,8 @@ export default defineConfig({
   },
   test: {
     include: ['test/**/*.test.ts', 'rules/**/*.test.ts'],
-    // The randomized client-level convergence run is opt-in (`npm run test:convergence`) until
-    // the non-convergence it found is fixed (see the issue notes and test/convergence.test.ts).
+    // The randomized client-level convergence run is opt-in (`npm run test:convergence`): about
+    // a second per case through real clients and gateway restarts (see test/convergence.test.ts).
     exclude: ['**/node_modules/**', ...(process.env.CONVERGENCE_RUNS ? [] : ['test/convergence.test.ts'])],
     globalSetup: ['test/setup/ferretdb.ts'],
     pool: 'forks',

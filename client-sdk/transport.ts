@@ -133,7 +133,9 @@ export class Transport {
     this.generation++;
     for (const sub of this.live) sub.stop?.();
     for (const fail of [...this.inflight]) fail(new Error('disconnected: the sync session was paused or closed'));
-    if (ws) await ws.dispose();
+    // graphql-ws's dispose() waits for a connection attempt under way and rejects with its error
+    // when it fails (the gateway is down or restarting): then there is no socket left to close.
+    if (ws) await Promise.resolve(ws.dispose()).catch(() => {});
     this.state$.next(finalState);
   }
 

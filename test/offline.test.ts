@@ -48,4 +48,18 @@ describe('offline writes', () => {
     expect(await db.collection('tasks').countDocuments({ '_sync.deleted': false, status: 'IN_PROGRESS' })).toBe(30);
     expect(await db.collection('tasks').countDocuments({ '_sync.deleted': true })).toBe(10);
   });
+
+  it('pauses and closes while reconnecting to a gateway that is down', async () => {
+    const gateway = await startTestGateway();
+    const client = await openTestClient(gateway.wsUrl);
+    const other = await openTestClient(gateway.wsUrl);
+    await Promise.all([client.waitForSync(), other.waitForSync()]);
+    await gateway.stop();
+    // Each is retrying (a connection attempt under way, or waiting for the next) when told to stop.
+    await waitFor('reconnecting', () => client.connectionState !== 'connected' && other.connectionState !== 'connected');
+    await client.pause();
+    expect(client.connectionState).toBe('paused');
+    await other.close();
+    expect(other.connectionState).toBe('closed');
+  });
 });

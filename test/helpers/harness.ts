@@ -105,6 +105,33 @@ export async function waitFor<T>(what: string, check: () => T | Promise<T>, time
   }
 }
 
+/**
+ * Whether the clients have converged with the server: every client has nothing left to push or
+ * pull (RxDB's replications are idle), and then every client's state equals the server's.
+ *
+ * Equal states alone prove nothing: a device that inserted a document and deleted it while the
+ * insert's push was on its way holds nothing, the server holds nothing yet, and neither do the
+ * other devices; a moment later the insert lands (and the delete after it). Only once no client
+ * has a push under way can the server's state no longer move, so it is read after that.
+ * A client still syncing after `idleWithinMs` counts as not converged.
+ */
+export async function converged<S>(
+  clients: readonly TributaryClient[],
+  readServer: () => Promise<S>,
+  readClient: (client: TributaryClient) => Promise<S>,
+  idleWithinMs = 2_000,
+): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const idle = await Promise.race([
+    Promise.all(clients.map((c) => c.waitForSync())).then(() => true),
+    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), idleWithinMs))),
+  ]).finally(() => clearTimeout(timer));
+  if (!idle) return false;
+  const server = JSON.stringify(await readServer());
+  const locals = await Promise.all(clients.map(readClient));
+  return locals.every((local) => JSON.stringify(local) === server);
+}
+
 let taskCounter = 0;
 export function newTask(overrides: Record<string, unknown> = {}): Record<string, unknown> & { id: string } {
   taskCounter++;
