@@ -48,11 +48,11 @@ export async function runPush({ mongoUri, documents }: PushOptions): Promise<Pus
     const editor = new HybridLogicalClock('editor');
     const created = Array.from({ length: documents }, (_, i) => {
       const doc: Record<string, unknown> & { id: string } = { ...makeTask(i, run, undefined, user?.userId), minutesLogged: 0 };
-      return { doc, stamps: recordChange(fields, {}, doc, {}, creator.tick(), creator.node)! };
+      return { doc, stamps: recordChange(fields, {}, doc, {}, () => creator.tick(), creator.node)! };
     });
     const edited = created.map(({ doc, stamps }, i) => {
       const after = { ...doc, title: `edited ${i}`, minutesLogged: 15, assigneeIds: [...(doc.assigneeIds as string[]), 'editor'] };
-      const next = recordChange(fields, doc, after, stamps, editor.tick(), editor.node)!;
+      const next = recordChange(fields, doc, after, stamps, () => editor.tick(), editor.node)!;
       return { doc: withDerivedValues(fields, after, next), stamps: next, base: doc };
     });
     const wire = (doc: Record<string, unknown>, stamps: Stamps) => ({ ...doc, _deleted: false, [STAMPS_FIELD]: stamps });

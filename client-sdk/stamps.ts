@@ -27,7 +27,7 @@ export async function deviceClock(database: RxDatabase, now?: () => number): Pro
  */
 export function stampChanges(collection: RxCollection<LocalDocument>, clock: HybridLogicalClock, fields: MergedFields): void {
   const record = (data: LocalDocument, before: Record<string, unknown>) => {
-    const stamps = recordChange(fields, before, data, (before[LOCAL_STAMPS_FIELD] as Stamps | undefined) ?? {}, clock.tick(), clock.node, [LOCAL_STAMPS_FIELD]);
+    const stamps = recordChange(fields, before, data, (before[LOCAL_STAMPS_FIELD] as Stamps | undefined) ?? {}, () => clock.tick(), clock.node, [LOCAL_STAMPS_FIELD]);
     if (!stamps) return;
     Object.assign(data, withDerivedValues(fields, data, stamps));
     data[LOCAL_STAMPS_FIELD] = stamps;

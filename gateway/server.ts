@@ -18,6 +18,7 @@ import { yogaOverWebSocket } from './graphql/websocket.ts';
 import { loadRules } from './rules/load.ts';
 import { PermissionEngine } from './rules/permissions.ts';
 import { ChangeFeed } from './store/change-feed.ts';
+import { detectStoreLimits, Semaphore } from './store/store-limits.ts';
 import { CollectionStore } from './store/collection-store.ts';
 import { CollectionWriter } from './sync/push.ts';
 import { createValidator } from './sync/validate.ts';
@@ -51,9 +52,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   await mongo.connect();
   const db = mongo.db(config.database);
 
+  const limits = await detectStoreLimits(db);
+  const updateCommands = new Semaphore(limits.concurrentUpdateCommands);
   const collections = new Map<string, CollectionRuntime>();
   for (const collectionModel of model.collections) {
-    const store = new CollectionStore(collectionModel, db, { leaseTtlMs: config.leaseTtlMs });
+    const store = new CollectionStore(collectionModel, db, { leaseTtlMs: config.leaseTtlMs, limits, updateCommands });
     await store.init();
     const feed = new ChangeFeed(store, { pollIntervalMs: config.pollIntervalMs, readBatchSize: 1_000 }, log);
     await feed.start();

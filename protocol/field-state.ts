@@ -37,13 +37,16 @@ export function mergedFields(collection: CollectionModel): MergedFields {
 }
 
 /**
- * The stamps after a change from `before` to `after` made by one writer: `stamp` on every
- * last-writer-wins path that changed, the difference of a counter added to `node`'s entry,
- * set additions stamped and removals recording the adds they saw. Null when nothing changed.
+ * The stamps after a change from `before` to `after` made by one writer (`tick` is its clock): one
+ * stamp on every last-writer-wins path that changed, the difference of a counter added to
+ * `node`'s entry, set additions stamped (a stamp each, in list order, so the set keeps that order)
+ * and removals recording the adds they saw. Null when nothing changed.
  */
-export function recordChange(fields: MergedFields, before: Doc, after: Doc, stamps: Stamps, stamp: Stamp, node: string, skip: readonly string[] = []): Stamps | null {
+export function recordChange(fields: MergedFields, before: Doc, after: Doc, stamps: Stamps, tick: () => Stamp, node: string, skip: readonly string[] = []): Stamps | null {
   const out: Stamps = { ...stamps };
   let changed = false;
+  let changeStamp: Stamp | undefined;
+  const stamp = () => (changeStamp ??= tick());
   const paths = new Set([...leafPaths(before, skip), ...leafPaths(after, skip)]);
   for (const path of paths) {
     const was = getPath(before, path);
@@ -65,13 +68,15 @@ export function recordChange(fields: MergedFields, before: Doc, after: Doc, stam
       const removed = [...held].filter((k) => !wanted.has(k));
       if (added.length === 0 && removed.length === 0) continue;
       const next: SetState = { add: { ...state.add }, remove: { ...state.remove } };
-      const adder = parseStamp(stamp)!.node;
-      for (const k of added) next.add[k] = { ...next.add[k], [adder]: stamp };
+      for (const k of added) {
+        const addStamp = tick();
+        next.add[k] = { ...next.add[k], [parseStamp(addStamp)!.node]: addStamp };
+      }
       for (const k of removed) next.remove[k] = joinStampMaps(next.remove[k], next.add[k]);
       out[path] = next;
       changed = true;
     } else {
-      out[path] = stamp;
+      out[path] = stamp();
       changed = true;
     }
   }

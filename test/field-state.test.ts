@@ -13,7 +13,7 @@ const ELEMENTS = ['a', 'b', 'c'];
 /** A device's local change, as the SDK records it. */
 function change(local: Version, clock: HybridLogicalClock, edit: (doc: Record<string, unknown>) => Record<string, unknown>): Version {
   const after = edit(structuredClone(local.doc));
-  const stamps = recordChange(fields, local.doc, after, local.stamps, clock.tick(), clock.node) ?? local.stamps;
+  const stamps = recordChange(fields, local.doc, after, local.stamps, () => clock.tick(), clock.node) ?? local.stamps;
   return { doc: withDerivedValues(fields, after, stamps), stamps };
 }
 
@@ -91,6 +91,14 @@ describe('counters and add-wins sets', () => {
     expect(local.stamps.n).toEqual({ server: [10, 0], dev: [1, 0] });
     const merged = merge(legacy, local, { strategy: 'field-lww', fields });
     expect(merged.doc).toMatchObject({ n: 11, s: ['b', 'a', 'c'] }); // order of addition kept
+  });
+
+  it('keeps a set in the order its elements were added, also several at once', () => {
+    const clock = new HybridLogicalClock('dev');
+    const created = change({ doc: { id: 'x', _deleted: false }, stamps: {} }, clock, (doc) => ({ ...doc, s: ['user-9', 'user-10', 'user-1'] }));
+    expect(created.doc.s).toEqual(['user-9', 'user-10', 'user-1']);
+    const more = change(created, clock, (doc) => ({ ...doc, s: ['b', ...(doc.s as string[]), 'a'] }));
+    expect(more.doc.s).toEqual(['user-9', 'user-10', 'user-1', 'b', 'a']); // an unordered set: additions go last
   });
 
   it('lets concurrent counter changes add up under every strategy', () => {

@@ -37,6 +37,25 @@ describe('push idempotency', () => {
     await waitForFeed(() => changes.length >= 3);
     expect(changes).toEqual([`${created.id}:v1`, `${created.id}:v2`, `${created.id}:v3`]);
   });
+
+  it('writes a push of 250 updates and 250 optimistic inserts of existing documents (FerretDB v1 hangs on 100 updates in one command)', async () => {
+    const gateway = await startTestGateway();
+    const ops = syncOperations(gateway.model.collections.find((c) => c.name === 'tasks')!);
+    const db = await openDb(gateway.database);
+    const tasks = Array.from({ length: 500 }, () => ({ ...newTask({ title: 'v1' }), _deleted: false }));
+    const inserted = await graphqlHttp(gateway.httpUrl, ops.push, { rows: tasks.map((t) => ({ assumedMasterState: null, newDocumentState: t })) });
+    expect(inserted.data!.pushTasks).toEqual({ conflicts: [], rejected: [] });
+    // Half as stock RxDB updates (on top of the stored state), half as stamped changes from a
+    // device that never saw the documents (inserted optimistically, then merged).
+    const rows = tasks.map((t, i) =>
+      i % 2 === 0
+        ? { assumedMasterState: t, newDocumentState: { ...t, title: 'v2' } }
+        : { assumedMasterState: null, newDocumentState: { ...t, title: 'v2', _stamps: { title: '0zzzzzzzzzz:0000:device' } } },
+    );
+    const updated = await graphqlHttp(gateway.httpUrl, ops.push, { rows });
+    expect(updated.data!.pushTasks.rejected).toEqual([]);
+    expect(await db.collection('tasks').countDocuments({ title: 'v2' })).toBe(500);
+  });
 });
 
 async function waitForFeed(check: () => boolean): Promise<void> {

@@ -3,11 +3,13 @@
 // data), `id` as `_id`, DateTime fields as BSON dates, and the gateway's metadata under `_sync`.
 // Deletes are soft: a tombstone keeps the last fields with `_sync.deleted: true`, so clients
 // that were offline still learn of the delete.
-import type { Collection, Db, Filter, FindCursor } from 'mongodb';
+import { MongoBulkWriteError, type AnyBulkWriteOperation, type Collection, type Db, type Filter, type FindCursor } from 'mongodb';
+import type { Stamps } from '../../protocol/field-state.ts';
 import { DELETED_FIELD, mapDateTimes, hasDateTimes, PRIMARY_KEY, queryableFields, STAMPS_FIELD, type CollectionModel } from '../../protocol/model.ts';
 import type { SyncDocument } from '../../protocol/messages.ts';
 import { CursorCache } from './cursor-cache.ts';
 import { Sequencer, type CounterDocument } from './sequencer.ts';
+import { FERRETDB_LIMITS, Semaphore, type StoreLimits } from './store-limits.ts';
 
 export interface SyncMetadata {
   /** Update sequence of the last write (see sequencer.ts). */
@@ -19,24 +21,31 @@ export interface SyncMetadata {
    * live stream tell a client that a document just left its view.
    */
   prev?: Record<string, unknown> | null;
-  /** Hybrid-logical-clock stamp of the last change of each field path (sync/merge.ts). */
-  stamps?: Record<string, string>;
+  /** Per field path, the stamp of its last change, or a counter's or set's state (sync/merge.ts). */
+  stamps?: Stamps;
 }
 
 export type StoredDocument = { _id: string; _sync: SyncMetadata } & Record<string, unknown>;
 
 export const COUNTERS_COLLECTION = '_tributary_sequences';
 
+
 export interface CollectionStoreOptions {
   leaseTtlMs: number;
+  /** What the store can take at once (store-limits.ts). */
+  limits?: StoreLimits;
+  /** Shared by every collection of the gateway: update commands in flight. */
+  updateCommands?: Semaphore;
 }
 
 export class CollectionStore {
   readonly documents: Collection<StoredDocument>;
   readonly sequencer: Sequencer;
   /** Cursors of multi-page reads (first syncs, bootstraps) between their pages. */
-  readonly cursors = new CursorCache();
+  readonly cursors: CursorCache;
   private readonly convertsDates: boolean;
+  private readonly limits: StoreLimits;
+  private readonly updateCommands: Semaphore;
 
   constructor(
     readonly model: CollectionModel,
@@ -46,6 +55,9 @@ export class CollectionStore {
     this.documents = db.collection<StoredDocument>(model.name);
     this.sequencer = new Sequencer(db.collection<CounterDocument>(COUNTERS_COLLECTION), model.name, options);
     this.convertsDates = hasDateTimes(model.fields);
+    this.limits = options.limits ?? FERRETDB_LIMITS;
+    this.updateCommands = options.updateCommands ?? new Semaphore(this.limits.concurrentUpdateCommands);
+    this.cursors = new CursorCache(undefined, this.limits.cachedCursorsPerCollection);
   }
 
   async init(): Promise<void> {
@@ -73,6 +85,45 @@ export class CollectionStore {
 
   toWire(stored: StoredDocument): SyncDocument {
     return toWireForm(this.model, stored, this.convertsDates);
+  }
+
+  /**
+   * The filter of a write that replaces the version with sequence `seq`: a compare-and-set where
+   * the store does it well (store-limits.ts); by `_id` on FerretDB, where the gateway's
+   * per-document lock is what keeps writes of one document in order.
+   */
+  versionFilter(id: string, seq: number): Filter<StoredDocument> {
+    return (this.limits.compareAndSet ? { _id: id, '_sync.seq': seq } : { _id: id }) as Filter<StoredDocument>;
+  }
+
+  /**
+   * An unordered bulk write, in as many commands as the store's limits on updates need
+   * (store-limits.ts). Returns how many updates and replacements matched, and the indexes of
+   * inserts whose `_id` existed; any other write error throws.
+   */
+  async writeMany(ops: AnyBulkWriteOperation<StoredDocument>[]): Promise<{ matched: number; duplicates: Set<number> }> {
+    let matched = 0;
+    const duplicates = new Set<number>();
+    for (let start = 0; start < ops.length; ) {
+      let end = start;
+      let updates = 0;
+      for (; end < ops.length && (updates < this.limits.updatesPerCommand || 'insertOne' in ops[end]!); end++) {
+        if (!('insertOne' in ops[end]!)) updates++;
+      }
+      const chunk = ops.slice(start, end);
+      const write = () => this.documents.bulkWrite(chunk, { ordered: false });
+      try {
+        matched += (await (updates > 0 ? this.updateCommands.run(write) : write())).matchedCount;
+      } catch (error) {
+        if (!(error instanceof MongoBulkWriteError) || error.writeErrors === undefined) throw error;
+        const writeErrors = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors];
+        if (writeErrors.some((e) => e.code !== 11000)) throw error;
+        for (const e of writeErrors) duplicates.add(start + e.index);
+        matched += error.result.matchedCount;
+      }
+      start = end;
+    }
+    return { matched, duplicates };
   }
 
   async findByIds(ids: string[]): Promise<Map<string, StoredDocument>> {

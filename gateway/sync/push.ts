@@ -12,7 +12,7 @@
 // `_sync.seq`, and a row that loses a race with another writer (another gateway instance) is
 // re-evaluated. Within this process, writes to one document also run one at a time: FerretDB
 // v1 does not make a single compare-and-set atomic against concurrent ones.
-import { MongoBulkWriteError, type AnyBulkWriteOperation } from 'mongodb';
+import type { AnyBulkWriteOperation } from 'mongodb';
 import { COMPENSATING_WRITE_CODE, REJECTION_CODES, type PushRejection, type PushResult, type PushRow, type SyncDocument } from '../../protocol/messages.ts';
 import { inSet, UNRESTRICTED, writeDenial, type CollectionPermissions, type WriteDenial } from '../rules/permissions.ts';
 import { randomBytes } from 'node:crypto';
@@ -235,7 +235,7 @@ export class CollectionWriter {
     const previous = server?.stamps ?? {};
     if (doc._deleted) return previous;
     for (const stamp of allStamps(previous)) this.clock.observe(stamp);
-    return recordChange(this.fields, server?.doc ?? {}, doc, previous, this.clock.tick(), SERVER_NODE) ?? previous;
+    return recordChange(this.fields, server?.doc ?? {}, doc, previous, () => this.clock.tick(), SERVER_NODE) ?? previous;
   }
 
   /**
@@ -252,7 +252,7 @@ export class CollectionWriter {
       const stored = { ...this.store.toStored(doc), _sync } as StoredDocument;
       return replaces === null
         ? { insertOne: { document: stored } }
-        : { replaceOne: { filter: { _id: stored._id, '_sync.seq': replaces._sync.seq }, replacement: stored } };
+        : { replaceOne: { filter: this.store.versionFilter(stored._id, replaces._sync.seq), replacement: stored } };
     });
 
     let landed: boolean[];
@@ -270,18 +270,8 @@ export class CollectionWriter {
   }
 
   private async bulkWrite(ops: AnyBulkWriteOperation<StoredDocument>[], planned: PlannedWrite[], seqs: number[]): Promise<boolean[]> {
-    const duplicates = new Set<number>();
-    let matched: number;
-    try {
-      matched = (await this.store.documents.bulkWrite(ops, { ordered: false })).matchedCount;
-    } catch (error) {
-      // A duplicate key (the document exists after all) fails that insert only.
-      if (!(error instanceof MongoBulkWriteError) || error.writeErrors === undefined) throw error;
-      const writeErrors = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors];
-      if (writeErrors.some((e) => e.code !== 11000)) throw error;
-      writeErrors.forEach((e) => duplicates.add(e.index));
-      matched = error.result.matchedCount;
-    }
+    // A duplicate key (the document exists after all) fails that insert only.
+    const { matched, duplicates } = await this.store.writeMany(ops);
     const replaces = planned.flatMap((p, i) => (p.replaces ? [i] : []));
     // A compare-and-set that matched nothing lost to another writer: see which carry our sequence.
     const after = matched < replaces.length ? await this.store.findByIds(replaces.map((i) => planned[i]!.doc.id)) : null;
@@ -297,12 +287,11 @@ export class CollectionWriter {
     while (items.length > 0) {
       const lease = await this.store.sequencer.allocate(items.length);
       const next = items.map((w, i) => ({ id: w.id, seq: lease.lo + i }));
-      await this.store.documents.bulkWrite(
+      await this.store.writeMany(
         items.map((w, i) => ({
           // Not matched means a later write already moved the document past this one: fine.
-          updateOne: { filter: { _id: w.id, '_sync.seq': w.seq }, update: { $set: { '_sync.seq': next[i]!.seq } } },
+          updateOne: { filter: this.store.versionFilter(w.id, w.seq), update: { $set: { '_sync.seq': next[i]!.seq } } },
         })),
-        { ordered: false },
       );
       if (await lease.release()) return;
       items = next;
