@@ -12,9 +12,7 @@ export default defineConfig({
   },
   test: {
     include: ['test/**/*.test.ts', 'rules/**/*.test.ts'],
-    // The randomized client-level convergence run is opt-in (`npm run test:convergence`): about
-    // a second per case through real clients and gateway restarts (see test/convergence.test.ts).
-    exclude: ['**/node_modules/**', ...(process.env.CONVERGENCE_RUNS ? [] : ['test/convergence.test.ts'])],
+    exclude: ['**/node_modules/**'],
     globalSetup: ['test/setup/ferretdb.ts'],
     pool: 'forks',
     // Each file runs real gateways, sockets and RxDB clients against one FerretDB.
