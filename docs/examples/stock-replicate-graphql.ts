@@ -62,6 +62,7 @@ export const taskSchema = {
     dueDate: { type: ['string', 'null'], format: 'date-time' },
     assigneeIds: { type: ['array', 'null'], items: { type: 'string' } },
     checklist: { type: ['array', 'null'], items: { type: 'object' } },
+    minutesLogged: { type: ['integer', 'null'] },
   },
   required: ['id', 'ownerId', 'title', 'status', 'priority', 'tags'],
 } as const;
