@@ -216,7 +216,7 @@ function isSetState(state: unknown): state is SetState {
       ([k, stamps]) =>
         isElementKey(k) && isPlainObject(stamps) && Object.entries(stamps).every(([node, s]) => NODE.test(node) && typeof s === 'string' && parseStamp(s) !== null),
     );
-  return isPlainObject(state) && Object.keys(state).every((k) => k === 'add' || k === 'remove') && isElementMap(state.add ?? {}) && isElementMap(state.remove ?? {}) && 'add' in state && 'remove' in state;
+  return isPlainObject(state) && Object.keys(state).sort().join() === 'add,remove' && isElementMap(state.add) && isElementMap(state.remove);
 }
 
 function isElementKey(k: string): boolean {
