@@ -22,8 +22,10 @@ import type { TributaryClient } from '../client-sdk/index.ts';
 import { startGateway, type Gateway } from '../gateway/server.ts';
 import { pino } from 'pino';
 import { freePort } from '../gateway/store/embedded-ferretdb.ts';
-import { converged, mongoUri, openDb, openTestClient, rulesFixture, TEST_JWT, uniqueName, waitFor } from './helpers/harness.ts';
-import type { Db } from 'mongodb';
+import { cleanup, converged, mongoUri, openTestClient, rulesFixture, TEST_JWT, uniqueName, waitFor } from './helpers/harness.ts';
+import { MongoClient, type Db } from 'mongodb';
+import { removeRxDatabase } from 'rxdb';
+import { getRxStorageMemory } from 'rxdb/plugins/storage-memory';
 
 const RUNS = Number(process.env.CONVERGENCE_RUNS ?? 300);
 const FIELDS = ['title', 'status', 'priority'] as const;
@@ -55,16 +57,20 @@ let port: number;
 let database: string;
 let gateway: Gateway;
 let db: Db;
+/** Our own connection: the harness's cleanup() closes what it opened, after every case here. */
+let mongo: MongoClient;
 const start = () => startGateway({ mongoUri: mongoUri(), database, port, logger: pino({ level: 'silent' }), auth: { jwt: TEST_JWT }, rulesPath: rulesFixture('open') });
 
 beforeAll(async () => {
   port = await freePort();
   database = uniqueName('convergence');
   gateway = await start();
-  db = await openDb(database);
+  mongo = await new MongoClient(mongoUri()).connect();
+  db = mongo.db(database);
 });
 afterAll(async () => {
   await gateway.stop();
+  await mongo.close();
 });
 
 describe('randomized convergence', () => {
@@ -161,7 +167,10 @@ describe('randomized convergence', () => {
             }
           }
         } finally {
-          await Promise.all(clients.map((c) => c.close()));
+          // Closes this case's clients and lets go of them (the harness keeps each until then),
+          // and drops their local data (RxDB's memory storage keeps it for the process's life).
+          await cleanup();
+          for (const c of clients) await removeRxDatabase(c.databaseName, getRxStorageMemory());
         }
       }),
       // No shrinking: each case runs real clients; the failing case and its seed are printed as found.
