@@ -9,9 +9,10 @@
 // state is acknowledged without writing: that is what makes a retried push (lost ack) harmless.
 //
 // No multi-document transactions: each document is written with a compare-and-set on its
-// `_sync.seq`, and a row that loses a race with another writer (another gateway instance) is
-// re-evaluated. Within this process, writes to one document also run one at a time: FerretDB
-// v1 does not make a single compare-and-set atomic against concurrent ones.
+// `_sync.seq` (`store.versionFilter`), and a row that loses a race with another writer (another
+// gateway instance) is re-evaluated. Within this process, writes to one document also run one at
+// a time: FerretDB v1 does not make a compare-and-set atomic, so there the gateway writes by
+// `_id` and relies on that order alone (store/store-limits.ts).
 import type { AnyBulkWriteOperation } from 'mongodb';
 import { COMPENSATING_WRITE_CODE, REJECTION_CODES, type PushRejection, type PushResult, type PushRow, type SyncDocument } from '../../protocol/messages.ts';
 import { inSet, UNRESTRICTED, writeDenial, type CollectionPermissions, type WriteDenial } from '../rules/permissions.ts';
