@@ -1,31 +1,47 @@
 // Pull: the documents changed after a checkpoint, in commit order, up to the commit horizon,
 // as seen through the client's view. A first sync reads many pages in a row; the cursor stays
 // open between them (store/cursor-cache.ts), keyed by the checkpoint the next page starts at.
+//
+// A page that is not full covers everything committed before the request arrived (PROTOCOL.md,
+// section 4): clients drop the stream events they received before asking (RxDB does). A cursor
+// kept from an earlier page only reads up to the horizon of that page, so once it runs out,
+// the page reads on up to the horizon as it is now.
 import type { Checkpoint, PullBulk } from '../../protocol/messages.ts';
 import { readPage } from '../store/cursor-cache.ts';
-import type { CollectionStore } from '../store/collection-store.ts';
+import type { CollectionStore, StoredDocument } from '../store/collection-store.ts';
 import { forPull, viewIsEmpty, type View } from './view.ts';
 
 export async function pull(store: CollectionStore, checkpoint: Checkpoint | null, limit: number, view: View): Promise<PullBulk> {
   const after = checkpoint?.seq ?? 0;
-  let open = store.cursors.take(`pull:${after}`);
-  if (!open) {
-    const horizon = await store.sequencer.horizon();
+  const kept = store.cursors.take(`pull:${after}`);
+  let cursor = kept?.cursor;
+  let horizon = kept?.context ?? 0;
+  /** Whether `horizon` was read during this request (else it is an earlier page's). */
+  let current = !kept;
+  if (!cursor) {
+    horizon = await store.sequencer.horizon();
     if (after >= horizon) return { documents: [], checkpoint: { seq: after }, hasMore: false };
     // Nothing is in an empty view; the client purges what it held when it emptied it.
     if (viewIsEmpty(view)) return { documents: [], checkpoint: { seq: horizon }, hasMore: false };
-    open = { cursor: store.changesCursor(after, horizon, limit), context: horizon };
+    cursor = store.changesCursor(after, horizon, limit);
   }
-  const horizon = open.context;
-  const { documents: stored, exhausted } = await readPage(open.cursor, limit);
-  let next: Checkpoint;
-  if (exhausted) {
-    // Everything up to the horizon was read: the client may jump there.
-    await open.cursor.close();
-    next = { seq: horizon };
-  } else {
-    next = { seq: stored[stored.length - 1]!._sync.seq };
-    store.cursors.put(`pull:${next.seq}`, open.cursor, horizon);
+  const stored: StoredDocument[] = [];
+  for (;;) {
+    const page = await readPage(cursor, limit - stored.length);
+    stored.push(...page.documents);
+    if (!page.exhausted) {
+      const next = stored[stored.length - 1]!._sync.seq;
+      store.cursors.put(`pull:${next}`, cursor, horizon);
+      return { documents: stored.map((d) => forPull(store, view, d)), checkpoint: { seq: next }, hasMore: true };
+    }
+    await cursor.close();
+    if (current) break;
+    const now = await store.sequencer.horizon();
+    current = true;
+    if (now <= horizon) break;
+    cursor = store.changesCursor(horizon, now, limit - stored.length);
+    horizon = now;
   }
-  return { documents: stored.map((d) => forPull(store, view, d)), checkpoint: next, hasMore: !exhausted };
+  // Everything up to the horizon was read: the client may jump there.
+  return { documents: stored.map((d) => forPull(store, view, d)), checkpoint: { seq: horizon }, hasMore: false };
 }
