@@ -44,11 +44,39 @@ export interface CollectionReplication {
   stop(): Promise<void>;
 }
 
+/** Stream documents kept for the pull handler before a pull from the gateway is cheaper. */
+const MAX_RECEIVED_DOCUMENTS = 10_000;
+
 export function replicateCollection(o: CollectionReplicationOptions): CollectionReplication {
   const ops = syncOperations(o.model);
   const { view } = o;
   const stream$ = new Subject<RxReplicationPullStreamItem<LocalDocument, Checkpoint>>();
   const local = (doc: SyncDocument) => fromWire(doc, o.clock);
+
+  // Stream events are not handed to RxDB: RxDB holds them back while it pushes and may then
+  // apply one after a pull that went past it, an older version over a newer one. They wait in
+  // `received`, RxDB is told to pull, and the pull handler answers from them (in RxDB's one
+  // queue of downstream work, in order). That answer is complete once a pull from the gateway
+  // has finished since the stream's last resync event: every later change comes on the stream.
+  let received: Array<{ documents: SyncDocument[]; checkpoint: Checkpoint | null }> = [];
+  let receivedDocuments = 0;
+  const takeReceived = () => {
+    const taken = received;
+    received = [];
+    receivedDocuments = 0;
+    return taken;
+  };
+  /** Drops the changes received (a pull from the gateway will cover them), keeps current states. */
+  const dropReceivedChanges = () => {
+    for (const event of takeReceived()) if (event.checkpoint === null) keepReceived(event);
+  };
+  const keepReceived = (event: { documents: SyncDocument[]; checkpoint: Checkpoint | null }) => {
+    received.push(event);
+    receivedDocuments += event.documents.length;
+  };
+  /** Bumped by each resync event; `caughtUp` is the one a pull from the gateway completed in. */
+  let streamGeneration = 0;
+  let caughtUp = -1;
 
   let stopStream = () => {};
   const subscribeStream = () => {
@@ -58,12 +86,20 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
       { view: view.queries, stamps: true },
       (data) => {
         const event = data[ops.fields.stream] as StreamEvent;
-        if (event.resync || !event.checkpoint) {
-          stream$.next('RESYNC');
-          return;
+        if (event.resync) {
+          // The pull it asks for covers the changes received so far (not current states).
+          streamGeneration++;
+          dropReceivedChanges();
+        } else {
+          o.onDownloaded(event.documents.length);
+          keepReceived({ documents: event.documents, checkpoint: event.checkpoint });
+          // RxDB busy for long (a big push): past a bound, pull from the gateway instead.
+          if (receivedDocuments > MAX_RECEIVED_DOCUMENTS) {
+            dropReceivedChanges();
+            caughtUp = -1;
+          }
         }
-        o.onDownloaded(event.documents.length);
-        stream$.next({ documents: event.documents.map(local) as never, checkpoint: event.checkpoint });
+        stream$.next('RESYNC');
       },
       (error) => o.onError({ kind: 'replication', collection: o.model.name, message: error.message }),
     );
@@ -136,6 +172,47 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
     return { documents, from };
   };
 
+  /** A pull from the gateway, with a view's purge and bootstraps first; `caughtUp` once at the horizon. */
+  const pullFromGateway = async (from: Checkpoint | null, batchSize: number): Promise<{ documents: SyncDocument[]; checkpoint: Checkpoint; caughtUp: boolean }> => {
+    if (!view.flexible) {
+      const changes = await pullChanges(from, batchSize);
+      return { documents: changes.documents, checkpoint: changes.checkpoint, caughtUp: !changes.hasMore };
+    }
+    const generation = view.generation;
+    from ??= view.floor === null ? null : { seq: view.floor };
+    const documents: SyncDocument[] = [];
+    if (view.purgeDue) {
+      documents.push(...(await localDocumentsOutsideView()));
+      if (view.generation === generation) view.purgeDue = false;
+      o.onViewProgress(0, 0);
+    }
+    const bootstrapped = await fetchBootstrapPages(from, batchSize);
+    documents.push(...bootstrapped.documents);
+    from = bootstrapped.from;
+    if (documents.length >= batchSize) return { documents, checkpoint: from ?? { seq: 0 }, caughtUp: false };
+    const changes = await pullChanges(from, batchSize - documents.length);
+    documents.push(...changes.documents);
+    const caughtUp = view.pending.length === 0 && !changes.hasMore;
+    if (caughtUp) view.markCaughtUp(generation);
+    return { documents, checkpoint: changes.checkpoint, caughtUp };
+  };
+
+  /**
+   * The stream events received since, as one pull answer. An event at or below the checkpoint is
+   * older than what was stored since and is dropped; one without a checkpoint holds current
+   * states (a permission change) and is always applied, keeping the checkpoint.
+   */
+  const fromReceived = (from: Checkpoint | null) => {
+    const documents: SyncDocument[] = [];
+    let checkpoint = from ?? { seq: 0 };
+    for (const event of takeReceived()) {
+      if (event.checkpoint && event.checkpoint.seq <= checkpoint.seq) continue;
+      documents.push(...event.documents);
+      if (event.checkpoint) checkpoint = event.checkpoint;
+    }
+    return { documents: documents.map(local) as never, checkpoint };
+  };
+
   const state = replicateRxCollection<LocalDocument, Checkpoint>({
     collection: o.collection,
     replicationIdentifier: o.identifier,
@@ -147,26 +224,15 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
       batchSize: o.pullBatchSize,
       stream$: stream$.asObservable(),
       handler: async (checkpoint, batchSize) => {
-        if (!view.flexible) {
-          const { documents, checkpoint: next } = await pullChanges(checkpoint ?? null, batchSize);
-          return { documents: documents.map(local) as never, checkpoint: next };
-        }
-        const generation = view.generation;
-        let from: Checkpoint | null = checkpoint ?? (view.floor === null ? null : { seq: view.floor });
-        const documents: SyncDocument[] = [];
-        if (view.purgeDue) {
-          documents.push(...(await localDocumentsOutsideView()));
-          if (view.generation === generation) view.purgeDue = false;
-          o.onViewProgress(0, 0);
-        }
-        const bootstrapped = await fetchBootstrapPages(from, batchSize);
-        documents.push(...bootstrapped.documents);
-        from = bootstrapped.from;
-        if (documents.length >= batchSize) return { documents: documents.map(local) as never, checkpoint: from ?? { seq: 0 } };
-        const changes = await pullChanges(from, batchSize - documents.length);
-        documents.push(...changes.documents);
-        if (view.pending.length === 0 && !changes.hasMore) view.markCaughtUp(generation);
-        return { documents: documents.map(local) as never, checkpoint: changes.checkpoint };
+        const viewWorkDue = view.flexible && (view.purgeDue || view.pending.length > 0);
+        if (caughtUp === streamGeneration && !viewWorkDue) return fromReceived(checkpoint ?? null);
+        // Changes received before this pull are in it (PROTOCOL.md, section 4); current states
+        // (a permission change) are not, and go first. Events received from now on are kept.
+        const generation = streamGeneration;
+        const currentStates = takeReceived().flatMap((e) => (e.checkpoint === null ? e.documents : []));
+        const result = await pullFromGateway(checkpoint ?? null, batchSize);
+        if (result.caughtUp && generation === streamGeneration) caughtUp = generation;
+        return { documents: [...currentStates, ...result.documents].map(local) as never, checkpoint: result.checkpoint };
       },
     },
     push: {

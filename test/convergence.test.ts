@@ -20,6 +20,11 @@
 // lost stream event: RxDB drops stream events that arrive while a multi-page pull runs, and a
 // later page read only up to the first page's horizon (test/pull-pages.test.ts). It needed a
 // collection larger than one pull page, so the clients here pull small pages.
+// A device keeping an older version of a document it had itself changed (seeds -413818295,
+// case 950; and two more within 530 cases once any device could create any id): RxDB held the
+// echo of its first push back while it pushed the second, then applied it after a pull had
+// brought the newer version, and moved the checkpoint back. The SDK now applies stream events
+// through its pull handler, in RxDB's one downstream queue (client-sdk/replication.ts).
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TributaryClient } from '../client-sdk/index.ts';

@@ -43,7 +43,8 @@ export function syncStream(
           const before = view;
           view = makeView();
           void viewDifference(store, before, view).then((documents) => {
-            if (documents.length > 0) emit({ documents, checkpoint: feed.checkpoint, resync: false });
+            // Current states, not changes up to a checkpoint: the client keeps its checkpoint.
+            if (documents.length > 0) emit({ documents, checkpoint: null, resync: false });
           });
         })
     : undefined;
