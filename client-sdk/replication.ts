@@ -93,10 +93,11 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
         } else {
           o.onDownloaded(event.documents.length);
           keepReceived({ documents: event.documents, checkpoint: event.checkpoint });
-          // RxDB busy for long (a big push): past a bound, pull from the gateway instead.
+          // RxDB busy for long (a big push): past a bound, pull from the gateway instead, as
+          // after a resync (a pull under way does not count: it may end before these changes).
           if (receivedDocuments > MAX_RECEIVED_DOCUMENTS) {
+            streamGeneration++;
             dropReceivedChanges();
-            caughtUp = -1;
           }
         }
         stream$.next('RESYNC');
