@@ -44,6 +44,9 @@ export interface CollectionReplication {
   stop(): Promise<void>;
 }
 
+/** A stream event kept for the pull handler; a null checkpoint marks current states (a permission change). */
+type ReceivedEvent = Pick<StreamEvent, 'documents' | 'checkpoint'>;
+
 /** Stream documents kept for the pull handler before a pull from the gateway is cheaper. */
 const MAX_RECEIVED_DOCUMENTS = 10_000;
 
@@ -58,8 +61,12 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
   // `received`, RxDB is told to pull, and the pull handler answers from them (in RxDB's one
   // queue of downstream work, in order). That answer is complete once a pull from the gateway
   // has finished since the stream's last resync event: every later change comes on the stream.
-  let received: Array<{ documents: SyncDocument[]; checkpoint: Checkpoint | null }> = [];
+  let received: ReceivedEvent[] = [];
   let receivedDocuments = 0;
+  const keepReceived = (event: ReceivedEvent) => {
+    received.push(event);
+    receivedDocuments += event.documents.length;
+  };
   const takeReceived = () => {
     const taken = received;
     received = [];
@@ -69,10 +76,6 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
   /** Drops the changes received (a pull from the gateway will cover them), keeps current states. */
   const dropReceivedChanges = () => {
     for (const event of takeReceived()) if (event.checkpoint === null) keepReceived(event);
-  };
-  const keepReceived = (event: { documents: SyncDocument[]; checkpoint: Checkpoint | null }) => {
-    received.push(event);
-    receivedDocuments += event.documents.length;
   };
   /** Bumped by each resync event; `caughtUp` is the one a pull from the gateway completed in. */
   let streamGeneration = 0;

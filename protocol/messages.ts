@@ -33,6 +33,8 @@ export interface BootstrapPage {
 /**
  * An event on a collection's stream. `resync: true` (always the first event of a stream, and
  * sent again if the client fell too far behind) tells the client to pull from its checkpoint.
+ * Otherwise `documents` are the changes up to `checkpoint`, or, with a null checkpoint, current
+ * states after a permission change (the client keeps its checkpoint).
  */
 export interface StreamEvent {
   documents: SyncDocument[];

@@ -9,7 +9,7 @@ import { DELETED_FIELD, mapDateTimes, hasDateTimes, PRIMARY_KEY, queryableFields
 import type { SyncDocument } from '../../protocol/messages.ts';
 import { CursorCache } from './cursor-cache.ts';
 import { Sequencer, type CounterDocument } from './sequencer.ts';
-import { FERRETDB_LIMITS, Semaphore, type StoreLimits } from './store-limits.ts';
+import type { Semaphore, StoreLimits } from './store-limits.ts';
 
 export interface SyncMetadata {
   /** Update sequence of the last write (see sequencer.ts). */
@@ -29,13 +29,12 @@ export type StoredDocument = { _id: string; _sync: SyncMetadata } & Record<strin
 
 export const COUNTERS_COLLECTION = '_tributary_sequences';
 
-
 export interface CollectionStoreOptions {
   leaseTtlMs: number;
   /** What the store can take at once (store-limits.ts). */
-  limits?: StoreLimits;
+  limits: StoreLimits;
   /** Shared by every collection of the gateway: update commands in flight. */
-  updateCommands?: Semaphore;
+  updateCommands: Semaphore;
 }
 
 export class CollectionStore {
@@ -55,8 +54,8 @@ export class CollectionStore {
     this.documents = db.collection<StoredDocument>(model.name);
     this.sequencer = new Sequencer(db.collection<CounterDocument>(COUNTERS_COLLECTION), model.name, options);
     this.convertsDates = hasDateTimes(model.fields);
-    this.limits = options.limits ?? FERRETDB_LIMITS;
-    this.updateCommands = options.updateCommands ?? new Semaphore(this.limits.concurrentUpdateCommands);
+    this.limits = options.limits;
+    this.updateCommands = options.updateCommands;
     this.cursors = new CursorCache(undefined, this.limits.cachedCursorsPerCollection);
   }
 
