@@ -200,6 +200,9 @@ function objectSchema(fields: FieldModel[], isRoot: boolean): JsonSchema {
   };
 }
 
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
+
 function typeSchema(type: FieldType): JsonSchema {
   switch (type.kind) {
     case 'scalar':
@@ -208,7 +211,8 @@ function typeSchema(type: FieldType): JsonSchema {
         case 'String':
           return { type: 'string' };
         case 'Int':
-          return { type: 'integer' };
+          // GraphQL's Int is 32-bit: a value past it could be stored but never returned.
+          return { type: 'integer', minimum: INT32_MIN, maximum: INT32_MAX };
         case 'Float':
           return { type: 'number' };
         case 'Boolean':

@@ -199,7 +199,7 @@ describe('conflict resolution', () => {
     await remove(fast, task.id);
     await fast.waitForSync();
     const again = await graphqlHttp(gateway.httpUrl, `mutation ($input: TaskInput!) { insertTask(input: $input) { id } }`, { input: task });
-    expect(again.errors?.[0]).toMatchObject({ message: expect.stringContaining('was deleted'), extensions: { code: 'ALREADY_EXISTS' } });
+    expect(again.errors?.[0]).toMatchObject({ message: expect.stringContaining('ids are never reused'), extensions: { code: 'ALREADY_EXISTS' } });
   });
 
   it('does not let a device whose clock is an hour ahead win against a correct later edit', async () => {

@@ -10,7 +10,7 @@ import type { Checkpoint, PushResult, SyncDocument } from '../../protocol/messag
 import { QueryError } from '../../protocol/filter.ts';
 import { compileFilter } from '../query/filter.ts';
 import type { User } from '../auth/authenticator.ts';
-import { inSet, UNRESTRICTED, type CollectionPermissions } from '../rules/permissions.ts';
+import { inSet, UNRESTRICTED, writeDenial, type CollectionPermissions } from '../rules/permissions.ts';
 import { withoutStamps, type CollectionStore, type StoredDocument } from '../store/collection-store.ts';
 import type { ChangeFeed } from '../store/change-feed.ts';
 import { bootstrap, bootstrapKey } from '../sync/bootstrap.ts';
@@ -42,6 +42,7 @@ export interface ApiLimits {
   maxPushRows: number;
   maxListLimit: number;
   maxQueuedDocuments: number;
+  maxQueuedBytes: number;
 }
 
 const SYNC_SDL = /* GraphQL */ `
@@ -259,13 +260,21 @@ function mutationResolvers({ model, store, writer }: CollectionRuntime, n: Plain
       checkLimit('rows', args.rows.length, limits.maxPushRows);
       return writer.push(args.rows, perms(context));
     },
-    [n.insert]: (_: unknown, args: { input: Record<string, unknown> }, context: RequestContext) =>
-      writeDocument(context, String(args.input.id), (current) => {
-        if (current && !current[DELETED_FIELD]) throw new GraphQLError(`${t} ${args.input.id} already exists`, { extensions: { code: 'ALREADY_EXISTS' } });
-        // Deletes win (docs/conflicts.md): a deleted id stays deleted.
-        if (current) throw new GraphQLError(`${t} ${args.input.id} was deleted, and a deleted id cannot be used again`, { extensions: { code: 'ALREADY_EXISTS' } });
-        return { ...args.input, [DELETED_FIELD]: false } as SyncDocument;
-      }),
+    [n.insert]: async (_: unknown, args: { input: Record<string, unknown> }, context: RequestContext) => {
+      const id = String(args.input.id);
+      const doc = { ...args.input, [DELETED_FIELD]: false } as SyncDocument;
+      // What the document itself may not be is said first, and an id in use gets one answer
+      // whoever's document holds it, live or deleted (deletes win: a deleted id stays deleted):
+      // the refusal tells nothing more about documents this user cannot read.
+      const denial = writeDenial(perms(context), model, undefined, doc);
+      if (denial) throw new GraphQLError(denial.message, { extensions: { code: 'PERMISSION_DENIED', field: denial.field } });
+      const taken = () => new GraphQLError(`${t} ${id} already exists (ids are never reused)`, { extensions: { code: 'ALREADY_EXISTS' } });
+      if ((await store.findByIds([id])).has(id)) throw taken();
+      return writeDocument(context, id, (current) => {
+        if (current) throw taken();
+        return doc;
+      });
+    },
     [n.update]: (_: unknown, args: { id: string; set: Record<string, unknown>; inc?: Record<string, number | null> | null }, context: RequestContext) =>
       writeDocument(context, args.id, (current) => {
         if (!current || current[DELETED_FIELD]) throw new GraphQLError(`${t} ${args.id} not found`, { extensions: { code: 'NOT_FOUND' } });
@@ -295,16 +304,20 @@ function subscriptionResolvers({ model, store, feed }: CollectionRuntime, n: Pla
     [n.watch]: {
       subscribe: (_: unknown, args: { filter?: unknown }, context: RequestContext) => {
         const filter = asBadQuery(() => compileFilter(model, args.filter));
-        const { read, project } = perms(context);
         return openStream(
           feed,
           (batch) => {
+            // The permissions as they are now, for every batch: a user whose access was revoked
+            // stops receiving at once (rules/permissions.ts decides once per change, not per call).
+            const { read, project } = perms(context);
+            let bytes = 0;
             const changes = batch.stored.flatMap((stored, i) => {
               if (!filter.matches(stored) || !inSet(read, stored)) return [];
               const deleted = stored._sync.deleted;
+              bytes += deleted ? 64 : batch.bytes(i);
               return [{ id: stored._id, deleted, document: deleted ? null : project(batch.documents[i]!) }];
             });
-            return changes.length > 0 ? changes : null;
+            return changes.length > 0 ? { event: changes, documents: changes.length, bytes } : null;
           },
           limits,
         );

@@ -6,6 +6,7 @@
 // access. Readable documents = read filter ∪ write filter (write implies read). A write must
 // match the write filter before and after, insert/delete need their rights, and every changed
 // field must be writable. Fields a role cannot read are removed from everything sent.
+import { createHash } from 'node:crypto';
 import { Query } from 'mingo';
 import { PRIMARY_KEY, STAMPS_FIELD, type CollectionModel, type DataModel } from '../../protocol/model.ts';
 import type { SyncDocument } from '../../protocol/messages.ts';
@@ -31,6 +32,11 @@ export interface CollectionPermissions {
   writableField(field: string): boolean;
   /** The document with the fields this user may not read removed. */
   project(doc: SyncDocument): SyncDocument;
+  /**
+   * Identifies the user and what these permissions let it read: work cached between requests
+   * (a bootstrap's or a pull's open cursor) is only ever continued by the same fingerprint.
+   */
+  readonly fingerprint: string;
 }
 
 export const UNRESTRICTED: CollectionPermissions = {
@@ -43,6 +49,7 @@ export const UNRESTRICTED: CollectionPermissions = {
   readableField: () => true,
   writableField: () => true,
   project: (doc) => doc,
+  fingerprint: 'unrestricted',
 };
 
 export function inSet(set: DocumentSet, stored: StoredDocument): boolean {
@@ -56,19 +63,34 @@ export interface WriteDenial {
 }
 
 /**
+ * The checks that need only the stored version (`stored`: absent or a tombstone means an
+ * insert), made before any merge work. A document this user may not read counts as one it
+ * would insert, so a refusal says nothing about whether such a document exists.
+ */
+export function accessDenial(permissions: CollectionPermissions, stored: StoredDocument | undefined, deleting: boolean): WriteDenial | null {
+  if (permissions.unrestricted) return null;
+  const exists = stored !== undefined && !stored._sync.deleted;
+  const inserting = !exists || !inSet(permissions.read, stored);
+  if (deleting && !permissions.canDelete) return { field: null, message: 'the role may not delete documents' };
+  if (!deleting && inserting && !permissions.canInsert) return { field: null, message: 'the role may not insert documents' };
+  if (exists && !inSet(permissions.write, stored)) return { field: null, message: 'the role may not change this document' };
+  return null;
+}
+
+/**
  * Why the role may not change `stored` (absent or a tombstone: an insert) into `doc`, or null
- * when it may: the write filter must hold before and after, inserts and deletes need their
- * rights, and every field an update changes must be writable.
+ * when it may: the write filter must hold after (checked first: what the change itself may not
+ * do says nothing of other documents) and before, inserts and deletes need their rights, and
+ * every field an update changes must be writable.
  */
 export function writeDenial(permissions: CollectionPermissions, model: CollectionModel, stored: StoredDocument | undefined, doc: SyncDocument): WriteDenial | null {
   if (permissions.unrestricted) return null;
-  const exists = stored !== undefined && !stored._sync.deleted;
-  if (exists && !inSet(permissions.write, stored)) return { field: null, message: 'the role may not change this document' };
-  if (!exists && !permissions.canInsert) return { field: null, message: 'the role may not insert documents' };
-  if (doc._deleted) return permissions.canDelete ? null : { field: null, message: 'the role may not delete documents' };
-  const after = { ...toStoredForm(model, doc), _sync: { seq: 0, updatedAt: new Date(), deleted: false } } as StoredDocument;
-  if (!inSet(permissions.write, after)) return { field: null, message: 'the document would leave what the role may write (write filter)' };
-  if (!exists) return null;
+  if (!doc._deleted) {
+    const after = { ...toStoredForm(model, doc), _sync: { seq: 0, updatedAt: new Date(), deleted: false } } as StoredDocument;
+    if (!inSet(permissions.write, after)) return { field: null, message: 'the document would leave what the role may write (write filter)' };
+  }
+  const access = accessDenial(permissions, stored, doc._deleted === true);
+  if (access || doc._deleted || stored === undefined || stored._sync.deleted) return access;
   const before = toWireForm(model, stored);
   for (const field of model.fields) {
     if (field.name === PRIMARY_KEY) continue;
@@ -78,9 +100,45 @@ export function writeDenial(permissions: CollectionPermissions, model: Collectio
   return null;
 }
 
+/**
+ * The first field a pushed document (or its stamps) names that this user may not read, or
+ * null. Such a row is refused whatever the value: comparing it with the stored one would tell
+ * the user whether its guess was right.
+ */
+export function hiddenFieldNamed(permissions: CollectionPermissions, model: CollectionModel, doc: SyncDocument): string | null {
+  if (permissions.unrestricted) return null;
+  const stamps = doc[STAMPS_FIELD];
+  const stamped = stamps !== null && typeof stamps === 'object' ? Object.keys(stamps).map((path) => path.split('.')[0]!) : [];
+  for (const field of model.fields) {
+    if (permissions.readableField(field.name)) continue;
+    if ((Object.hasOwn(doc, field.name) && doc[field.name] !== null && doc[field.name] !== undefined) || stamped.includes(field.name)) return field.name;
+  }
+  return null;
+}
+
+/**
+ * `doc` with the stored values of the fields this user may not read: a client never holds them,
+ * so leaving them out of a push means "unchanged", and every comparison with the stored state
+ * (already applied, conflict, field rights) is blind to them.
+ */
+export function withHiddenFieldsOf(permissions: CollectionPermissions, model: CollectionModel, doc: SyncDocument, stored: StoredDocument | undefined): SyncDocument {
+  if (permissions.unrestricted) return doc;
+  const hidden = model.fields.filter((f) => !permissions.readableField(f.name));
+  if (hidden.length === 0) return doc;
+  const storedWire = stored ? toWireForm(model, stored) : {};
+  const out: SyncDocument = { ...doc };
+  for (const { name } of hidden) {
+    if (Object.hasOwn(storedWire, name)) out[name] = (storedWire as Record<string, unknown>)[name];
+    else delete out[name];
+  }
+  return out;
+}
+
 export class PermissionEngine {
   private cache = new WeakMap<User, Map<string, CollectionPermissions>>();
   private readonly listeners = new Set<(user: User | null) => void>();
+  /** Counts rule reloads: permissions decided under other rules never share a fingerprint. */
+  private generation = 0;
 
   constructor(
     private readonly model: DataModel,
@@ -90,6 +148,7 @@ export class PermissionEngine {
   /** New rules for everyone: sessions re-evaluate their roles (see onChange). */
   reload(rules: RuleSet): void {
     this.rules = rules;
+    this.generation++;
     this.cache = new WeakMap();
     this.listeners.forEach((l) => l(null));
   }
@@ -117,7 +176,7 @@ export class PermissionEngine {
     let permissions = perUser.get(collection);
     if (!permissions) {
       const model = this.model.collections.find((c) => c.name === collection)!;
-      permissions = decide(model, this.rules.roles.get(collection) ?? [], expansions(user));
+      permissions = decide(model, this.rules.roles.get(collection) ?? [], expansions(user), this.generation);
       perUser.set(collection, permissions);
     }
     return permissions;
@@ -125,7 +184,17 @@ export class PermissionEngine {
 }
 
 function denyAll(): CollectionPermissions {
-  return { ...UNRESTRICTED, unrestricted: false, read: 'none', write: 'none', canInsert: false, canDelete: false, readableField: () => false, writableField: () => false };
+  return {
+    ...UNRESTRICTED,
+    unrestricted: false,
+    read: 'none',
+    write: 'none',
+    canInsert: false,
+    canDelete: false,
+    readableField: (f) => f === PRIMARY_KEY,
+    writableField: () => false,
+    fingerprint: 'none',
+  };
 }
 
 interface Expansions {
@@ -136,7 +205,7 @@ function expansions(user: User): Expansions {
   return { user: { id: user.id, data: user.data, custom_data: user.customData ?? {} } };
 }
 
-function decide(collection: CollectionModel, roles: Role[], values: Expansions): CollectionPermissions {
+function decide(collection: CollectionModel, roles: Role[], values: Expansions, generation: number): CollectionPermissions {
   const role = roles.find((r) => evaluate(r.apply_when, values));
   if (!role) return denyAll();
   const docRead = role.read === undefined ? false : evaluate(role.read, values);
@@ -155,6 +224,7 @@ function decide(collection: CollectionModel, roles: Role[], values: Expansions):
   const read = union(readOnly, write);
   const canInsert = role.insert === undefined ? docWrite : evaluate(role.insert, values);
   const canDelete = role.delete === undefined ? docWrite : evaluate(role.delete, values);
+  let fingerprint: string | undefined;
   return {
     role: role.name,
     unrestricted: read === 'all' && write === 'all' && docWrite && canInsert && canDelete,
@@ -165,6 +235,12 @@ function decide(collection: CollectionModel, roles: Role[], values: Expansions):
     readableField,
     writableField,
     project: hidden.length === 0 ? (doc) => doc : (doc) => withoutFields(doc, hidden),
+    // Computed on first use: most sessions never continue a cursor.
+    get fingerprint() {
+      return (fingerprint ??= createHash('sha256')
+        .update(JSON.stringify([generation, values.user, role.name, read === 'all' || read === 'none' ? read : read.stored, hidden]))
+        .digest('base64url'));
+    },
   };
 }
 

@@ -15,6 +15,8 @@ export interface ChangeBatch {
   /** Wire form, index-aligned with `stored`. */
   documents: SyncDocument[];
   checkpoint: Checkpoint;
+  /** The JSON size of `documents[i]`, measured once per batch for every subscriber. */
+  bytes(i: number): number;
 }
 
 export type ChangeListener = (batch: ChangeBatch) => void;
@@ -101,10 +103,13 @@ export class ChangeFeed {
   }
 
   private emit(stored: StoredDocument[]): void {
+    const documents = stored.map((d) => this.store.toWire(d));
+    const sizes: Array<number | undefined> = [];
     const batch: ChangeBatch = {
       stored,
-      documents: stored.map((d) => this.store.toWire(d)),
+      documents,
       checkpoint: { seq: this.position },
+      bytes: (i) => (sizes[i] ??= JSON.stringify(documents[i]).length),
     };
     for (const listener of this.listeners) {
       try {

@@ -3,6 +3,7 @@
 // data), `id` as `_id`, DateTime fields as BSON dates, and the gateway's metadata under `_sync`.
 // Deletes are soft: a tombstone keeps the last fields with `_sync.deleted: true`, so clients
 // that were offline still learn of the delete.
+import { isDeepStrictEqual } from 'node:util';
 import { MongoBulkWriteError, type AnyBulkWriteOperation, type Collection, type Db, type Filter, type FindCursor } from 'mongodb';
 import type { Stamps } from '../../protocol/field-state.ts';
 import { DELETED_FIELD, mapDateTimes, hasDateTimes, PRIMARY_KEY, queryableFields, STAMPS_FIELD, type CollectionModel } from '../../protocol/model.ts';
@@ -21,6 +22,12 @@ export interface SyncMetadata {
    * live stream tell a client that a document just left its view.
    */
   prev?: Record<string, unknown> | null;
+  /**
+   * Older distinct queryable states (oldest first, at most PAST_STATES): a pull tells a client
+   * that a document left its view only if the user could read one of its recent states, so no
+   * id of a document it never could read leaves the gateway (view.ts).
+   */
+  past?: Array<Record<string, unknown>>;
   /** Per field path, the stamp of its last change, or a counter's or set's state (sync/merge.ts). */
   stamps?: Stamps;
 }
@@ -28,6 +35,9 @@ export interface SyncMetadata {
 export type StoredDocument = { _id: string; _sync: SyncMetadata } & Record<string, unknown>;
 
 export const COUNTERS_COLLECTION = '_tributary_sequences';
+
+/** How many queryable states before the previous one a document remembers (`_sync.past`). */
+export const PAST_STATES = 3;
 
 export interface CollectionStoreOptions {
   leaseTtlMs: number;
@@ -70,6 +80,20 @@ export class CollectionStore {
   /** The queryable fields of a stored version, as `_sync.prev` of the next one keeps them. */
   queryableSnapshot(stored: StoredDocument): Record<string, unknown> {
     return Object.fromEntries(queryableFields(this.model).map((f) => (f.name === PRIMARY_KEY ? ['_id', stored._id] : [f.name, stored[f.name] ?? null])));
+  }
+
+  /** How many writes go under one sequence lease (store-limits.ts). */
+  get writesPerLease(): number {
+    return this.limits.writesPerLease;
+  }
+
+  /** `_sync.prev` and `_sync.past` of the version that replaces `stored` (null: an insert). */
+  history(stored: StoredDocument | null): Pick<SyncMetadata, 'prev' | 'past'> {
+    if (stored === null) return { prev: null, past: [] };
+    const prev = this.queryableSnapshot(stored);
+    const older = [...(stored._sync.past ?? []), ...(stored._sync.prev ? [stored._sync.prev] : [])];
+    const distinct = older.filter((state, i) => !isDeepStrictEqual(state, prev) && older.findIndex((s) => isDeepStrictEqual(s, state)) === i);
+    return { prev, past: distinct.slice(-PAST_STATES) };
   }
 
   /** A removal from a client's view: the id only, marked deleted. Nothing else leaves. */

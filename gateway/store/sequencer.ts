@@ -21,6 +21,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Collection } from 'mongodb';
 
+const MAX_ALLOCATION_ATTEMPTS = 100;
+
 interface LeaseRecord {
   lo: number;
   hi: number;
@@ -119,6 +121,8 @@ export class Sequencer {
   private async compareAndSetAllocate(counts: number[]): Promise<Lease[]> {
     const total = counts.reduce((a, b) => a + b, 0);
     for (let attempt = 0; ; attempt++) {
+      // Bounded: instances that keep winning for this long mean something else is wrong.
+      if (attempt === MAX_ALLOCATION_ATTEMPTS) throw new Error(`sequence counter ${this.key}: lost ${attempt} allocations in a row to other writers`);
       const counter = await this.counters.findOne({ _id: this.key }, { projection: { seq: 1 } });
       if (!counter) throw new Error(`sequence counter ${this.key} is missing; was init() called?`);
       const at = new Date();

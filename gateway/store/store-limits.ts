@@ -20,15 +20,28 @@ export interface StoreLimits {
   cachedCursorsPerCollection: number;
   /** Whether writes carry their compare-and-set condition (`_sync.seq`) to the store. */
   compareAndSet: boolean;
+  /**
+   * Writes made under one sequence lease. A lease holds every reader back until it is released,
+   * and one that outlives its TTL makes its writes be sequenced again, so a big push is written
+   * in parts small enough to finish well within the TTL on a slow store.
+   */
+  writesPerLease: number;
 }
 
 /** 2 × 16 held by updates and 2 × 16 by cached cursors leave most of FerretDB's 100 for reads. */
-export const FERRETDB_LIMITS: StoreLimits = { updatesPerCommand: 16, concurrentUpdateCommands: 2, cachedCursorsPerCollection: 16, compareAndSet: false };
+export const FERRETDB_LIMITS: StoreLimits = {
+  updatesPerCommand: 16,
+  concurrentUpdateCommands: 2,
+  cachedCursorsPerCollection: 16,
+  compareAndSet: false,
+  writesPerLease: 64,
+};
 export const MONGODB_LIMITS: StoreLimits = {
   updatesPerCommand: 1_000,
   concurrentUpdateCommands: Number.POSITIVE_INFINITY,
   cachedCursorsPerCollection: 200,
   compareAndSet: true,
+  writesPerLease: 1_000,
 };
 
 export async function detectStoreLimits(db: Db): Promise<StoreLimits> {

@@ -10,6 +10,7 @@ import type { CompiledFilter } from '../query/filter.ts';
 import { shape, type View } from './view.ts';
 import type { CollectionStore, StoredDocument } from '../store/collection-store.ts';
 import { readPage } from '../store/cursor-cache.ts';
+import { inSet } from '../rules/permissions.ts';
 
 export interface BootstrapRequest {
   query: CompiledFilter;
@@ -41,7 +42,9 @@ export async function bootstrap(store: CollectionStore, request: BootstrapReques
   const all = { $and: selection } as Filter<StoredDocument>;
   const page = request.after === null ? all : ({ $and: [...selection, { _id: { $gt: request.after } }] } as Filter<StoredDocument>);
 
-  const cacheKey = (after: string | null) => `bootstrap:${request.key}:${snapshot}:${after ?? ''}`;
+  // The cursor's query holds this user's read filter: only the same user with the same
+  // permissions may continue it.
+  const cacheKey = (after: string | null) => `bootstrap:${request.view.permissions.fingerprint}:${request.key}:${snapshot}:${after ?? ''}`;
   const cursor = store.cursors.take(cacheKey(request.after))?.cursor ?? store.documents.find(page).sort({ _id: 1 }).batchSize(request.limit);
   const [{ documents: found, exhausted }, estimatedTotal] = await Promise.all([
     readPage(cursor, request.limit),
@@ -50,5 +53,7 @@ export async function bootstrap(store: CollectionStore, request: BootstrapReques
   const next = exhausted ? null : found[found.length - 1]!._id;
   if (next === null) await cursor.close();
   else store.cursors.put(cacheKey(next), cursor, snapshot);
-  return { documents: found.map((d) => shape(request.view, store.toWire(d))), snapshot, next, estimatedTotal };
+  // Checked again as they leave: what this user may read now, whatever the cursor was opened with.
+  const readable = found.filter((d) => !d._sync.deleted && inSet(read, d));
+  return { documents: readable.map((d) => shape(request.view, store.toWire(d))), snapshot, next, estimatedTotal };
 }

@@ -13,7 +13,9 @@ import { forPull, viewIsEmpty, type View } from './view.ts';
 
 export async function pull(store: CollectionStore, checkpoint: Checkpoint | null, limit: number, view: View): Promise<PullBulk> {
   const after = checkpoint?.seq ?? 0;
-  const kept = store.cursors.take(`pull:${after}`);
+  // Bound to the user and its permissions: another user's cursor is never continued.
+  const cacheKey = (seq: number) => `pull:${view.permissions.fingerprint}:${seq}`;
+  const kept = store.cursors.take(cacheKey(after));
   let cursor = kept?.cursor;
   let horizon = kept?.context ?? 0;
   /** Whether `horizon` was read during this request (else it is an earlier page's). */
@@ -31,8 +33,8 @@ export async function pull(store: CollectionStore, checkpoint: Checkpoint | null
     stored.push(...page.documents);
     if (!page.exhausted) {
       const next = stored[stored.length - 1]!._sync.seq;
-      store.cursors.put(`pull:${next}`, cursor, horizon);
-      return { documents: stored.map((d) => forPull(store, view, d)), checkpoint: { seq: next }, hasMore: true };
+      store.cursors.put(cacheKey(next), cursor, horizon);
+      return { documents: visible(store, view, stored), checkpoint: { seq: next }, hasMore: true };
     }
     await cursor.close();
     if (current) break;
@@ -43,5 +45,9 @@ export async function pull(store: CollectionStore, checkpoint: Checkpoint | null
     horizon = now;
   }
   // Everything up to the horizon was read: the client may jump there.
-  return { documents: stored.map((d) => forPull(store, view, d)), checkpoint: { seq: horizon }, hasMore: false };
+  return { documents: visible(store, view, stored), checkpoint: { seq: horizon }, hasMore: false };
+}
+
+function visible(store: CollectionStore, view: View, stored: StoredDocument[]): PullBulk['documents'] {
+  return stored.flatMap((d) => forPull(store, view, d) ?? []);
 }

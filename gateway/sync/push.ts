@@ -15,10 +15,11 @@
 // `_id` and relies on that order alone (store/store-limits.ts).
 import type { AnyBulkWriteOperation } from 'mongodb';
 import { COMPENSATING_WRITE_CODE, REJECTION_CODES, type PushRejection, type PushResult, type PushRow, type SyncDocument } from '../../protocol/messages.ts';
-import { inSet, UNRESTRICTED, writeDenial, type CollectionPermissions, type WriteDenial } from '../rules/permissions.ts';
+import { accessDenial, hiddenFieldNamed, inSet, UNRESTRICTED, withHiddenFieldsOf, writeDenial, type CollectionPermissions, type WriteDenial } from '../rules/permissions.ts';
 import { randomBytes } from 'node:crypto';
 import { formatStamp, HybridLogicalClock, parseStamp } from '../../protocol/hlc.ts';
 import { allStamps, mergedFields, recordChange, SERVER_NODE, stampsProblem, type MergedFields } from '../../protocol/field-state.ts';
+import { unsafeKeyPath } from '../../protocol/paths.ts';
 import { isDeepStrictEqual } from 'node:util';
 import { STAMPS_FIELD } from '../../protocol/model.ts';
 import { withoutStamps, type CollectionStore, type StoredDocument } from '../store/collection-store.ts';
@@ -28,6 +29,7 @@ import { KeyedLock } from './keyed-lock.ts';
 import type { DocumentValidator } from './validate.ts';
 
 const MAX_ROUNDS = 8;
+const MAX_RESEQUENCE_ATTEMPTS = 3;
 
 interface PlannedWrite {
   doc: SyncDocument;
@@ -57,6 +59,7 @@ export class PushError extends Error {
 
 export class CollectionWriter {
   private readonly documentLocks = new KeyedLock();
+  private readonly userPushes = new KeyedLock();
 
   /** Pushes under way: a graceful stop lets them finish, so their sequence leases are released. */
   private readonly inflight = new Set<Promise<unknown>>();
@@ -77,7 +80,9 @@ export class CollectionWriter {
   }
 
   push(rows: readonly unknown[], permissions: CollectionPermissions = UNRESTRICTED): Promise<PushResult> {
-    const pushing = this.pushNow(rows, permissions);
+    // One push at a time per user: parallel pushes from one user wait their turn instead of
+    // taking every write slot of the store from everyone else.
+    const pushing = this.userPushes.run([permissions.fingerprint], () => this.pushNow(rows, permissions));
     this.inflight.add(pushing);
     void pushing.finally(() => this.inflight.delete(pushing)).catch(() => {});
     return pushing;
@@ -95,12 +100,20 @@ export class CollectionWriter {
     let pending: PushRow[] = [];
 
     for (const row of rows) {
-      const problem = checkRow(row, this.fields);
+      const problem = checkRow(row, this.store.model);
       if (problem) {
         rejected.push(problem);
         continue;
       }
       const doc = (row as PushRow).newDocumentState;
+      const hidden = hiddenFieldNamed(permissions, this.store.model, doc);
+      if (hidden) {
+        rejected.push({ id: doc.id, ...permissionDenied({ field: hidden, message: `the role may not write ${this.store.model.typeName}.${hidden}` }) });
+        rejectedDocs.push(doc);
+        continue;
+      }
+      // A tombstone's fields are never stored (the stored document's are kept), so only live
+      // documents are checked against the schema.
       const violation = doc._deleted ? null : this.validate(doc);
       if (violation) {
         rejected.push({ id: doc.id, code: REJECTION_CODES.SCHEMA_VIOLATION, field: violation.field, message: violation.message, realmCode: null });
@@ -138,16 +151,27 @@ export class CollectionWriter {
   private async applyOnce(rows: PushRow[], out: Outcome, readFirst: Set<PushRow>): Promise<PushRow[]> {
     const planned: Array<PlannedWrite & { row: PushRow }> = [];
     const toRead = rows.filter((row) => {
-      if (row.assumedMasterState || readFirst.has(row)) return true;
+      // A delete always reads first: there may be nothing (this user may know of) to delete.
+      if (row.assumedMasterState || row.newDocumentState._deleted || readFirst.has(row)) return true;
       const merged = this.planMerge(row, undefined, out);
       if (merged) planned.push(merged);
       return false;
     });
     const current = toRead.length > 0 ? await this.store.findByIds(toRead.map((r) => r.newDocumentState.id)) : new Map<string, StoredDocument>();
-    for (const row of toRead) {
+    for (const pushed of toRead) {
+      const stored = current.get(pushed.newDocumentState.id);
+      const row = this.withHiddenFields(pushed, stored, out.permissions);
       const { newDocumentState: doc, assumedMasterState: assumed } = row;
-      const stored = current.get(doc.id);
+      // Deleting what does not exist, or what this user may not read, writes nothing and is
+      // answered as done: no tombstone is planted on an id, and the answer tells nothing.
+      if (doc._deleted && (!stored || stored._sync.deleted || !inSet(out.permissions.read, stored))) continue;
       if (STAMPS_FIELD in doc) {
+        // Permissions first: no merge work for a document this user may not change.
+        const denial = accessDenial(out.permissions, stored, doc._deleted === true);
+        if (denial) {
+          this.refuse(out, stored, doc, permissionDenied(denial));
+          continue;
+        }
         const merged = this.planMerge(row, stored, out);
         if (merged) planned.push(merged);
         continue;
@@ -213,16 +237,19 @@ export class CollectionWriter {
   }
 
   /**
-   * The client's stamps, with any too far in the future pulled back to the allowed skew. (Counter
-   * and set states are left alone: they never compare different devices' stamps.)
+   * The client's stamps, with any too far in the future pulled back to the allowed skew (its
+   * counter kept: a clock that observes one at its maximum moves on to the next millisecond).
+   * Counter and set states are left alone: they never compare different devices' stamps, and
+   * no clock observes another device's set stamps (gatewayStamps). checkRow has checked them all.
    */
   private clientStamps(doc: SyncDocument): Stamps {
     const limit = Date.now() + this.conflicts.maxClockSkewMs;
     return Object.fromEntries(
-      Object.entries((doc[STAMPS_FIELD] as Stamps | undefined) ?? {}).map(([path, stamp]) => {
-        if (typeof stamp !== 'string') return [path, stamp];
-        const parsed = parseStamp(stamp)!;
-        return [path, parsed.wall > limit ? formatStamp(limit, parsed.counter, parsed.node) : stamp];
+      Object.entries((doc[STAMPS_FIELD] as Stamps | undefined) ?? {}).flatMap(([path, stamp]): Array<[string, Stamps[string]]> => {
+        if (typeof stamp !== 'string') return [[path, stamp]];
+        const parsed = parseStamp(stamp);
+        if (!parsed) return []; // refused by checkRow already; never trusted to parse
+        return [[path, parsed.wall > limit ? formatStamp(limit, parsed.counter, parsed.node) : stamp]];
       }),
     );
   }
@@ -235,21 +262,31 @@ export class CollectionWriter {
   private gatewayStamps(server: Version | null, doc: SyncDocument): Stamps {
     const previous = server?.stamps ?? {};
     if (doc._deleted) return previous;
-    for (const stamp of allStamps(previous)) this.clock.observe(stamp);
+    // Stored stamps are at most the skew ahead (clientStamps), plus the millisecond a counter
+    // overflow adds; the clock follows nothing further. Other devices' set stamps are never
+    // compared with ours, so they do not move the clock.
+    for (const stamp of allStamps(previous, this.clock.node)) this.clock.observe(stamp, this.conflicts.maxClockSkewMs + 1_000);
     return recordChange(this.fields, server?.doc ?? {}, doc, previous, () => this.clock.tick(), SERVER_NODE) ?? previous;
   }
 
   /**
-   * Writes under one sequence lease. Returns, per planned write, whether it landed (false: another
-   * writer changed the document first).
+   * Writes in parts, each under its own sequence lease (a lease held for the whole of a big push
+   * on a slow store would outlive its TTL). Returns, per planned write, whether it landed (false:
+   * another writer changed the document first).
    */
   private async write(planned: PlannedWrite[]): Promise<boolean[]> {
+    const landed: boolean[] = [];
+    const part = this.store.writesPerLease;
+    for (let start = 0; start < planned.length; start += part) landed.push(...(await this.writeUnderOneLease(planned.slice(start, start + part))));
+    return landed;
+  }
+
+  private async writeUnderOneLease(planned: PlannedWrite[]): Promise<boolean[]> {
     const lease = await this.store.sequencer.allocate(planned.length);
     const updatedAt = new Date();
     const seqs = planned.map((_, i) => lease.lo + i);
     const ops: AnyBulkWriteOperation<StoredDocument>[] = planned.map(({ doc, replaces, stamps }, i) => {
-      const prev = replaces ? this.store.queryableSnapshot(replaces) : null;
-      const _sync = { seq: seqs[i]!, updatedAt, deleted: doc._deleted === true, prev, stamps };
+      const _sync = { seq: seqs[i]!, updatedAt, deleted: doc._deleted === true, ...this.store.history(replaces), stamps };
       const stored = { ...this.store.toStored(doc), _sync } as StoredDocument;
       return replaces === null
         ? { insertOne: { document: stored } }
@@ -285,7 +322,10 @@ export class CollectionWriter {
    */
   private async resequence(written: Array<{ id: string; seq: number }>): Promise<void> {
     let items = written;
-    while (items.length > 0) {
+    for (let attempt = 0; items.length > 0; attempt++) {
+      // Each attempt is one small update per document; if even that cannot finish within the
+      // lease's TTL the store is failing, and retrying would only push the sequence on.
+      if (attempt === MAX_RESEQUENCE_ATTEMPTS) throw new PushError(`could not re-sequence ${items.length} writes within the lease TTL ${MAX_RESEQUENCE_ATTEMPTS} times`);
       const lease = await this.store.sequencer.allocate(items.length);
       const next = items.map((w, i) => ({ id: w.id, seq: lease.lo + i }));
       await this.store.writeMany(
@@ -325,6 +365,14 @@ export class CollectionWriter {
     return STAMPS_FIELD in pushed ? visible : withoutStamps(visible);
   }
 
+  /** The row with the stored values of fields this user may not read (rules/permissions.ts). */
+  private withHiddenFields(row: PushRow, stored: StoredDocument | undefined, permissions: CollectionPermissions): PushRow {
+    const model = this.store.model;
+    const assumed = row.assumedMasterState ? withHiddenFieldsOf(permissions, model, row.assumedMasterState, stored) : row.assumedMasterState;
+    const next = withHiddenFieldsOf(permissions, model, row.newDocumentState, stored);
+    return next === row.newDocumentState && assumed === row.assumedMasterState ? row : { assumedMasterState: assumed, newDocumentState: next };
+  }
+
   private stateOf(doc: SyncDocument): Record<string, unknown> {
     return { ...this.store.toStored(doc), _deleted: doc._deleted === true };
   }
@@ -339,7 +387,7 @@ function permissionDenied(denial: WriteDenial): Omit<PushRejection, 'id'> {
   return { code: REJECTION_CODES.PERMISSION_DENIED, field: denial.field, message: denial.message, realmCode: COMPENSATING_WRITE_CODE };
 }
 
-function checkRow(row: unknown, fields: MergedFields): PushRejection | null {
+function checkRow(row: unknown, collection: CollectionStore['model']): PushRejection | null {
   const bad = (message: string, id: string | null = null): PushRejection => ({ id, code: REJECTION_CODES.BAD_ROW, field: null, message, realmCode: null });
   if (typeof row !== 'object' || row === null) return bad('push row must be an object');
   const { newDocumentState: doc, assumedMasterState: assumed } = row as Record<string, unknown>;
@@ -352,7 +400,12 @@ function checkRow(row: unknown, fields: MergedFields): PushRejection | null {
   const deleted = (doc as Record<string, unknown>)._deleted;
   if (deleted !== undefined && typeof deleted !== 'boolean') return bad('newDocumentState._deleted must be a boolean', id);
   const stamps = (doc as Record<string, unknown>)[STAMPS_FIELD];
-  const problem = stamps === undefined ? null : stampsProblem(fields, stamps);
+  const problem = stamps === undefined ? null : stampsProblem(collection, stamps);
   if (problem) return bad(`newDocumentState.${STAMPS_FIELD}: ${problem}`, id);
+  // A key through which a write reaches shared prototypes is no field of any type.
+  for (const [name, state] of [['newDocumentState', doc], ['assumedMasterState', assumed]] as const) {
+    const unsafe = unsafeKeyPath(state);
+    if (unsafe) return bad(`${name}.${unsafe}: "${unsafe.split('.').pop()}" may not be used as a key`, id);
+  }
   return null;
 }

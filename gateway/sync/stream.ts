@@ -2,20 +2,32 @@
 //
 // The sync stream starts with a resync event (the client pulls from its checkpoint, covering
 // whatever it missed while disconnected), then forwards every batch. Memory per client is
-// bounded: when more than `maxQueuedDocuments` pile up for a client that reads slower than
-// changes arrive, the sync stream drops its queue for a single resync event (the client catches
-// up by pulling), and a plain watch subscription ends with an error.
+// bounded in documents and in bytes: graphql-ws sends one message at a time and waits until the
+// socket took it, so events for a client that stops reading pile up here. Past either bound the
+// sync stream drops its queue for a single resync event (the client catches up by pulling), and
+// a plain watch subscription ends with an error.
 import { GraphQLError } from 'graphql';
-import type { StreamEvent } from '../../protocol/messages.ts';
+import type { StreamEvent, SyncDocument } from '../../protocol/messages.ts';
 import type { ChangeBatch, ChangeFeed } from '../store/change-feed.ts';
 import type { CollectionStore } from '../store/collection-store.ts';
 import { forStream, viewDifference, type View } from './view.ts';
 
 export interface StreamOptions {
   maxQueuedDocuments: number;
+  /** JSON bytes of queued documents a client may have waiting before the bounds above apply. */
+  maxQueuedBytes: number;
+}
+
+/** An event and what it weighs in the queue. */
+export interface Sized<T> {
+  event: T;
+  documents: number;
+  bytes: number;
 }
 
 const RESYNC: StreamEvent = { documents: [], checkpoint: null, resync: true };
+/** What a removal (id and `_deleted`) weighs, near enough. */
+const REMOVAL_BYTES = 64;
 
 /**
  * A client's sync stream through its view. A batch with nothing for the client sends nothing:
@@ -32,20 +44,32 @@ export function syncStream(
   },
 ): AsyncIterableIterator<StreamEvent> {
   let view = makeView();
-  const toEvent = (batch: ChangeBatch): StreamEvent | null => {
-    const documents = batch.stored.flatMap((stored, i) => forStream(store, view, stored, batch.documents[i]!) ?? []);
-    return documents.length > 0 ? { documents, checkpoint: batch.checkpoint, resync: false } : null;
+  const toEvent = (batch: ChangeBatch): Sized<StreamEvent> | null => {
+    const documents: SyncDocument[] = [];
+    let bytes = 0;
+    batch.stored.forEach((stored, i) => {
+      const sent = forStream(store, view, stored, batch.documents[i]!);
+      if (sent === null) return;
+      documents.push(sent);
+      bytes += sent._deleted && !batch.documents[i]!._deleted ? REMOVAL_BYTES : batch.bytes(i);
+    });
+    return documents.length > 0 ? { event: { documents, checkpoint: batch.checkpoint, resync: false }, documents: documents.length, bytes } : null;
   };
   // Live permission changes: switch to the new view and send the difference, without a resync.
   const source = options.watchPermissions
-    ? (emit: (event: StreamEvent) => void) =>
+    ? (emit: (event: Sized<StreamEvent>) => void, fail: (error: unknown) => void) =>
         options.watchPermissions!(() => {
           const before = view;
-          view = makeView();
-          void viewDifference(store, before, view).then((documents) => {
+          try {
+            view = makeView();
+          } catch (error) {
+            fail(error); // the view is no longer allowed (e.g. it filters on a field now hidden)
+            return;
+          }
+          viewDifference(store, before, view).then((documents) => {
             // Current states, not changes up to a checkpoint: the client keeps its checkpoint.
-            if (documents.length > 0) emit({ documents, checkpoint: null, resync: false });
-          });
+            if (documents.length > 0) emit({ event: { documents, checkpoint: null, resync: false }, documents: documents.length, bytes: JSON.stringify(documents).length });
+          }, fail);
         })
     : undefined;
   return openStream<StreamEvent>(feed, toEvent, { ...options, first: RESYNC, onOverflow: RESYNC, source });
@@ -54,38 +78,57 @@ export function syncStream(
 /** Events derived from each batch (null: nothing for this client), queued per client. */
 export function openStream<T>(
   feed: ChangeFeed,
-  toEvent: (batch: ChangeBatch) => T | null,
-  options: StreamOptions & { first?: T; onOverflow?: T; source?: (emit: (event: T) => void) => () => void },
+  toEvent: (batch: ChangeBatch) => Sized<T> | null,
+  options: StreamOptions & {
+    first?: T;
+    onOverflow?: T;
+    source?: (emit: (event: Sized<T>) => void, fail: (error: unknown) => void) => () => void;
+  },
 ): AsyncIterableIterator<T> {
-  const queue: Array<{ event: T; size: number }> = options.first ? [{ event: options.first, size: 0 }] : [];
+  const queue: Array<Sized<T>> = options.first ? [{ event: options.first, documents: 0, bytes: 0 }] : [];
   let queuedDocuments = 0;
+  let queuedBytes = 0;
   let waiting: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void } | null = null;
-  let failure: GraphQLError | null = null;
+  let failure: unknown = null;
   let done = false;
 
-  const deliver = (event: T, size: number) => {
+  const fail = (error: unknown) => {
+    if (done || failure) return;
+    failure = error;
+    unsubscribe();
+    queue.length = 0;
+    if (waiting) {
+      const { reject } = waiting;
+      waiting = null;
+      done = true;
+      reject(error);
+    }
+  };
+  const deliver = (item: Sized<T>) => {
+    if (done || failure) return;
     if (waiting) {
       const { resolve } = waiting;
       waiting = null;
-      resolve({ value: event, done: false });
+      resolve({ value: item.event, done: false });
       return;
     }
-    if (queuedDocuments + size <= options.maxQueuedDocuments) {
-      queue.push({ event, size });
-      queuedDocuments += size;
+    if (queuedDocuments + item.documents <= options.maxQueuedDocuments && queuedBytes + item.bytes <= options.maxQueuedBytes) {
+      queue.push(item);
+      queuedDocuments += item.documents;
+      queuedBytes += item.bytes;
     } else if (options.onOverflow) {
-      queue.splice(0, queue.length, { event: options.onOverflow, size: 0 });
+      queue.splice(0, queue.length, { event: options.onOverflow, documents: 0, bytes: 0 });
       queuedDocuments = 0;
+      queuedBytes = 0;
     } else {
-      failure = new GraphQLError('subscriber fell too far behind the change feed', { extensions: { code: 'SLOW_CONSUMER' } });
-      unsubscribe();
+      fail(new GraphQLError('subscriber fell too far behind the change feed', { extensions: { code: 'SLOW_CONSUMER' } }));
     }
   };
   const unsubscribeFeed = feed.subscribe((batch) => {
-    const event = toEvent(batch);
-    if (event !== null) deliver(event, batch.documents.length);
+    const item = toEvent(batch);
+    if (item !== null) deliver(item);
   });
-  const unsubscribeSource = options.source?.((event) => !done && deliver(event, 0));
+  const unsubscribeSource = options.source?.(deliver, fail);
   const unsubscribe = () => {
     unsubscribeFeed();
     unsubscribeSource?.();
@@ -105,7 +148,8 @@ export function openStream<T>(
       if (done) return Promise.resolve({ value: undefined, done: true });
       const item = queue.shift();
       if (item) {
-        queuedDocuments -= item.size;
+        queuedDocuments -= item.documents;
+        queuedBytes -= item.bytes;
         return Promise.resolve({ value: item.event, done: false });
       }
       if (failure) {

@@ -48,6 +48,20 @@ export function wasInView(view: View, stored: StoredDocument): boolean {
   return (view.filter?.matches(before) ?? true) && inSet(view.permissions.read, before);
 }
 
+/**
+ * Whether the user may read this document now or could in one of its recent states
+ * (`_sync.prev`, `_sync.past`). Only then may it learn of the document at all, even as a
+ * removal: the id of a document a user never could read does not leave the gateway.
+ */
+function mayKnowOf(view: View, stored: StoredDocument): boolean {
+  const { read } = view.permissions;
+  if (read === 'all') return true;
+  if (read === 'none') return false;
+  if (read.matches(stored)) return true;
+  const states = [...(stored._sync.past ?? []), ...(stored._sync.prev ? [stored._sync.prev] : [])];
+  return states.some((state) => read.matches({ ...state, _sync: stored._sync } as StoredDocument));
+}
+
 /** An unrestricted client without subscriptions gets every change whole, tombstones included. */
 function seesEverything(view: View): boolean {
   return view.filter === null && view.permissions.unrestricted;
@@ -55,12 +69,12 @@ function seesEverything(view: View): boolean {
 
 /**
  * For catch-up reads (pull): the document if in view, else a removal. A pull cannot know what
- * the client holds, so every change out of view becomes a removal; the SDK drops removals of
- * documents it does not have.
+ * the client holds, so every change out of view that the user may know of becomes a removal;
+ * the SDK drops removals of documents it does not have. Null: nothing for this user.
  */
-export function forPull(store: CollectionStore, view: View, stored: StoredDocument, wire?: SyncDocument): SyncDocument {
+export function forPull(store: CollectionStore, view: View, stored: StoredDocument, wire?: SyncDocument): SyncDocument | null {
   if (seesEverything(view) || inView(view, stored)) return shape(view, wire ?? store.toWire(stored));
-  return store.removal(stored);
+  return mayKnowOf(view, stored) ? store.removal(stored) : null;
 }
 
 /**
