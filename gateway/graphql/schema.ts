@@ -10,6 +10,7 @@ import type { Checkpoint, PushResult, SyncDocument } from '../../protocol/messag
 import { QueryError } from '../../protocol/filter.ts';
 import { compileFilter } from '../query/filter.ts';
 import type { User } from '../auth/authenticator.ts';
+import { MAX_JSON_DEPTH, nestsDeeperThan } from '../limits/json-depth.ts';
 import { inSet, UNRESTRICTED, writeDenial, type CollectionPermissions } from '../rules/permissions.ts';
 import { withoutStamps, type CollectionStore, type StoredDocument } from '../store/collection-store.ts';
 import type { ChangeFeed } from '../store/change-feed.ts';
@@ -348,18 +349,26 @@ function checkLimit(name: string, value: number, max: number): void {
   }
 }
 
+// Nesting is bounded (MAX_JSON_DEPTH, gateway/limits/json-depth.ts): storing and serializing recurse.
 const jsonObjectScalar = new GraphQLScalarType({
   name: 'JSONObject',
   serialize: (value) => value,
   parseValue: (value) => {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new GraphQLError('JSONObject must be an object');
-    return value;
+    return checkJsonDepth(value);
   },
   parseLiteral: (ast, variables) => {
     if (ast.kind !== Kind.OBJECT) throw new GraphQLError('JSONObject must be an object');
-    return valueFromASTUntyped(ast, variables);
+    return checkJsonDepth(valueFromASTUntyped(ast, variables));
   },
 });
+
+function checkJsonDepth<T>(value: T): T {
+  if (nestsDeeperThan(value, MAX_JSON_DEPTH)) {
+    throw new GraphQLError(`JSONObject nests deeper than ${MAX_JSON_DEPTH} levels`, { extensions: { code: 'BAD_REQUEST' } });
+  }
+  return value;
+}
 
 const dateTimeScalar = new GraphQLScalarType({
   name: 'DateTime',
