@@ -25,6 +25,11 @@ export class QueryError extends Error {
 export interface CheckFilterOptions {
   /** Only fields marked @queryable may be used (subscriptions, rules). */
   queryableOnly: boolean;
+  /**
+   * The top-level fields the asking user may read: a filter on any other would tell it what the
+   * field holds (gateway/rules/permissions.ts). Absent: all fields.
+   */
+  readableField?: (field: string) => boolean;
 }
 
 /** Throws QueryError unless `filter` only uses allowed operators on fields of `collection`. */
@@ -98,7 +103,7 @@ function resolvePath(collection: CollectionModel, path: string, options: CheckFi
   const parts = path.split('.');
   for (const [i, part] of parts.entries()) {
     const field = fields.find((f) => f.name === part);
-    if (!field) throw new QueryError(`unknown field ${path} in ${collection.typeName}`);
+    if (!field || (i === 0 && options.readableField && !options.readableField(part))) throw new QueryError(`unknown field ${path} in ${collection.typeName}`);
     if (i === 0 && options.queryableOnly && !field.queryable) {
       throw new QueryError(`${collection.typeName}.${part} is not queryable; mark it @queryable in schema.graphql to use it in subscriptions`);
     }

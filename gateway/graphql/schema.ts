@@ -203,16 +203,17 @@ function queryResolvers({ model, store }: CollectionRuntime, n: PlainNames, limi
       context: RequestContext,
     ) => {
       checkLimit('limit', args.limit, limits.maxPullLimit);
-      const query = asBadQuery(() => compileFilter(model, args.query, { queryableOnly: true }));
-      const exclude = args.exclude?.length ? asBadQuery(() => compileView(model, args.exclude, UNRESTRICTED)).filter : null;
+      const permissions = perms(context);
+      const query = asBadQuery(() => compileFilter(model, args.query, { queryableOnly: true, readableField: permissions.readableField }));
+      const exclude = args.exclude?.length ? asBadQuery(() => compileView(model, args.exclude, permissions)).filter : null;
       const key = bootstrapKey(args.query, args.exclude ?? null);
-      const view = compileView(model, null, perms(context), args.stamps);
+      const view = compileView(model, null, permissions, args.stamps);
       return bootstrap(store, { query, exclude, after: args.after ?? null, snapshot: args.snapshot ?? null, limit: args.limit, key, view });
     },
     [n.list]: async (_: unknown, args: { filter?: unknown; limit: number }, context: RequestContext) => {
       checkLimit('limit', args.limit, limits.maxListLimit);
-      const filter = asBadQuery(() => compileFilter(model, args.filter));
-      const { read, project } = perms(context);
+      const { read, project, readableField } = perms(context);
+      const filter = asBadQuery(() => compileFilter(model, args.filter, { queryableOnly: false, readableField }));
       if (read === 'none') return [];
       const selection = read === 'all' ? filter.mongo : ({ $and: [filter.mongo, read.stored] } as Filter<StoredDocument>);
       const found = await store.documents.find(selection).sort({ _id: 1 }).limit(args.limit).toArray();
@@ -304,13 +305,21 @@ function subscriptionResolvers({ model, store, feed }: CollectionRuntime, n: Pla
     },
     [n.watch]: {
       subscribe: (_: unknown, args: { filter?: unknown }, context: RequestContext) => {
-        const filter = asBadQuery(() => compileFilter(model, args.filter));
+        const compile = (permissions: CollectionPermissions) => asBadQuery(() => compileFilter(model, args.filter, { queryableOnly: false, readableField: permissions.readableField }));
+        let checkedFor = perms(context);
+        let filter = compile(checkedFor);
         return openStream(
           feed,
           (batch) => {
             // The permissions as they are now, for every batch: a user whose access was revoked
-            // stops receiving at once (rules/permissions.ts decides once per change, not per call).
-            const { read, project } = perms(context);
+            // stops receiving at once (rules/permissions.ts decides once per change, not per call),
+            // and a filter on a field it may no longer read ends the subscription.
+            const permissions = perms(context);
+            if (permissions !== checkedFor) {
+              filter = compile(permissions);
+              checkedFor = permissions;
+            }
+            const { read, project } = permissions;
             let bytes = 0;
             const changes = batch.stored.flatMap((stored, i) => {
               if (!filter.matches(stored) || !inSet(read, stored)) return [];

@@ -113,9 +113,10 @@ export class CollectionWriter {
         continue;
       }
       // A tombstone's fields are never stored (the stored document's are kept), so only live
-      // documents are checked against the schema.
+      // documents are checked against the schema. A client cannot send fields it may not read:
+      // those come from the stored document, and the merged result is checked again.
       const violation = doc._deleted ? null : this.validate(doc);
-      if (violation) {
+      if (violation && !(violation.missing && violation.field !== null && !permissions.readableField(violation.field))) {
         rejected.push({ id: doc.id, code: REJECTION_CODES.SCHEMA_VIOLATION, field: violation.field, message: violation.message, realmCode: null });
         rejectedDocs.push(doc);
         continue;

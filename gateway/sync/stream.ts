@@ -125,7 +125,13 @@ export function openStream<T>(
     }
   };
   const unsubscribeFeed = feed.subscribe((batch) => {
-    const item = toEvent(batch);
+    let item: Sized<T> | null;
+    try {
+      item = toEvent(batch);
+    } catch (error) {
+      fail(error); // e.g. the subscription's filter is no longer allowed for this user
+      return;
+    }
     if (item !== null) deliver(item);
   });
   const unsubscribeSource = options.source?.(deliver, fail);

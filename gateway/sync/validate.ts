@@ -10,6 +10,8 @@ const addFormats = createRequire(import.meta.url)('ajv-formats') as typeof impor
 export interface FieldViolation {
   field: string | null;
   message: string;
+  /** The field is missing (rather than wrong). */
+  missing?: boolean;
 }
 
 export type DocumentValidator = (doc: Record<string, unknown>) => FieldViolation | null;
@@ -39,5 +41,5 @@ function describe(typeName: string, error: ErrorObject | undefined): FieldViolat
         : error.keyword === 'enum'
           ? `must be one of ${(error.params.allowedValues as unknown[]).filter((v) => v !== null).join(', ')}`
           : (error.message ?? 'is invalid');
-  return { field, message: field ? `${typeName}.${field} ${what}` : `${typeName} ${what}` };
+  return { field, message: field ? `${typeName}.${field} ${what}` : `${typeName} ${what}`, missing: error.keyword === 'required' };
 }

@@ -22,7 +22,7 @@ export interface View {
 export function compileView(collection: CollectionModel, queries: unknown[] | null | undefined, permissions: CollectionPermissions, stamps = false): View {
   if (queries === null || queries === undefined) return { filter: null, permissions, stamps };
   if (!Array.isArray(queries)) throw new QueryError('view must be a list of queries');
-  return { filter: compileUnion(collection, queries, { queryableOnly: true }), permissions, stamps };
+  return { filter: compileUnion(collection, queries, { queryableOnly: true, readableField: permissions.readableField }), permissions, stamps };
 }
 
 /** A document as this client may receive it: readable fields only, stamps if it wants them. */
