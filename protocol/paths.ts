@@ -1,11 +1,39 @@
 // Field paths inside documents: what a change is stamped at (protocol/hlc.ts) and merged by
 // (gateway/sync/merge.ts). Top-level fields and, dotted, the fields of embedded objects; lists
 // and scalars are leaves. Metadata (`id`, `_…`, and the keys in `skip`) has no path.
+//
+// Paths and keys come from users (pushed documents and stamps), so nothing here walks into,
+// reads or creates `__proto__`, `constructor` or `prototype`, and only own properties count:
+// `a.__proto__.toString` must never reach Object.prototype.
 
 type Doc = Record<string, unknown>;
 
+/** Keys no user-supplied key or path may name: through them, a write reaches shared prototypes. */
+export const UNSAFE_KEYS: readonly string[] = ['__proto__', 'constructor', 'prototype'];
+
+export function isUnsafeKey(key: string): boolean {
+  return UNSAFE_KEYS.includes(key);
+}
+
+/** The first unsafe key anywhere in a JSON value (objects and arrays, at any depth), as a dotted path; or null. */
+export function unsafeKeyPath(value: unknown): string | null {
+  // Iterative: a deeply nested document must not overflow the stack.
+  const pending: Array<[unknown, string]> = [[value, '']];
+  while (pending.length > 0) {
+    const [v, at] = pending.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    for (const [key, inner] of Object.entries(v)) {
+      const path = at ? `${at}.${key}` : key;
+      if (isUnsafeKey(key)) return path;
+      pending.push([inner, path]);
+    }
+  }
+  return null;
+}
+
 export function leafPaths(doc: Doc, skip: readonly string[] = [], prefix = ''): string[] {
   return Object.entries(doc).flatMap(([key, value]) => {
+    if (isUnsafeKey(key)) return [];
     if (!prefix && (key.startsWith('_') || key === 'id' || skip.includes(key))) return [];
     const path = prefix ? `${prefix}.${key}` : key;
     return isPlainObject(value) ? leafPaths(value, [], path) : [path];
@@ -13,14 +41,21 @@ export function leafPaths(doc: Doc, skip: readonly string[] = [], prefix = ''): 
 }
 
 export function getPath(doc: Doc, path: string): unknown {
-  return path.split('.').reduce<unknown>((v, k) => (isPlainObject(v) ? v[k] : undefined), doc);
+  let value: unknown = doc;
+  for (const key of path.split('.')) {
+    if (!isPlainObject(value) || isUnsafeKey(key) || !Object.hasOwn(value, key)) return undefined;
+    value = value[key];
+  }
+  return value;
 }
 
+/** Sets (or, with `undefined`, deletes) the value at `path`; a path through an unsafe key changes nothing. */
 export function setPath(doc: Doc, path: string, value: unknown): void {
   const keys = path.split('.');
+  if (keys.some(isUnsafeKey)) return;
   let target = doc;
   for (const key of keys.slice(0, -1)) {
-    if (!isPlainObject(target[key])) target[key] = {};
+    if (!Object.hasOwn(target, key) || !isPlainObject(target[key])) target[key] = {};
     target = target[key] as Doc;
   }
   const last = keys[keys.length - 1]!;
