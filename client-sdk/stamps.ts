@@ -46,10 +46,14 @@ export function toWire(doc: Record<string, unknown> | null | undefined): SyncDoc
   return (stamps ? { ...rest, [STAMPS_FIELD]: stamps } : rest) as SyncDocument;
 }
 
-/** A document from the gateway as the local database keeps it; the clock moves past its stamps. */
+/**
+ * A document from the gateway as the local database keeps it; the clock moves past its stamps
+ * (no further than its bound ahead, protocol/hlc.ts). Other devices' set stamps are never compared
+ * with this device's, so they do not move the clock: another user's broken clock cannot reach it.
+ */
 export function fromWire(doc: SyncDocument, clock: HybridLogicalClock): LocalDocument {
   const { [STAMPS_FIELD]: stamps, ...rest } = doc;
   if (!stamps) return rest as LocalDocument;
-  for (const stamp of allStamps(stamps as Stamps)) clock.observe(stamp);
+  for (const stamp of allStamps(stamps as Stamps, clock.node)) clock.observe(stamp);
   return { ...rest, [LOCAL_STAMPS_FIELD]: stamps } as LocalDocument;
 }

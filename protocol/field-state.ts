@@ -10,9 +10,23 @@
 //    latest add of that device that a removal saw (`remove`). An element is in the set while one
 //    device's add is later than what removals saw of it, so a removal removes only the additions
 //    it saw, and concurrent additions survive it.
-import { formatStamp, laterStamp, parseStamp, type Stamp } from './hlc.ts';
-import { getPath, leafPaths } from './paths.ts';
-import type { CollectionModel } from './model.ts';
+//
+// Every key in a state comes from users (device ids, JSON-encoded elements, field paths): they are
+// checked on the way in (stampsProblem, against the collection's schema and the limits below), and
+// the functions here read own properties only and never write `__proto__`, `constructor` or
+// `prototype` (protocol/paths.ts).
+import { formatStamp, isNode, laterStamp, parseStamp, type Stamp } from './hlc.ts';
+import { getPath, isUnsafeKey, leafPaths } from './paths.ts';
+import { PRIMARY_KEY, type CollectionModel, type FieldModel } from './model.ts';
+
+/** Most paths a pushed `_stamps` may hold. */
+export const MAX_STAMP_PATHS = 1_000;
+/** Most devices a counter's state may hold. */
+export const MAX_COUNTER_ENTRIES = 1_000;
+/** Most elements (added or removed) a set's state may hold. */
+export const MAX_SET_ELEMENTS = 1_000;
+/** Most stamps a set's state may hold, `add` and `remove` together (elements times devices). */
+export const MAX_SET_STAMPS = 10_000;
 
 export type CounterState = Record<string, [inc: number, dec: number]>;
 export interface SetState {
@@ -36,6 +50,11 @@ export function mergedFields(collection: CollectionModel): MergedFields {
   return out;
 }
 
+/** How the field at `path` merges: 'counter', 'add-wins-set', or undefined (last writer wins). */
+export function kindOf(fields: MergedFields, path: string): MergedFields[string] | undefined {
+  return own(fields, path);
+}
+
 /**
  * The stamps after a change from `before` to `after` made by one writer (`tick` is its clock): one
  * stamp on every last-writer-wins path that changed, the difference of a counter added to
@@ -52,16 +71,16 @@ export function recordChange(fields: MergedFields, before: Doc, after: Doc, stam
     const was = getPath(before, path);
     const now = getPath(after, path);
     if (JSON.stringify(was ?? null) === JSON.stringify(now ?? null)) continue;
-    const kind = fields[path];
+    const kind = kindOf(fields, path);
     if (kind === 'counter') {
       const delta = numberOf(now) - numberOf(was);
       if (delta === 0) continue;
-      const state = counterState(stamps[path], was);
-      const [inc, dec] = state[node] ?? [0, 0];
-      out[path] = { ...state, [node]: [inc + Math.max(delta, 0), dec + Math.max(-delta, 0)] };
+      const state = counterState(own(stamps, path), was);
+      const [inc, dec] = own(state, node) ?? [0, 0];
+      put(out, path, put({ ...state }, node, [inc + Math.max(delta, 0), dec + Math.max(-delta, 0)]));
       changed = true;
     } else if (kind === 'add-wins-set') {
-      const state = setState(stamps[path], was);
+      const state = setState(own(stamps, path), was);
       const held = new Set(liveElements(state));
       const wanted = new Set(elementKeys(now));
       const added = [...wanted].filter((k) => !held.has(k));
@@ -70,13 +89,13 @@ export function recordChange(fields: MergedFields, before: Doc, after: Doc, stam
       const next: SetState = { add: { ...state.add }, remove: { ...state.remove } };
       for (const k of added) {
         const addStamp = tick();
-        next.add[k] = { ...next.add[k], [parseStamp(addStamp)!.node]: addStamp };
+        put(next.add, k, put({ ...own(next.add, k) }, nodeOf(addStamp), addStamp));
       }
-      for (const k of removed) next.remove[k] = joinStampMaps(next.remove[k], next.add[k]);
-      out[path] = next;
+      for (const k of removed) put(next.remove, k, joinStampMaps(own(next.remove, k), own(next.add, k)));
+      put(out, path, next);
       changed = true;
     } else {
-      out[path] = stamp();
+      put(out, path, stamp());
       changed = true;
     }
   }
@@ -87,23 +106,23 @@ export function recordChange(fields: MergedFields, before: Doc, after: Doc, stam
 export function joinStamps(fields: MergedFields, a: { doc: Doc; stamps: Stamps }, b: { doc: Doc; stamps: Stamps }): Stamps {
   const out: Stamps = { ...a.stamps };
   for (const [path, state] of Object.entries(b.stamps)) {
-    if (fields[path] === undefined) out[path] = laterStamp(out[path] as Stamp | undefined, state as Stamp)!;
+    if (kindOf(fields, path) === undefined) put(out, path, laterStamp(own(out, path) as Stamp | undefined, state as Stamp)!);
   }
   for (const [name, kind] of Object.entries(fields)) {
-    if (a.stamps[name] === undefined && b.stamps[name] === undefined) continue;
+    if (own(a.stamps, name) === undefined && own(b.stamps, name) === undefined) continue;
     if (kind === 'counter') {
-      const x = counterState(a.stamps[name], a.doc[name]);
-      const y = counterState(b.stamps[name], b.doc[name]);
+      const x = counterState(own(a.stamps, name), own(a.doc, name));
+      const y = counterState(own(b.stamps, name), own(b.doc, name));
       const joined: CounterState = { ...x };
       for (const [node, [inc, dec]] of Object.entries(y)) {
-        const [i, d] = joined[node] ?? [0, 0];
-        joined[node] = [Math.max(i, inc), Math.max(d, dec)];
+        const [i, d] = own(joined, node) ?? [0, 0];
+        put(joined, node, [Math.max(i, inc), Math.max(d, dec)]);
       }
-      out[name] = joined;
+      put(out, name, joined);
     } else {
-      const x = setState(a.stamps[name], a.doc[name]);
-      const y = setState(b.stamps[name], b.doc[name]);
-      out[name] = { add: joinElementMaps(x.add, y.add), remove: joinElementMaps(x.remove, y.remove) };
+      const x = setState(own(a.stamps, name), own(a.doc, name));
+      const y = setState(own(b.stamps, name), own(b.doc, name));
+      put(out, name, { add: joinElementMaps(x.add, y.add), remove: joinElementMaps(x.remove, y.remove) });
     }
   }
   return out;
@@ -113,31 +132,65 @@ export function joinStamps(fields: MergedFields, a: { doc: Doc; stamps: Stamps }
 export function withDerivedValues(fields: MergedFields, doc: Doc, stamps: Stamps): Doc {
   const out = { ...doc };
   for (const [name, kind] of Object.entries(fields)) {
-    const state = stamps[name];
+    const state = own(stamps, name);
     if (state === undefined) continue;
-    out[name] = kind === 'counter' ? counterValue(state as CounterState) : liveElements(state as SetState).map((k) => JSON.parse(k) as unknown);
+    put(out, name, kind === 'counter' ? counterValue(state as CounterState) : liveElements(state as SetState).map((k) => JSON.parse(k) as unknown));
   }
   return out;
 }
 
-/** What is wrong with a pushed `_stamps`, or null. */
-export function stampsProblem(fields: MergedFields, stamps: unknown): string | null {
+/**
+ * What is wrong with a pushed `_stamps`, or null. Each path must name a field of the collection's
+ * type (dotted into embedded objects; lists and scalars are leaves; not `id`) and hold what that
+ * field merges by: a clock stamp, or a counter's or set's state within the limits above.
+ */
+export function stampsProblem(collection: CollectionModel, stamps: unknown): string | null {
   if (typeof stamps !== 'object' || stamps === null || Array.isArray(stamps)) return 'must be an object of field paths';
-  for (const [path, state] of Object.entries(stamps)) {
-    const kind = fields[path];
-    const ok = kind === 'counter' ? isCounterState(state) : kind === 'add-wins-set' ? isSetState(state) : typeof state === 'string' && parseStamp(state) !== null;
-    if (!ok) return `"${path}" must hold ${kind === 'counter' ? 'a counter state' : kind === 'add-wins-set' ? 'a set state' : 'a clock stamp'}`;
+  const entries = Object.entries(stamps);
+  if (entries.length > MAX_STAMP_PATHS) return `holds more than ${MAX_STAMP_PATHS} paths`;
+  for (const [path, state] of entries) {
+    const field = fieldAt(collection, path);
+    if (!field) return `"${path}" is not a field of ${collection.typeName}`;
+    const problem =
+      field.merge === 'counter'
+        ? counterStateProblem(state)
+        : field.merge === 'add-wins-set'
+          ? setStateProblem(state)
+          : typeof state === 'string' && parseStamp(state) !== null
+            ? null
+            : 'must hold a clock stamp';
+    if (problem) return `"${path}" ${problem}`;
   }
   return null;
 }
 
-/** Every clock stamp in `stamps` (a client's clock moves past them). */
-export function allStamps(stamps: Stamps): Stamp[] {
+/** Every clock stamp in `stamps`; in sets, only those of `setNode` when given (a clock moves past them). */
+export function allStamps(stamps: Stamps, setNode?: string): Stamp[] {
   return Object.values(stamps).flatMap((state) => {
     if (typeof state === 'string') return [state];
-    if (isSetState(state)) return [...Object.values(state.add), ...Object.values(state.remove)].flatMap((m) => Object.values(m));
+    if (isSetShaped(state)) {
+      const all = [...Object.values(state.add), ...Object.values(state.remove)].flatMap((m) => (isObject(m) ? Object.values(m) : []));
+      return all.filter((s): s is Stamp => typeof s === 'string' && (setNode === undefined || parseStamp(s)?.node === setNode));
+    }
     return [];
   });
+}
+
+/** The field a stamp path names, or null: own fields of the type, dotted only into embedded objects. */
+function fieldAt(collection: CollectionModel, path: string): FieldModel | null {
+  let fields: readonly FieldModel[] = collection.fields;
+  let field: FieldModel | null = null;
+  for (const part of path.split('.')) {
+    if (field) {
+      if (field.type.kind !== 'object') return null; // scalars, enums and lists are leaves
+      fields = field.type.fields;
+    }
+    if (isUnsafeKey(part)) return null;
+    field = fields.find((f) => f.name === part) ?? null;
+    if (!field) return null;
+  }
+  if (field?.name === PRIMARY_KEY && !path.includes('.')) return null; // metadata has no path
+  return field;
 }
 
 function counterState(state: FieldState | undefined, value: unknown): CounterState {
@@ -156,7 +209,7 @@ function setState(state: FieldState | undefined, value: unknown): SetState {
   if (state !== undefined) return state as SetState;
   // A value without a state: its elements added by the server, in the order they are listed.
   const add: SetState['add'] = {};
-  elementKeys(value).forEach((k, i) => (add[k] = { [SERVER_NODE]: formatStamp(0, i, SERVER_NODE) }));
+  elementKeys(value).forEach((k, i) => put(add, k, { [SERVER_NODE]: formatStamp(0, i, SERVER_NODE) }));
   return { add, remove: {} };
 }
 
@@ -164,9 +217,12 @@ function setState(state: FieldState | undefined, value: unknown): SetState {
 function liveElements(state: SetState): string[] {
   const live: Array<[string, Stamp]> = [];
   for (const [k, adds] of Object.entries(state.add)) {
-    const seen = state.remove[k] ?? {};
+    const seen = own(state.remove, k) ?? {};
     const first = Object.entries(adds)
-      .filter(([node, stamp]) => seen[node] === undefined || stamp > seen[node]!)
+      .filter(([node, stamp]) => {
+        const saw = own(seen, node);
+        return saw === undefined || stamp > saw;
+      })
       .map(([, stamp]) => stamp)
       .sort()[0];
     if (first !== undefined) live.push([k, first]);
@@ -184,45 +240,80 @@ function numberOf(value: unknown): number {
 
 function joinStampMaps(a: Record<string, Stamp> | undefined, b: Record<string, Stamp> | undefined): Record<string, Stamp> {
   const out = { ...a };
-  for (const [node, stamp] of Object.entries(b ?? {})) out[node] = laterStamp(out[node], stamp)!;
+  for (const [node, stamp] of Object.entries(b ?? {})) put(out, node, laterStamp(own(out, node), stamp)!);
   return out;
 }
 
 function joinElementMaps(a: SetState['add'], b: SetState['add']): SetState['add'] {
   const out = { ...a };
-  for (const [k, stamps] of Object.entries(b)) out[k] = joinStampMaps(out[k], stamps);
+  for (const [k, stamps] of Object.entries(b)) put(out, k, joinStampMaps(own(out, k), stamps));
   return out;
 }
 
-const NODE = /^[A-Za-z0-9_-]{1,64}$/;
+/** The node of a stamp our own clock issued (a malformed one is a bug, not input). */
+function nodeOf(stamp: Stamp): string {
+  const parsed = parseStamp(stamp);
+  if (!parsed) throw new Error(`the clock issued a malformed stamp "${stamp}"`);
+  return parsed.node;
+}
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
+/** `o[key]` if it is `o`'s own: an inherited `constructor` or `__proto__` is not a state. */
+function own<T>(o: Record<string, T> | undefined, key: string): T | undefined {
+  return o !== undefined && Object.hasOwn(o, key) ? o[key] : undefined;
+}
+
+/** Sets `o[key]`, but never an unsafe key (checked inputs hold none: this is the last line). */
+function put<O extends object>(o: O, key: string, value: O[keyof O]): O {
+  if (!isUnsafeKey(key)) (o as Record<string, unknown>)[key] = value;
+  return o;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function isCounterState(state: unknown): state is CounterState {
-  return (
-    isPlainObject(state) &&
-    Object.entries(state).every(
-      ([node, entry]) => NODE.test(node) && Array.isArray(entry) && entry.length === 2 && entry.every((n) => typeof n === 'number' && Number.isFinite(n) && n >= 0),
-    )
-  );
+function isSetShaped(state: unknown): state is SetState {
+  return isObject(state) && isObject(state.add) && isObject(state.remove);
 }
 
-function isSetState(state: unknown): state is SetState {
-  const isElementMap = (m: unknown) =>
-    isPlainObject(m) &&
-    Object.entries(m).every(
-      ([k, stamps]) =>
-        isElementKey(k) && isPlainObject(stamps) && Object.entries(stamps).every(([node, s]) => NODE.test(node) && typeof s === 'string' && parseStamp(s) !== null),
-    );
-  return isPlainObject(state) && Object.keys(state).sort().join() === 'add,remove' && isElementMap(state.add) && isElementMap(state.remove);
+function counterStateProblem(state: unknown): string | null {
+  if (!isObject(state)) return 'must hold a counter state';
+  const entries = Object.entries(state);
+  if (entries.length > MAX_COUNTER_ENTRIES) return `holds more than ${MAX_COUNTER_ENTRIES} devices`;
+  for (const [node, entry] of entries) {
+    if (!isNode(node)) return `names a device ${JSON.stringify(node)} that is not a device id`;
+    if (!Array.isArray(entry) || entry.length !== 2 || !entry.every((n) => typeof n === 'number' && Number.isFinite(n) && n >= 0)) {
+      return 'must hold a counter state';
+    }
+  }
+  return null;
 }
 
+function setStateProblem(state: unknown): string | null {
+  if (!isObject(state) || Object.keys(state).sort().join() !== 'add,remove' || !isObject(state.add) || !isObject(state.remove)) return 'must hold a set state';
+  const maps = [Object.entries(state.add), Object.entries(state.remove)];
+  const elements = new Set(maps.flatMap((m) => m.map(([k]) => k)));
+  if (elements.size > MAX_SET_ELEMENTS) return `holds more than ${MAX_SET_ELEMENTS} elements`;
+  let count = 0;
+  for (const [k, stamps] of maps.flat()) {
+    if (!isElementKey(k)) return `names an element ${JSON.stringify(k)} that is not a JSON-encoded ID, String, Int, Float, Boolean or enum value`;
+    if (!isObject(stamps)) return 'must hold a set state';
+    for (const [node, s] of Object.entries(stamps)) {
+      if (++count > MAX_SET_STAMPS) return `holds more than ${MAX_SET_STAMPS} stamps`;
+      if (!isNode(node)) return `names a device ${JSON.stringify(node)} that is not a device id`;
+      if (typeof s !== 'string' || parseStamp(s) === null) return 'must hold a set state';
+    }
+  }
+  return null;
+}
+
+/** A JSON-encoded scalar, written as JSON.stringify writes it (so one element has one key). */
 function isElementKey(k: string): boolean {
+  if (isUnsafeKey(k)) return false;
   try {
     const v: unknown = JSON.parse(k);
-    return typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
+    const scalar = typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
+    return scalar && JSON.stringify(v) === k;
   } catch {
     return false;
   }

@@ -3,11 +3,30 @@
 // increment ever made, a set is an observed-remove set with a unique tag per addition.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { HybridLogicalClock } from '../protocol/hlc.ts';
-import { recordChange, stampsProblem, withDerivedValues, type MergedFields, type Stamps } from '../protocol/field-state.ts';
+import { formatStamp, HybridLogicalClock } from '../protocol/hlc.ts';
+import {
+  joinStamps,
+  MAX_COUNTER_ENTRIES,
+  MAX_SET_ELEMENTS,
+  MAX_SET_STAMPS,
+  MAX_STAMP_PATHS,
+  mergedFields,
+  recordChange,
+  stampsProblem,
+  withDerivedValues,
+  type MergedFields,
+  type Stamps,
+} from '../protocol/field-state.ts';
+import { loadModel } from '../protocol/model.ts';
 import { merge, type Version } from '../gateway/sync/merge.ts';
 
 const fields: MergedFields = { n: 'counter', s: 'add-wins-set' };
+/** A collection with the fields above, and embedded objects and lists for paths. */
+const things = loadModel(`
+  type Inner { c: Int }
+  type Meta { a: Int, b: Inner }
+  type Thing @collection(name: "things") { id: ID!, title: String, n: Int @counter, s: [String!] @addWinsSet, meta: Meta, list: [Meta!], tags: [String!] }
+`).collections[0]!;
 const ELEMENTS = ['a', 'b', 'c'];
 
 /** A device's local change, as the SDK records it. */
@@ -119,7 +138,63 @@ describe('counters and add-wins sets', () => {
       ['s', { add: {} }],
       ['title', { d1: [1, 0] }],
     ];
-    for (const [path, state] of bad) expect(stampsProblem(fields, { [path]: state } as Stamps), `${path}: ${JSON.stringify(state)}`).not.toBeNull();
-    expect(stampsProblem(fields, { n: { d1: [1, 2] }, s: { add: { '"a"': { d1: new HybridLogicalClock('d1').tick() } }, remove: {} } })).toBeNull();
+    for (const [path, state] of bad) expect(stampsProblem(things, { [path]: state } as Stamps), `${path}: ${JSON.stringify(state)}`).not.toBeNull();
+    expect(stampsProblem(things, { n: { d1: [1, 2] }, s: { add: { '"a"': { d1: new HybridLogicalClock('d1').tick() } }, remove: {} } })).toBeNull();
+    expect(mergedFields(things)).toEqual(fields);
+  });
+
+  it('accepts only paths that name a field of the type, dotted into embedded objects', () => {
+    const stamp = new HybridLogicalClock('d1').tick();
+    for (const path of ['title', 'meta', 'meta.a', 'meta.b', 'meta.b.c', 'list', 'tags']) expect(stampsProblem(things, { [path]: stamp }), path).toBeNull();
+    const refused = ['id', 'nope', '', 'title.x', 'tags.0', 'list.0.a', 'meta.nope', 'meta.b.c.d', 'n.x', 's.x', '__proto__', 'constructor', 'prototype', 'title.__proto__.toString', 'constructor.prototype.x', 'meta.__proto__', 'meta.constructor'];
+    for (const path of refused) expect(stampsProblem(things, JSON.parse(JSON.stringify({ [path]: stamp }))), path).toBe(`"${path}" is not a field of Thing`);
+    // JSON.parse makes `__proto__` an own key, as a pushed document holds it
+    expect(stampsProblem(things, JSON.parse(`{"__proto__": "${stamp}"}`))).toBe('"__proto__" is not a field of Thing');
+    expect(stampsProblem(things, { title: 'zzzz' })).toBe('"title" must hold a clock stamp');
+  });
+
+  it('refuses device ids and element keys that are not ids or JSON-encoded scalars, and unsafe keys among them', () => {
+    const stamp = new HybridLogicalClock('d1').tick();
+    for (const node of ['__proto__', 'constructor', 'prototype', 'has space', '', 'x'.repeat(65)]) {
+      const counter = JSON.parse(`{"n": {${JSON.stringify(node)}: [1, 0]}}`);
+      expect(stampsProblem(things, counter), node).toBe(`"n" names a device ${JSON.stringify(node)} that is not a device id`);
+      const set = JSON.parse(`{"s": {"add": {"\\"a\\"": {${JSON.stringify(node)}: "${stamp}"}}, "remove": {}}}`);
+      expect(stampsProblem(things, set), node).toBe(`"s" names a device ${JSON.stringify(node)} that is not a device id`);
+    }
+    for (const key of ['__proto__', 'constructor', 'a', '1.0', '-0', '{"a":1}', '[1]', 'null']) {
+      const set = { s: { add: JSON.parse(`{${JSON.stringify(key)}: {"d1": "${stamp}"}}`), remove: {} } };
+      expect(stampsProblem(things, set), key).toMatch(/^"s" names an element .* that is not a JSON-encoded/);
+    }
+    expect(stampsProblem(things, { s: { add: { '"__proto__"': { d1: stamp }, '1': { d1: stamp }, true: { d1: stamp } }, remove: {} } })).toBeNull();
+    expect(stampsProblem(things, { title: formatStamp(1, 0, 'd1').replace('d1', '__proto__') })).toBe('"title" must hold a clock stamp');
+  });
+
+  it('bounds the number of paths, counter entries, set elements and set stamps', () => {
+    const stamp = new HybridLogicalClock('d1').tick();
+    const many = (n: number, entry: (i: number) => [string, unknown]) => Object.fromEntries(Array.from({ length: n }, (_, i) => entry(i)));
+    expect(stampsProblem(things, many(MAX_STAMP_PATHS + 1, (i) => [`p${i}`, stamp]))).toBe(`holds more than ${MAX_STAMP_PATHS} paths`);
+    expect(stampsProblem(things, { n: many(MAX_COUNTER_ENTRIES, (i) => [`d${i}`, [1, 0]]) })).toBeNull();
+    expect(stampsProblem(things, { n: many(MAX_COUNTER_ENTRIES + 1, (i) => [`d${i}`, [1, 0]]) })).toBe(`"n" holds more than ${MAX_COUNTER_ENTRIES} devices`);
+    const elements = (n: number, devices = 1) => many(n, (i) => [JSON.stringify(`e${i}`), many(devices, (d) => [`d${d}`, stamp])]);
+    expect(stampsProblem(things, { s: { add: elements(MAX_SET_ELEMENTS), remove: {} } })).toBeNull();
+    // added and removed elements count together
+    expect(stampsProblem(things, { s: { add: elements(MAX_SET_ELEMENTS), remove: { '"other"': { d1: stamp } } } })).toBe(`"s" holds more than ${MAX_SET_ELEMENTS} elements`);
+    const perElement = Math.floor(MAX_SET_STAMPS / MAX_SET_ELEMENTS) + 1;
+    expect(stampsProblem(things, { s: { add: elements(MAX_SET_ELEMENTS, perElement), remove: {} } })).toBe(`"s" holds more than ${MAX_SET_STAMPS} stamps`);
+  });
+
+  it('never reads or writes an unsafe key, even in states that were not checked', () => {
+    const before = Object.getOwnPropertyNames(Object.prototype).sort();
+    const hostile = JSON.parse('{"n": {"__proto__": [5, 0], "constructor": [1, 0], "d1": [2, 0]}, "s": {"add": {"\\"a\\"": {"__proto__": "0000000000a:0000:d1", "d1": "0000000000a:0000:d1"}}, "remove": {"constructor": {"d1": "0000000000b:0000:d1"}}}}');
+    const server: Version = { doc: { id: 'x', _deleted: false }, stamps: { n: { constructor: [1, 0] } as never } };
+    const joined = joinStamps(fields, server, { doc: { id: 'x', _deleted: false }, stamps: hostile });
+    expect(Object.keys(joined.n as object).sort()).toEqual(['constructor', 'd1']); // own `constructor` only from a state that holds it
+    expect(Object.getPrototypeOf(joined.n)).toBe(Object.prototype);
+    expect(withDerivedValues(fields, {}, joined)).toEqual({ n: 3, s: ['a'] });
+    const doc = JSON.parse('{"id": "x", "__proto__": {"polluted": 1}, "constructor": {"prototype": {"polluted": 1}}, "n": 2}');
+    const clock = new HybridLogicalClock('d1');
+    expect(Object.keys(recordChange(fields, {}, doc, {}, () => clock.tick(), clock.node)!)).toEqual(['n']);
+    expect(Object.getOwnPropertyNames(Object.prototype).sort()).toEqual(before);
+    expect(({}) as Record<string, unknown>).not.toHaveProperty('polluted');
   });
 });

@@ -15,7 +15,9 @@
 // With every strategy, deletes win: a delete applies, and a deleted document stays deleted (its
 // id cannot be created anew: a client's base state is no proof that it saw the delete, since
 // RxDB moves its assumed master state to the tombstone while keeping an unpushed local edit).
-import { joinStamps, withDerivedValues, type MergedFields, type Stamps } from '../../protocol/field-state.ts';
+// Paths come from users: push.ts has checked them against the schema, and getPath/setPath and
+// the lookups here (own properties only) never reach a prototype even if one slipped through.
+import { joinStamps, kindOf, withDerivedValues, type MergedFields, type Stamps } from '../../protocol/field-state.ts';
 import type { Stamp } from '../../protocol/hlc.ts';
 import { getPath, setPath } from '../../protocol/paths.ts';
 
@@ -53,17 +55,18 @@ export function merge(server: Version | null, client: Version, { strategy, base 
 
   const doc = structuredClone(server.doc);
   for (const [path, stamp] of Object.entries(client.stamps)) {
-    if (fields[path] !== undefined) continue;
-    if (server.stamps[path] === undefined || (stamp as Stamp) > (server.stamps[path] as Stamp)) setPath(doc, path, getPath(client.doc, path));
+    if (kindOf(fields, path) !== undefined) continue;
+    const stored = Object.hasOwn(server.stamps, path) ? server.stamps[path] : undefined;
+    if (stored === undefined || (stamp as Stamp) > (stored as Stamp)) setPath(doc, path, getPath(client.doc, path));
   }
   return derived(doc);
 }
 
 function specialStates(fields: MergedFields, stamps: Stamps): Stamps {
-  return Object.fromEntries(Object.keys(fields).flatMap((name) => (stamps[name] === undefined ? [] : [[name, stamps[name]!]])));
+  return Object.fromEntries(Object.keys(fields).flatMap((name) => (Object.hasOwn(stamps, name) && stamps[name] !== undefined ? [[name, stamps[name]!]] : [])));
 }
 
 /** The latest last-writer-wins stamp. */
 function latest(fields: MergedFields, stamps: Stamps): string {
-  return Object.entries(stamps).reduce((a, [path, s]) => (fields[path] === undefined && (s as Stamp) > a ? (s as Stamp) : a), '');
+  return Object.entries(stamps).reduce((a, [path, s]) => (kindOf(fields, path) === undefined && (s as Stamp) > a ? (s as Stamp) : a), '');
 }
