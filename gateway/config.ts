@@ -33,6 +33,8 @@ export interface GatewayConfig {
   maxPayloadBytes: number;
   /** A socket with more unsent bytes than this (its client stopped reading) is dropped. */
   maxBufferedBytes: number;
+  /** How often open sessions authenticated by an API key are checked for revocation. */
+  apiKeyCheckMs: number;
   auth: AuthConfig;
   /** Per collection; 'field-lww' where unset (see gateway/sync/merge.ts). */
   conflictStrategies: Record<string, ConflictStrategy>;
@@ -57,6 +59,7 @@ export const DEFAULTS: Omit<GatewayConfig, 'mongoUri'> = {
   maxQueuedDocuments: 10_000,
   maxPayloadBytes: 16 * 1024 * 1024,
   maxBufferedBytes: 8 * 1024 * 1024,
+  apiKeyCheckMs: 5_000,
   auth: { anonymous: { enabled: true } },
   conflictStrategies: {},
   maxClockSkewMs: 60_000,
@@ -88,6 +91,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<Gatewa
     maxQueuedDocuments: int('TRIBUTARY_MAX_QUEUED_DOCUMENTS', DEFAULTS.maxQueuedDocuments),
     maxPayloadBytes: int('TRIBUTARY_MAX_PAYLOAD_BYTES', DEFAULTS.maxPayloadBytes),
     maxBufferedBytes: int('TRIBUTARY_MAX_BUFFERED_BYTES', DEFAULTS.maxBufferedBytes),
+    apiKeyCheckMs: int('TRIBUTARY_API_KEY_CHECK_MS', DEFAULTS.apiKeyCheckMs),
     auth: authFromEnv(env),
     conflictStrategies: strategiesFromEnv(env.TRIBUTARY_CONFLICT_STRATEGIES),
     maxClockSkewMs: int('TRIBUTARY_MAX_CLOCK_SKEW_MS', DEFAULTS.maxClockSkewMs),

@@ -8,7 +8,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { createYoga } from 'graphql-yoga';
 import { MongoClient } from 'mongodb';
 import { pino, type Logger } from 'pino';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { loadModel, type DataModel } from '../protocol/model.ts';
 import { DEFAULTS, type GatewayConfig } from './config.ts';
 import { AuthError, Authenticator, type User } from './auth/authenticator.ts';
@@ -90,21 +90,45 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // Development: pick up edits of rules/ at once. Production: send SIGHUP (main.ts).
   const rulesWatcher = config.watchRules ? watchFolder(config.rulesPath, reloadRules) : null;
 
-  // Sessions follow their users' custom data: a change re-evaluates their roles live.
-  const sessions = new Set<User>();
+  // Open sessions (a socket's user) follow their users' custom data: a change re-evaluates their
+  // roles live.
+  const sessions = new Map<User, WebSocket>();
   const customDataPoll = setInterval(() => {
     if (sessions.size === 0) return;
-    void auth.refreshCustomData([...sessions]).then(
+    void auth.refreshCustomData([...sessions.keys()]).then(
       (changed) => changed.forEach((user) => permissions.userChanged(user)),
       (error: unknown) => log.warn({ err: error }, 'custom data refresh failed'),
     );
   }, config.customDataPollMs);
   customDataPoll.unref();
+  // An API key has no expiry: a session opened with one ends when the key is revoked.
+  let checkingKeys = false;
+  const apiKeyCheck = setInterval(() => {
+    const keyed = [...sessions].filter(([user]) => user.provider === 'api-key');
+    if (keyed.length === 0 || checkingKeys) return;
+    checkingKeys = true;
+    void auth.apiKeys
+      .invalidAmong(keyed.map(([user]) => String(user.data.keyId)))
+      .then(
+        (invalid) => {
+          for (const [user, socket] of keyed) {
+            const error = invalid.get(String(user.data.keyId));
+            if (error) socket.close(CLOSE_CODES.UNAUTHORIZED, closeReason(`${error.reason}: ${error.message}`));
+          }
+        },
+        (error: unknown) => stopping || log.warn({ err: error }, 'API key revocation check failed'),
+      )
+      .finally(() => (checkingKeys = false));
+  }, config.apiKeyCheckMs);
+  apiKeyCheck.unref();
   const yoga = createYoga<{ req?: IncomingMessage & { user?: User }; user?: User }>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
     logging: log,
     graphiql: { subscriptionsProtocol: 'WS' },
+    // Unexpected errors reach clients as "Unexpected error." (code INTERNAL_SERVER_ERROR), in
+    // development too; the log has them.
+    maskedErrors: { isDev: false },
     // Every operation runs as an authenticated user: HTTP requests were checked before Yoga saw
     // them, sockets when they connected.
     context: ({ req, user }) => ({ user: user ?? req?.user }),
@@ -135,7 +159,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (req.url === '/auth/anonymous' && req.method === 'POST') {
       void auth.issueAnonymous().then(
         (issued) => sendJson(res, 200, issued),
-        (error: unknown) => sendJson(res, 403, { errors: [{ message: (error as Error).message }] }),
+        (error: unknown) => {
+          if (error instanceof AuthError) return sendJson(res, 403, { errors: [{ message: error.message, extensions: { code: 'UNAUTHENTICATED', reason: error.reason } }] });
+          log.error({ err: error }, 'issuing an anonymous token failed');
+          sendJson(res, 500, { errors: [{ message: 'internal error' }] });
+        },
       );
       return;
     }
@@ -144,8 +172,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       void yoga.handle(req, res);
       return;
     }
-    const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
-    void auth.authenticate(bearer).then(
+    // A header that is not "Bearer <token>" is malformed, not missing.
+    const header = req.headers.authorization;
+    const bearer = header === undefined ? undefined : /^Bearer (.+)$/i.exec(header)?.[1];
+    const authenticated =
+      header !== undefined && bearer === undefined
+        ? Promise.reject(new AuthError('malformed', 'the Authorization header must be "Bearer <token>"'))
+        : auth.authenticate(bearer);
+    void authenticated.then(
       (user) => {
         (req as IncomingMessage & { user?: User }).user = user;
         void yoga.handle(req, res);
@@ -164,13 +198,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const wss = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, maxPayload: config.maxPayloadBytes });
   const wsServer = useServer<Record<string, unknown> | undefined, { user?: User }>(
     {
+      // graphql-ws closes a socket with 4500 when a handler throws; with isProd the reason is
+      // "Internal server error", never the error's message.
+      isProd: true,
       // Nothing runs for a socket until its connection_init carries valid credentials.
       onConnect: async (ctx) => {
         const socket = ctx.extra.socket;
         try {
-          const user = await auth.authenticate(ctx.connectionParams?.authToken as string | undefined);
+          const user = await auth.authenticate(ctx.connectionParams?.authToken);
+          if (socket.readyState !== socket.OPEN) return false; // gone while we checked: no session to keep
           ctx.extra.user = user;
-          sessions.add(user);
+          sessions.set(user, socket);
           socket.once('close', () => sessions.delete(user));
           if (user.expiresAt !== null) {
             // An open session ends when its token does; the client reconnects with a fresh one.
@@ -179,7 +217,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           }
           return true;
         } catch (error) {
-          if (!(error instanceof AuthError)) throw error;
+          if (!(error instanceof AuthError)) {
+            // e.g. MongoDB unreachable while checking an API key: a retry may succeed (1011 is retried).
+            log.error({ err: error }, 'authentication failed unexpectedly');
+            socket.close(1011, 'internal error');
+            return false;
+          }
           const code = error.reason === 'expired' ? CLOSE_CODES.TOKEN_EXPIRED : CLOSE_CODES.UNAUTHORIZED;
           socket.close(code, closeReason(`${error.reason}: ${error.message}`));
           return false;
@@ -216,6 +259,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     (stopping ??= (async () => {
       clearInterval(slowSocketSweep);
       clearInterval(customDataPoll);
+      clearInterval(apiKeyCheck);
       rulesWatcher?.close();
       for (const client of wss.clients) client.close(1001, 'gateway shutting down');
       await wsServer.dispose(); // also closes the WebSocketServer

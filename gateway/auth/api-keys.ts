@@ -1,6 +1,7 @@
 // API keys for server-side services: `trb_<id>_<secret>`. Only a SHA-256 of the secret is stored
 // (the secret is 32 random bytes, so a salt or a slow hash adds nothing). Created, listed and
-// revoked with `npm run api-key` (scripts/api-key.ts).
+// revoked with `npm run api-key` (scripts/api-key.ts). Open sessions are re-checked
+// periodically (server.ts), so a revoked key's socket is closed, not kept.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
 import { AuthError, type User } from './authenticator.ts';
@@ -49,6 +50,23 @@ export class ApiKeys {
 
   async list(): Promise<ApiKeyInfo[]> {
     return (await this.keys.find().sort({ createdAt: 1 }).toArray()).map(toInfo);
+  }
+
+  /**
+   * Of these key ids (open sessions' keys), those that no longer authenticate, with the refusal
+   * their session gets: revoked, or deleted. One query however many sessions.
+   */
+  async invalidAmong(ids: string[]): Promise<Map<string, AuthError>> {
+    const unique = [...new Set(ids)];
+    const found = await this.keys.find({ _id: { $in: unique } }, { projection: { revokedAt: 1 } }).toArray();
+    const byId = new Map(found.map((doc) => [doc._id, doc]));
+    const invalid = new Map<string, AuthError>();
+    for (const id of unique) {
+      const doc = byId.get(id);
+      if (!doc) invalid.set(id, new AuthError('unknown-api-key', 'no such API key'));
+      else if (doc.revokedAt) invalid.set(id, new AuthError('revoked-api-key', 'the API key has been revoked'));
+    }
+    return invalid;
   }
 
   async verify(key: string): Promise<User> {

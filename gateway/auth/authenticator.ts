@@ -115,8 +115,10 @@ export class Authenticator {
     return this.config.devTokens === true;
   }
 
-  async authenticate(token: string | undefined | null): Promise<User> {
-    if (!token) throw new AuthError('missing', 'no token: send one in connection_init { authToken } or Authorization: Bearer');
+  /** `token` is whatever the client sent (connection_init's authToken may be any JSON value). */
+  async authenticate(token: unknown): Promise<User> {
+    if (token === undefined || token === null || token === '') throw new AuthError('missing', 'no token: send one in connection_init { authToken } or Authorization: Bearer');
+    if (typeof token !== 'string') throw new AuthError('malformed', `the token must be a string, got ${Array.isArray(token) ? 'an array' : typeof token === 'object' ? 'an object' : `a ${typeof token}`}`);
     if (token.startsWith('trb_')) return this.withCustomData(await this.apiKeys.verify(token));
     let header: { alg?: string };
     let claims: JWTPayload;
