@@ -29,10 +29,23 @@ export interface GatewayConfig {
   maxListLimit: number;
   /** Per-subscriber bound on queued live changes before a resync replaces them. */
   maxQueuedDocuments: number;
+  /** Per-subscriber bound on the JSON bytes of queued live changes, likewise. */
+  maxQueuedBytes: number;
   /** Upper bound on an HTTP request body or WebSocket message, in bytes. */
   maxPayloadBytes: number;
   /** A socket with more unsent bytes than this (its client stopped reading) is dropped. */
   maxBufferedBytes: number;
+  /** Shape of one operation (gateway/limits/operation-limits.ts): lexical tokens, selection depth, aliases, directives. */
+  maxTokens: number;
+  maxDepth: number;
+  maxAliases: number;
+  maxDirectives: number;
+  /** Sum of the `limit` arguments of the list fields one request selects (pulls, bootstraps, plain lists). */
+  maxDocumentsPerRequest: number;
+  /** Subscriptions one WebSocket may hold at once. */
+  maxSubscriptionsPerSocket: number;
+  /** Queries and mutations one WebSocket may have running at once. */
+  maxInFlightPerSocket: number;
   /** How often open sessions authenticated by an API key are checked for revocation. */
   apiKeyCheckMs: number;
   auth: AuthConfig;
@@ -57,8 +70,16 @@ export const DEFAULTS: Omit<GatewayConfig, 'mongoUri'> = {
   maxPushRows: 1_000,
   maxListLimit: 1_000,
   maxQueuedDocuments: 10_000,
+  maxQueuedBytes: 4 * 1024 * 1024,
   maxPayloadBytes: 16 * 1024 * 1024,
   maxBufferedBytes: 8 * 1024 * 1024,
+  maxTokens: 2_000,
+  maxDepth: 20,
+  maxAliases: 15,
+  maxDirectives: 50,
+  maxDocumentsPerRequest: 10_000,
+  maxSubscriptionsPerSocket: 100,
+  maxInFlightPerSocket: 64,
   apiKeyCheckMs: 5_000,
   auth: { anonymous: { enabled: true } },
   conflictStrategies: {},
@@ -89,8 +110,16 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<Gatewa
     maxPushRows: int('TRIBUTARY_MAX_PUSH_ROWS', DEFAULTS.maxPushRows),
     maxListLimit: int('TRIBUTARY_MAX_LIST_LIMIT', DEFAULTS.maxListLimit),
     maxQueuedDocuments: int('TRIBUTARY_MAX_QUEUED_DOCUMENTS', DEFAULTS.maxQueuedDocuments),
+    maxQueuedBytes: int('TRIBUTARY_MAX_QUEUED_BYTES', DEFAULTS.maxQueuedBytes),
     maxPayloadBytes: int('TRIBUTARY_MAX_PAYLOAD_BYTES', DEFAULTS.maxPayloadBytes),
     maxBufferedBytes: int('TRIBUTARY_MAX_BUFFERED_BYTES', DEFAULTS.maxBufferedBytes),
+    maxTokens: int('TRIBUTARY_MAX_TOKENS', DEFAULTS.maxTokens),
+    maxDepth: int('TRIBUTARY_MAX_DEPTH', DEFAULTS.maxDepth),
+    maxAliases: int('TRIBUTARY_MAX_ALIASES', DEFAULTS.maxAliases),
+    maxDirectives: int('TRIBUTARY_MAX_DIRECTIVES', DEFAULTS.maxDirectives),
+    maxDocumentsPerRequest: int('TRIBUTARY_MAX_DOCUMENTS_PER_REQUEST', DEFAULTS.maxDocumentsPerRequest),
+    maxSubscriptionsPerSocket: int('TRIBUTARY_MAX_SUBSCRIPTIONS_PER_SOCKET', DEFAULTS.maxSubscriptionsPerSocket),
+    maxInFlightPerSocket: int('TRIBUTARY_MAX_IN_FLIGHT_PER_SOCKET', DEFAULTS.maxInFlightPerSocket),
     apiKeyCheckMs: int('TRIBUTARY_API_KEY_CHECK_MS', DEFAULTS.apiKeyCheckMs),
     auth: authFromEnv(env),
     conflictStrategies: strategiesFromEnv(env.TRIBUTARY_CONFLICT_STRATEGIES),

@@ -15,6 +15,7 @@ import { AuthError, Authenticator, type User } from './auth/authenticator.ts';
 import { CLOSE_CODES } from '../protocol/messages.ts';
 import { buildSchema, type CollectionRuntime } from './graphql/schema.ts';
 import { yogaOverWebSocket } from './graphql/websocket.ts';
+import { operationLimitPlugins } from './limits/operation-limits.ts';
 import { loadRules } from './rules/load.ts';
 import { PermissionEngine } from './rules/permissions.ts';
 import { ChangeFeed } from './store/change-feed.ts';
@@ -129,6 +130,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // Unexpected errors reach clients as "Unexpected error." (code INTERNAL_SERVER_ERROR), in
     // development too; the log has them.
     maskedErrors: { isDev: false },
+    maxRequestBodySize: config.maxPayloadBytes, // bodies without a content-length too
+    plugins: operationLimitPlugins(config),
     // Every operation runs as an authenticated user: HTTP requests were checked before Yoga saw
     // them, sockets when they connected.
     context: ({ req, user }) => ({ user: user ?? req?.user }),
@@ -228,7 +231,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           return false;
         }
       },
-      ...yogaOverWebSocket<{ user?: User }>(yoga, (extra) => ({ user: extra.user })),
+      ...yogaOverWebSocket<{ user?: User }>(yoga, (extra) => ({ user: extra.user }), {
+        maxSubscriptions: config.maxSubscriptionsPerSocket,
+        maxInFlight: config.maxInFlightPerSocket,
+      }),
     },
     wss,
   );
