@@ -59,7 +59,7 @@ export class CollectionStore {
   constructor(
     readonly model: CollectionModel,
     db: Db,
-    options: CollectionStoreOptions,
+    private readonly options: CollectionStoreOptions,
   ) {
     this.documents = db.collection<StoredDocument>(model.name);
     this.sequencer = new Sequencer(db.collection<CounterDocument>(COUNTERS_COLLECTION), model.name, options);
@@ -82,9 +82,14 @@ export class CollectionStore {
     return Object.fromEntries(queryableFields(this.model).map((f) => (f.name === PRIMARY_KEY ? ['_id', stored._id] : [f.name, stored[f.name] ?? null])));
   }
 
-  /** How many writes go under one sequence lease (store-limits.ts). */
+  /** The most writes that go under one sequence lease (store-limits.ts). */
   get writesPerLease(): number {
     return this.limits.writesPerLease;
+  }
+
+  /** How long a sequence lease may stay open before readers pass it. */
+  get leaseTtlMs(): number {
+    return this.options.leaseTtlMs;
   }
 
   /** `_sync.prev` and `_sync.past` of the version that replaces `stored` (null: an insert). */

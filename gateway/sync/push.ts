@@ -60,6 +60,8 @@ export class PushError extends Error {
 export class CollectionWriter {
   private readonly documentLocks = new KeyedLock();
   private readonly userPushes = new KeyedLock();
+  /** Writes per sequence lease, adapted to the store's speed (see write()). */
+  private partSize: number;
 
   /** Pushes under way: a graceful stop lets them finish, so their sequence leases are released. */
   private readonly inflight = new Set<Promise<unknown>>();
@@ -77,6 +79,7 @@ export class CollectionWriter {
     private readonly conflicts: ConflictOptions = { strategy: 'field-lww', maxClockSkewMs: 60_000 },
   ) {
     this.fields = mergedFields(store.model);
+    this.partSize = store.writesPerLease;
   }
 
   push(rows: readonly unknown[], permissions: CollectionPermissions = UNRESTRICTED): Promise<PushResult> {
@@ -277,9 +280,24 @@ export class CollectionWriter {
    */
   private async write(planned: PlannedWrite[]): Promise<boolean[]> {
     const landed: boolean[] = [];
-    const part = this.store.writesPerLease;
-    for (let start = 0; start < planned.length; start += part) landed.push(...(await this.writeUnderOneLease(planned.slice(start, start + part))));
+    for (let start = 0; start < planned.length; ) {
+      const part = planned.slice(start, start + this.partSize);
+      const began = Date.now();
+      landed.push(...(await this.writeUnderOneLease(part)));
+      start += part.length;
+      this.adaptPartSize(part.length, Date.now() - began);
+    }
     return landed;
+  }
+
+  /**
+   * Parts follow the store's speed: one that held its lease past a quarter of the TTL halves the
+   * next, a quick full one doubles it (up to the store's limit).
+   */
+  private adaptPartSize(written: number, elapsedMs: number): void {
+    const target = this.store.leaseTtlMs / 4;
+    if (elapsedMs > target) this.partSize = Math.max(1, Math.floor(written / 2));
+    else if (elapsedMs < target / 4 && written === this.partSize) this.partSize = Math.min(this.store.writesPerLease, this.partSize * 2);
   }
 
   private async writeUnderOneLease(planned: PlannedWrite[]): Promise<boolean[]> {
