@@ -8,10 +8,34 @@ export type Filter = Record<string, unknown>;
 const COMPARISONS = new Set(['$eq', '$ne', '$gt', '$gte', '$lt', '$lte']);
 const FIELD_OPERATORS = new Set([...COMPARISONS, '$in', '$nin', '$exists', '$not', '$regex', '$options']);
 const LOGICAL_OPERATORS = new Set(['$and', '$or', '$nor']);
-/** Literal text, `.` and `.*` only (what BEGINSWITH / CONTAINS / LIKE produce): no backtracking blow-ups. */
+/** Literal text, `.` and `.*` only (what BEGINSWITH / CONTAINS / LIKE produce). */
 const SAFE_PATTERN = /^\^?(?:\\[\\^$.*+?()[\]{}|/-]|\.\*|\.|[^\\^$.*+?()[\]{}|])*\$?$/;
-const MAX_PATTERN_LENGTH = 256;
-const MAX_WILDCARDS = 8;
+/** Keys that would reach an object's prototype where a path is looked up or an object built. */
+const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+// What one filter may cost. The gateway matches filters in memory, on its one thread, against
+// every change a pull, stream or watch sees, so each bound caps work done per document for
+// every user. The SDK checks subscriptions with the same bounds.
+/** Conditions, operators and operands (each `$in` value counts) in one filter. */
+export const MAX_FILTER_NODES = 1_000;
+/** How deep `$and`, `$or`, `$nor` and `$not` may nest. */
+export const MAX_FILTER_DEPTH = 10;
+/** Values in one `$in` or `$nin`. */
+export const MAX_IN_VALUES = 500;
+/** Characters of one string operand. */
+export const MAX_OPERAND_LENGTH = 1_024;
+/** `$regex` conditions in one filter: each reads the whole of every string it is run on. */
+export const MAX_FILTER_PATTERNS = 16;
+/** Characters of one `$regex` pattern. */
+export const MAX_PATTERN_LENGTH = 256;
+/** `.*` wildcards in one pattern. */
+export const MAX_PATTERN_WILDCARDS = 8;
+/**
+ * `.` wildcards in one pattern. The in-memory engine runs in linear time on a lazily built DFA
+ * whose states grow with 2^dots; past its cache it falls back to a simulation that costs the
+ * pattern's length per character of input.
+ */
+export const MAX_PATTERN_DOTS = 8;
 
 /** Realm's error code for a query the server cannot serve. */
 export const BAD_QUERY_CODE = 226;
@@ -32,64 +56,147 @@ export interface CheckFilterOptions {
   readableField?: (field: string) => boolean;
 }
 
-/** Throws QueryError unless `filter` only uses allowed operators on fields of `collection`. */
+/** Throws QueryError unless `filter` only uses allowed operators on fields of `collection`, within the limits above. */
 export function checkFilter(collection: CollectionModel, filter: unknown, options: CheckFilterOptions): Filter {
   if (filter === undefined || filter === null) return {};
-  checkExpression(collection, filter, '', options);
+  checkExpression(collection, filter, '', options, { nodes: 0, patterns: 0 }, 0);
   return filter as Filter;
 }
 
-function checkExpression(collection: CollectionModel, filter: unknown, at: string, options: CheckFilterOptions): void {
+/** What the filter checked so far holds. */
+interface Tally {
+  nodes: number;
+  patterns: number;
+}
+
+/** One more condition, operator or operand. */
+function count(tally: Tally): void {
+  if (++tally.nodes > MAX_FILTER_NODES) throw new QueryError(`filter has more than ${MAX_FILTER_NODES} conditions and operands (MAX_FILTER_NODES)`);
+}
+
+/** Refused before going deeper, so no input can exhaust the stack. */
+function nest(depth: number): number {
+  if (depth + 1 > MAX_FILTER_DEPTH) throw new QueryError(`filter nests $and, $or, $nor and $not more than ${MAX_FILTER_DEPTH} deep (MAX_FILTER_DEPTH)`);
+  return depth + 1;
+}
+
+function checkExpression(collection: CollectionModel, filter: unknown, at: string, options: CheckFilterOptions, tally: Tally, depth: number): void {
   if (typeof filter !== 'object' || filter === null || Array.isArray(filter)) throw new QueryError(`${at || 'filter'} must be an object`);
   for (const [key, value] of Object.entries(filter)) {
+    count(tally);
     if (key.startsWith('$')) {
       if (!LOGICAL_OPERATORS.has(key)) throw new QueryError(`unsupported operator ${key}`);
       if (!Array.isArray(value) || value.length === 0) throw new QueryError(`${key} needs a non-empty array`);
-      value.forEach((v, i) => checkExpression(collection, v, `${key}[${i}]`, options));
+      const inner = nest(depth);
+      value.forEach((v, i) => checkExpression(collection, v, `${key}[${i}]`, options, tally, inner));
       continue;
     }
     const field = resolvePath(collection, key, options);
-    checkCondition(field, key, value);
+    checkCondition(field, key, value, tally, depth);
   }
 }
 
-function checkCondition(type: FieldType, path: string, condition: unknown): void {
-  if (!isOperatorObject(condition)) return checkOperand(type, condition);
+function checkCondition(type: FieldType, path: string, condition: unknown, tally: Tally, depth: number): void {
+  if (!isOperatorObject(condition)) return checkOperand(type, path, condition, tally);
   for (const [op, value] of Object.entries(condition)) {
     if (!FIELD_OPERATORS.has(op)) throw new QueryError(`unsupported operator ${op} on ${path}`);
+    count(tally);
     if (op === '$exists') {
       if (typeof value !== 'boolean') throw new QueryError(`$exists on ${path} needs true or false`);
+      count(tally);
     } else if (op === '$not') {
       if (!isOperatorObject(value)) throw new QueryError(`$not on ${path} needs an operator object`);
-      checkCondition(type, path, value);
+      checkCondition(type, path, value, tally, nest(depth));
     } else if (op === '$in' || op === '$nin') {
       if (!Array.isArray(value)) throw new QueryError(`${op} on ${path} needs an array`);
-      value.forEach((v) => checkOperand(type, v));
+      if (value.length > MAX_IN_VALUES) throw new QueryError(`${op} on ${path} has more than ${MAX_IN_VALUES} values (MAX_IN_VALUES)`);
+      value.forEach((v) => checkOperand(type, path, v, tally));
     } else if (op === '$regex') {
+      if (++tally.patterns > MAX_FILTER_PATTERNS) throw new QueryError(`filter has more than ${MAX_FILTER_PATTERNS} $regex conditions (MAX_FILTER_PATTERNS)`);
       checkPattern(path, value);
+      count(tally);
     } else if (op === '$options') {
       if (value !== 'i' && value !== '') throw new QueryError(`$options on ${path} may only be "i"`);
-      if (!('$regex' in condition)) throw new QueryError(`$options on ${path} needs $regex`);
+      if (!Object.hasOwn(condition, '$regex')) throw new QueryError(`$options on ${path} needs $regex`);
+      count(tally);
     } else {
-      checkOperand(type, value);
+      checkOperand(type, path, value, tally);
     }
   }
 }
 
 function checkPattern(path: string, pattern: unknown): void {
   if (typeof pattern !== 'string') throw new QueryError(`$regex on ${path} needs a string`);
-  const wildcards = pattern.split('.*').length - 1;
-  if (pattern.length > MAX_PATTERN_LENGTH || wildcards > MAX_WILDCARDS || !SAFE_PATTERN.test(pattern)) {
+  if (pattern.length > MAX_PATTERN_LENGTH) throw new QueryError(`$regex on ${path} is longer than ${MAX_PATTERN_LENGTH} characters (MAX_PATTERN_LENGTH)`);
+  if (!SAFE_PATTERN.test(pattern)) {
     throw new QueryError(`$regex on ${path} may only hold literal text and the wildcards . and .* (as BEGINSWITH, CONTAINS, ENDSWITH and LIKE produce)`);
   }
+  const { dots, stars } = wildcards(pattern);
+  if (stars > MAX_PATTERN_WILDCARDS) throw new QueryError(`$regex on ${path} has more than ${MAX_PATTERN_WILDCARDS} .* wildcards (MAX_PATTERN_WILDCARDS)`);
+  if (dots > MAX_PATTERN_DOTS) throw new QueryError(`$regex on ${path} has more than ${MAX_PATTERN_DOTS} . wildcards (MAX_PATTERN_DOTS)`);
+}
+
+/** The wildcards of a pattern SAFE_PATTERN accepts (an escaped `\.` is literal text). */
+function wildcards(pattern: string): { dots: number; stars: number } {
+  let dots = 0;
+  let stars = 0;
+  for (let i = 0; i < pattern.length; i++) {
+    if (pattern[i] === '\\') {
+      i++;
+    } else if (pattern[i] === '.' && pattern[i + 1] === '*') {
+      stars++;
+      i++;
+    } else if (pattern[i] === '.') {
+      dots++;
+    }
+  }
+  return { dots, stars };
+}
+
+/**
+ * The same pattern with each run of wildcards written as its dots and then at most one `.*`:
+ * `.*.*.*` and `.*.` match what `.*` and `..*` do, in every engine, with less work.
+ * For patterns SAFE_PATTERN accepts.
+ */
+export function simplifyPattern(pattern: string): string {
+  let out = '';
+  let dots = 0;
+  let star = false;
+  const flush = () => {
+    out += '.'.repeat(dots) + (star ? '.*' : '');
+    dots = 0;
+    star = false;
+  };
+  for (let i = 0; i < pattern.length; i++) {
+    if (pattern[i] === '.' && pattern[i + 1] === '*') {
+      star = true;
+      i++;
+    } else if (pattern[i] === '.') {
+      dots++;
+    } else if (pattern[i] === '\\') {
+      // An escape is one character of literal text: kept whole.
+      flush();
+      out += pattern.slice(i, i + 2);
+      i++;
+    } else {
+      flush();
+      out += pattern[i];
+    }
+  }
+  flush();
+  return out;
 }
 
 export function isOperatorObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date) && Object.keys(v).some((k) => k.startsWith('$'));
 }
 
-function checkOperand(type: FieldType, value: unknown): void {
+function checkOperand(type: FieldType, path: string, value: unknown, tally: Tally): void {
+  count(tally);
   if (value !== null && typeof value === 'object' && !(value instanceof Date)) throw new QueryError('filter values must be scalars');
+  if (typeof value === 'string' && value.length > MAX_OPERAND_LENGTH) {
+    throw new QueryError(`a value for ${path} is longer than ${MAX_OPERAND_LENGTH} characters (MAX_OPERAND_LENGTH)`);
+  }
   const scalar = type.kind === 'list' ? type.of : type;
   if (scalar.kind === 'scalar' && scalar.name === 'DateTime' && value !== null) {
     const date = value instanceof Date ? value : typeof value === 'string' ? new Date(value) : null;
@@ -102,6 +209,7 @@ function resolvePath(collection: CollectionModel, path: string, options: CheckFi
   let type: FieldType | undefined;
   const parts = path.split('.');
   for (const [i, part] of parts.entries()) {
+    if (UNSAFE_KEYS.has(part)) throw new QueryError(`field path ${path} names ${part}, which no filter may use`);
     const field = fields.find((f) => f.name === part);
     if (!field || (i === 0 && options.readableField && !options.readableField(part))) throw new QueryError(`unknown field ${path} in ${collection.typeName}`);
     if (i === 0 && options.queryableOnly && !field.queryable) {
@@ -119,21 +227,23 @@ export interface FilterRewrite {
   field?: (name: string) => string;
   /** New value for an operand of a DateTime field. */
   dateOperand?: (value: unknown) => unknown;
+  /** New text for a `$regex` pattern. */
+  pattern?: (pattern: string) => string;
 }
 
-/** A copy of a checked filter with field names and DateTime operands rewritten. */
+/**
+ * A copy of a checked filter with field names, DateTime operands and patterns rewritten. Built
+ * with Object.fromEntries: a key is always an own property, never a prototype setter.
+ */
 export function rewriteFilter(collection: CollectionModel, filter: Filter, rewrite: FilterRewrite): Filter {
-  const out: Filter = {};
-  for (const [key, value] of Object.entries(filter)) {
-    if (key.startsWith('$')) {
-      out[key] = (value as Filter[]).map((v) => rewriteFilter(collection, v, rewrite));
-      continue;
-    }
-    const [head, ...rest] = key.split('.');
-    const name = [rewrite.field ? rewrite.field(head!) : head, ...rest].join('.');
-    out[name] = rewriteCondition(resolvePath(collection, key, { queryableOnly: false }), value, rewrite);
-  }
-  return out;
+  return Object.fromEntries(
+    Object.entries(filter).map(([key, value]) => {
+      if (key.startsWith('$')) return [key, (value as Filter[]).map((v) => rewriteFilter(collection, v, rewrite))];
+      const [head, ...rest] = key.split('.');
+      const name = [rewrite.field ? rewrite.field(head!) : head, ...rest].join('.');
+      return [name, rewriteCondition(resolvePath(collection, key, { queryableOnly: false }), value, rewrite)];
+    }),
+  );
 }
 
 function rewriteCondition(type: FieldType, condition: unknown, rewrite: FilterRewrite): unknown {
@@ -141,12 +251,13 @@ function rewriteCondition(type: FieldType, condition: unknown, rewrite: FilterRe
   const isDate = scalar.kind === 'scalar' && scalar.name === 'DateTime' && rewrite.dateOperand !== undefined;
   const operand = (v: unknown) => (isDate && v !== null ? rewrite.dateOperand!(v) : v);
   if (!isOperatorObject(condition)) return operand(condition);
-  const out: Record<string, unknown> = {};
-  for (const [op, value] of Object.entries(condition)) {
-    if (op === '$not') out[op] = rewriteCondition(type, value, rewrite);
-    else if (op === '$in' || op === '$nin') out[op] = (value as unknown[]).map(operand);
-    else if (op === '$exists' || op === '$regex' || op === '$options') out[op] = value;
-    else out[op] = operand(value);
-  }
-  return out;
+  return Object.fromEntries(
+    Object.entries(condition).map(([op, value]) => {
+      if (op === '$not') return [op, rewriteCondition(type, value, rewrite)];
+      if (op === '$in' || op === '$nin') return [op, (value as unknown[]).map(operand)];
+      if (op === '$regex') return [op, rewrite.pattern ? rewrite.pattern(value as string) : value];
+      if (op === '$exists' || op === '$options') return [op, value];
+      return [op, operand(value)];
+    }),
+  );
 }
