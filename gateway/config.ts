@@ -27,6 +27,8 @@ export interface GatewayConfig {
   maxPullLimit: number;
   maxPushRows: number;
   maxListLimit: number;
+  /** How long the store may spend on one query built from a client's filter (lists, bootstraps). */
+  maxQueryTimeMs: number;
   /** Per-subscriber bound on queued live changes before a resync replaces them. */
   maxQueuedDocuments: number;
   /** Per-subscriber bound on the JSON bytes of queued live changes, likewise. */
@@ -69,6 +71,7 @@ export const DEFAULTS: Omit<GatewayConfig, 'mongoUri'> = {
   maxPullLimit: 5_000,
   maxPushRows: 1_000,
   maxListLimit: 1_000,
+  maxQueryTimeMs: 10_000,
   maxQueuedDocuments: 10_000,
   maxQueuedBytes: 4 * 1024 * 1024,
   maxPayloadBytes: 16 * 1024 * 1024,
@@ -109,6 +112,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<Gatewa
     maxPullLimit: int('TRIBUTARY_MAX_PULL_LIMIT', DEFAULTS.maxPullLimit),
     maxPushRows: int('TRIBUTARY_MAX_PUSH_ROWS', DEFAULTS.maxPushRows),
     maxListLimit: int('TRIBUTARY_MAX_LIST_LIMIT', DEFAULTS.maxListLimit),
+    maxQueryTimeMs: int('TRIBUTARY_MAX_QUERY_TIME_MS', DEFAULTS.maxQueryTimeMs),
     maxQueuedDocuments: int('TRIBUTARY_MAX_QUEUED_DOCUMENTS', DEFAULTS.maxQueuedDocuments),
     maxQueuedBytes: int('TRIBUTARY_MAX_QUEUED_BYTES', DEFAULTS.maxQueuedBytes),
     maxPayloadBytes: int('TRIBUTARY_MAX_PAYLOAD_BYTES', DEFAULTS.maxPayloadBytes),

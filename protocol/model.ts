@@ -100,6 +100,8 @@ export function loadModel(sdl: string): DataModel {
   const fieldModel = (owner: string, f: FieldDefinitionNode, isCollection: boolean): FieldModel => {
     const name = f.name.value;
     if (name.startsWith('_')) throw new ModelError(`${owner}.${name}: field names starting with "_" are reserved`);
+    // Paths into documents are checked against these (protocol/paths.ts): they can never be fields.
+    if (name === 'constructor' || name === 'prototype') throw new ModelError(`${owner}.${name}: "${name}" cannot be a field name`);
     if (f.arguments?.length) throw new ModelError(`${owner}.${name}: stored fields cannot take arguments`);
     const { type, nullable } = typeOf(owner, name, f.type);
     const marked = f.directives?.some((d) => d.name.value === 'queryable') ?? false;

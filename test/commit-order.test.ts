@@ -2,7 +2,7 @@
 // but which commits later must still reach a reader that already read past later sequences.
 import { afterEach, describe, expect, it } from 'vitest';
 import { syncOperations } from '../protocol/operations.ts';
-import { cleanup, graphqlHttp, newTask, startTestGateway } from './helpers/harness.ts';
+import { cleanup, graphqlHttp, testToken, newTask, startTestGateway } from './helpers/harness.ts';
 
 afterEach(cleanup);
 
@@ -20,7 +20,8 @@ describe('commit order', () => {
 
     // ...a fast writer takes the next one and commits through the normal write path...
     const fast = { ...newTask({ title: 'fast writer' }), _deleted: false };
-    await graphqlHttp(gateway.httpUrl, ops.push, { rows: [{ assumedMasterState: null, newDocumentState: fast }] });
+    // Another user: one user's pushes run one at a time, and this one must not wait.
+    await graphqlHttp(gateway.httpUrl, ops.push, { rows: [{ assumedMasterState: null, newDocumentState: fast }] }, await testToken('user-2'));
     expect((await tasks.store.findByIds([fast.id])).get(fast.id)!._sync.seq).toBeGreaterThan(slowLease.lo);
 
     // ...and a reader pulls now: it must not move its checkpoint past the slow writer's sequence.
@@ -61,7 +62,8 @@ describe('commit order', () => {
     const pushing = graphqlHttp(gateway.httpUrl, ops.push, { rows: [{ assumedMasterState: null, newDocumentState: slow }] });
     await new Promise((r) => setTimeout(r, 500)); // lease expired, write not committed
     const fast = { ...newTask({ title: 'fast writer' }), _deleted: false };
-    await graphqlHttp(gateway.httpUrl, ops.push, { rows: [{ assumedMasterState: null, newDocumentState: fast }] });
+    // Another user: one user's pushes run one at a time, and this one must not wait.
+    await graphqlHttp(gateway.httpUrl, ops.push, { rows: [{ assumedMasterState: null, newDocumentState: fast }] }, await testToken('user-2'));
     const early = (await graphqlHttp(gateway.httpUrl, ops.pull, { checkpoint: null, limit: 100 })).data!.pullTasks;
     expect(early.documents.map((d: { id: string }) => d.id)).toEqual([fast.id]);
 

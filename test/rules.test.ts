@@ -147,7 +147,8 @@ describe('permission rules', () => {
     const leaks = (payload: unknown) => JSON.stringify(payload).includes('secret plan');
 
     const pulled = await graphqlHttp(gateway.httpUrl, ops.pull, { checkpoint: null, limit: 100 }, ann);
-    expect(pulled.data!.pullTasks.documents).toEqual([{ id: 'secret', _deleted: true }]);
+    // Not even as a removal: ann never could read it (PROTOCOL.md, section 4).
+    expect(pulled.data!.pullTasks.documents).toEqual([]);
     const boot = await graphqlHttp(gateway.httpUrl, ops.bootstrap, { query: {}, limit: 100 }, ann);
     expect(boot.data!.bootstrapTasks.documents).toEqual([]);
     // a push against the hidden document: the reply is a removal, nothing more

@@ -42,6 +42,7 @@ export interface ApiLimits {
   maxPullLimit: number;
   maxPushRows: number;
   maxListLimit: number;
+  maxQueryTimeMs: number;
   maxQueuedDocuments: number;
   maxQueuedBytes: number;
 }
@@ -208,7 +209,7 @@ function queryResolvers({ model, store }: CollectionRuntime, n: PlainNames, limi
       const exclude = args.exclude?.length ? asBadQuery(() => compileView(model, args.exclude, permissions)).filter : null;
       const key = bootstrapKey(args.query, args.exclude ?? null);
       const view = compileView(model, null, permissions, args.stamps);
-      return bootstrap(store, { query, exclude, after: args.after ?? null, snapshot: args.snapshot ?? null, limit: args.limit, key, view });
+      return withinQueryTime(limits, () => bootstrap(store, { query, exclude, after: args.after ?? null, snapshot: args.snapshot ?? null, limit: args.limit, key, view, maxTimeMs: limits.maxQueryTimeMs }));
     },
     [n.list]: async (_: unknown, args: { filter?: unknown; limit: number }, context: RequestContext) => {
       checkLimit('limit', args.limit, limits.maxListLimit);
@@ -216,7 +217,7 @@ function queryResolvers({ model, store }: CollectionRuntime, n: PlainNames, limi
       const filter = asBadQuery(() => compileFilter(model, args.filter, { queryableOnly: false, readableField }));
       if (read === 'none') return [];
       const selection = read === 'all' ? filter.mongo : ({ $and: [filter.mongo, read.stored] } as Filter<StoredDocument>);
-      const found = await store.documents.find(selection).sort({ _id: 1 }).limit(args.limit).toArray();
+      const found = await withinQueryTime(limits, () => store.documents.find(selection).sort({ _id: 1 }).limit(args.limit).maxTimeMS(limits.maxQueryTimeMs).toArray());
       return found.map((d) => project(store.toWire(d)));
     },
     [n.get]: async (_: unknown, args: { id: string }, context: RequestContext) => {
@@ -346,6 +347,24 @@ function asBadQuery<T>(compile: () => T): T {
     throw error;
   }
 }
+
+/**
+ * Runs a store query built from a client's filter, which the store stops after maxQueryTimeMs
+ * (a pattern can backtrack in MongoDB's regex engine): that becomes a clear QUERY_TIMEOUT.
+ */
+async function withinQueryTime<T>(limits: ApiLimits, query: () => Promise<T>): Promise<T> {
+  try {
+    return await query();
+  } catch (error) {
+    if ((error as { code?: unknown }).code === MAX_TIME_EXPIRED) {
+      throw new GraphQLError(`the query took longer than ${limits.maxQueryTimeMs} ms; narrow the filter`, { extensions: { code: 'QUERY_TIMEOUT' } });
+    }
+    throw error;
+  }
+}
+
+/** MongoDB's error code for an operation stopped by its maxTimeMS. */
+const MAX_TIME_EXPIRED = 50;
 
 function throwIfRejected(result: PushResult): void {
   const rejection = result.rejected[0];

@@ -11,6 +11,7 @@ import { Query } from 'mingo';
 import { PRIMARY_KEY, STAMPS_FIELD, type CollectionModel, type DataModel } from '../../protocol/model.ts';
 import type { SyncDocument } from '../../protocol/messages.ts';
 import type { User } from '../auth/authenticator.ts';
+import { QueryError } from '../../protocol/filter.ts';
 import { compileFilter, type CompiledFilter } from '../query/filter.ts';
 import { toStoredForm, toWireForm, type StoredDocument } from '../store/collection-store.ts';
 import { sameState } from '../sync/same-state.ts';
@@ -79,17 +80,20 @@ export function accessDenial(permissions: CollectionPermissions, stored: StoredD
 
 /**
  * Why the role may not change `stored` (absent or a tombstone: an insert) into `doc`, or null
- * when it may: the write filter must hold after (checked first: what the change itself may not
- * do says nothing of other documents) and before, inserts and deletes need their rights, and
- * every field an update changes must be writable.
+ * when it may: the write filter must hold before and after, inserts and deletes need their
+ * rights, and every field an update changes must be writable.
  */
 export function writeDenial(permissions: CollectionPermissions, model: CollectionModel, stored: StoredDocument | undefined, doc: SyncDocument): WriteDenial | null {
   if (permissions.unrestricted) return null;
+  // A document the user may read it may know to be closed to it; for any other, what the change
+  // itself may not do is said first, so the answer says nothing of whether it exists.
+  const known = stored !== undefined && !stored._sync.deleted && inSet(permissions.read, stored);
+  const access = accessDenial(permissions, stored, doc._deleted === true);
+  if (known && access) return access;
   if (!doc._deleted) {
     const after = { ...toStoredForm(model, doc), _sync: { seq: 0, updatedAt: new Date(), deleted: false } } as StoredDocument;
     if (!inSet(permissions.write, after)) return { field: null, message: 'the document would leave what the role may write (write filter)' };
   }
-  const access = accessDenial(permissions, stored, doc._deleted === true);
   if (access || doc._deleted || stored === undefined || stored._sync.deleted) return access;
   const before = toWireForm(model, stored);
   for (const field of model.fields) {
@@ -255,7 +259,14 @@ function withoutFields(doc: SyncDocument, hidden: string[]): SyncDocument {
 function documentSet(collection: CollectionModel, filter: Role['document_filters']['read'], values: Expansions): DocumentSet {
   if (filter === undefined || filter === true) return 'all';
   if (filter === false) return 'none';
-  return compileFilter(collection, expand(filter, values), { queryableOnly: true });
+  try {
+    return compileFilter(collection, expand(filter, values), { queryableOnly: true });
+  } catch (error) {
+    // The rule was checked at load time; what this user's values made of it is not a filter
+    // (say a list where a value belongs): it selects nothing, rather than failing or widening.
+    if (error instanceof QueryError) return 'none';
+    throw error;
+  }
 }
 
 function union(a: DocumentSet, b: DocumentSet): DocumentSet {
@@ -272,7 +283,7 @@ function union(a: DocumentSet, b: DocumentSet): DocumentSet {
 /** Replaces `%%user.…`, `%%true`, `%%false` values with what they stand for this session. */
 function expand(value: unknown, values: Expansions): Record<string, unknown> {
   const replace = (v: unknown): unknown => {
-    if (typeof v === 'string' && v.startsWith('%%')) return lookup(v, values);
+    if (typeof v === 'string' && v.startsWith('%%')) return asOperand(lookup(v, values));
     if (Array.isArray(v)) return v.map(replace);
     if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, replace(x)]));
     return v;
@@ -291,8 +302,19 @@ function lookup(expansion: string, values: Expansions): unknown {
   if (expansion === '%%false') return false;
   const path = expansion.slice(2).split('.');
   let current: unknown = values;
-  for (const part of path) current = current !== null && typeof current === 'object' ? (current as Record<string, unknown>)[part] : undefined;
+  for (const part of path) current = current !== null && typeof current === 'object' && Object.hasOwn(current, part) ? (current as Record<string, unknown>)[part] : undefined;
   return current ?? UNSET;
+}
+
+/**
+ * An expansion stands for a value, never for a condition: custom data holding
+ * `{"$ne": null}` (users may be able to write their own) must not turn `{teamId: "%%…"}` into
+ * "any team". Objects count as missing; a list keeps its scalar elements (for `$in`).
+ */
+function asOperand(value: unknown): unknown {
+  const scalar = (v: unknown) => v === null || v instanceof Date || typeof v !== 'object';
+  if (Array.isArray(value)) return value.filter(scalar);
+  return scalar(value) ? value : UNSET;
 }
 
 /**

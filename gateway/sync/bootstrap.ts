@@ -24,6 +24,8 @@ export interface BootstrapRequest {
   key: string;
   /** What the client may see, and whether it wants stamps. */
   view: View;
+  /** How long the store may spend on the client's query. */
+  maxTimeMs: number;
 }
 
 /** A key for the cursor cache from what identifies a bootstrap. */
@@ -45,10 +47,10 @@ export async function bootstrap(store: CollectionStore, request: BootstrapReques
   // The cursor's query holds this user's read filter: only the same user with the same
   // permissions may continue it.
   const cacheKey = (after: string | null) => `bootstrap:${request.view.permissions.fingerprint}:${request.key}:${snapshot}:${after ?? ''}`;
-  const cursor = store.cursors.take(cacheKey(request.after))?.cursor ?? store.documents.find(page).sort({ _id: 1 }).batchSize(request.limit);
+  const cursor = store.cursors.take(cacheKey(request.after))?.cursor ?? store.documents.find(page).sort({ _id: 1 }).batchSize(request.limit).maxTimeMS(request.maxTimeMs);
   const [{ documents: found, exhausted }, estimatedTotal] = await Promise.all([
     readPage(cursor, request.limit),
-    request.after === null ? store.documents.countDocuments(all) : Promise.resolve(null),
+    request.after === null ? store.documents.countDocuments(all, { maxTimeMS: request.maxTimeMs }) : Promise.resolve(null),
   ]);
   const next = exhausted ? null : found[found.length - 1]!._id;
   if (next === null) await cursor.close();

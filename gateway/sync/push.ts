@@ -166,9 +166,17 @@ export class CollectionWriter {
       const stored = current.get(pushed.newDocumentState.id);
       const row = this.withHiddenFields(pushed, stored, out.permissions);
       const { newDocumentState: doc, assumedMasterState: assumed } = row;
-      // Deleting what does not exist, or what this user may not read, writes nothing and is
-      // answered as done: no tombstone is planted on an id, and the answer tells nothing.
-      if (doc._deleted && (!stored || stored._sync.deleted || !inSet(out.permissions.read, stored))) continue;
+      if (doc._deleted && (!stored || stored._sync.deleted || !inSet(out.permissions.read, stored))) {
+        // Nothing this user may know of to delete (already deleted: a retry). A delete of a free
+        // id is a write like an insert: its tombstone must match the type and the role's insert
+        // rights (a device deleted what it created offline). A delete of a document the user may
+        // not read gets the same checks and the same answer, and writes nothing.
+        const retry = stored !== undefined && inSet(out.permissions.read, stored);
+        const refusal = retry ? null : this.tombstoneRefusal(doc, out.permissions);
+        if (refusal) this.refuse(out, stored, doc, refusal);
+        else if (!stored) planned.push({ row, doc: { ...withoutStamps(doc), _deleted: true }, replaces: null, stamps: {} });
+        continue;
+      }
       if (STAMPS_FIELD in doc) {
         // Permissions first: no merge work for a document this user may not change.
         const denial = accessDenial(out.permissions, stored, doc._deleted === true);
@@ -382,6 +390,17 @@ export class CollectionWriter {
     if (!stored || !inSet(permissions.read, stored)) return { id: pushed.id, _deleted: true };
     const visible = permissions.project(this.store.toWire(stored));
     return STAMPS_FIELD in pushed ? visible : withoutStamps(visible);
+  }
+
+  /** Why the tombstone of a document the server does not have may not be stored, or null. */
+  private tombstoneRefusal(doc: SyncDocument, permissions: CollectionPermissions): Omit<PushRejection, 'id'> | null {
+    const live = { ...doc, _deleted: false } as SyncDocument;
+    const violation = this.validate(live);
+    if (violation && !(violation.missing && violation.field !== null && !permissions.readableField(violation.field))) {
+      return { code: REJECTION_CODES.SCHEMA_VIOLATION, field: violation.field, message: violation.message, realmCode: null };
+    }
+    const denial = writeDenial(permissions, this.store.model, undefined, live) ?? accessDenial(permissions, undefined, true);
+    return denial ? permissionDenied(denial) : null;
   }
 
   /** The row with the stored values of fields this user may not read (rules/permissions.ts). */

@@ -10,6 +10,9 @@ import { compileUnion, type CompiledFilter } from '../query/filter.ts';
 import { inSet, type CollectionPermissions } from '../rules/permissions.ts';
 import { withoutStamps, type CollectionStore, type StoredDocument } from '../store/collection-store.ts';
 
+/** Subscription queries on one collection that a view (or a bootstrap's exclude) may hold. */
+export const MAX_VIEW_QUERIES = 100;
+
 export interface View {
   /** The subscriptions' union; null: everything readable. */
   filter: CompiledFilter | null;
@@ -22,6 +25,7 @@ export interface View {
 export function compileView(collection: CollectionModel, queries: unknown[] | null | undefined, permissions: CollectionPermissions, stamps = false): View {
   if (queries === null || queries === undefined) return { filter: null, permissions, stamps };
   if (!Array.isArray(queries)) throw new QueryError('view must be a list of queries');
+  if (queries.length > MAX_VIEW_QUERIES) throw new QueryError(`a view holds at most ${MAX_VIEW_QUERIES} queries (MAX_VIEW_QUERIES)`);
   return { filter: compileUnion(collection, queries, { queryableOnly: true, readableField: permissions.readableField }), permissions, stamps };
 }
 

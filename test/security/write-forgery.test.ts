@@ -8,23 +8,34 @@ import { attacker, expectNothingLeaked, seed, tasksOps } from './attack.ts';
 afterEach(cleanup);
 
 describe('forged writes', () => {
-  it('cannot plant tombstones: deleting what does not exist or what the user cannot read writes nothing', async () => {
+  it('cannot plant tombstones: a delete is checked like an insert, and one of a document the user cannot read gets the same answer and writes nothing', async () => {
     const gateway = await startTestGateway({ rulesPath: rulesFixture('owner-only') });
     await seed(gateway, 'tasks', [newTask({ id: 'ann-existing', ownerId: 'ann', title: 'ann secret title' })]);
     const db = await openDb(gateway.database);
     const ops = tasksOps(gateway);
     const bob = await attacker(gateway, 'bob');
+    const push = async (rows: unknown[]) => (await bob.http(ops.push, { rows })).data!.pushTasks;
+    const tombstone = (id: string, fields: Record<string, unknown>) => ({ assumedMasterState: null, newDocumentState: { ...newTask({ id, ...fields }), _deleted: true } });
 
+    // The attack: 1,000 tombstones on ids Ann will use, with junk, one of 4 MB.
     const planted = Array.from({ length: 999 }, (_, i) => ({ assumedMasterState: null, newDocumentState: { id: `ann-future-${i}`, _deleted: true, ownerId: 'ann', junk: 'x'.repeat(100) } }));
     planted.push({ assumedMasterState: null, newDocumentState: { id: 'ann-future-big', _deleted: true, ownerId: 'bob', junk: 'y'.repeat(4_000_000) } });
-    const missing = await bob.http(ops.push, { rows: planted });
-    expect(missing.errors).toBeUndefined();
-    expect(missing.data!.pushTasks).toEqual({ conflicts: [], rejected: [] });
-    // Deleting Ann's document gets the very same answer, and changes nothing.
-    const foreign = await bob.http(ops.push, { rows: [{ assumedMasterState: null, newDocumentState: { id: 'ann-existing', _deleted: true } }] });
-    expect(foreign.data!.pushTasks).toEqual({ conflicts: [], rejected: [] });
-    expect(await db.collection('tasks').countDocuments()).toBe(1);
-    expect(await db.collection('tasks').findOne({ _id: 'ann-existing' as never })).toMatchObject({ _sync: { deleted: false } });
+    const refused = await push(planted);
+    expect(refused.rejected).toHaveLength(1_000);
+    expect(new Set(refused.rejected.map((r: { code: string }) => r.code))).toEqual(new Set(['SCHEMA_VIOLATION']));
+    // Well-formed, in Ann's name: refused for what it is, on a free id and on Ann's own alike.
+    const onFree = await push([tombstone('ann-future-1', { ownerId: 'ann' })]);
+    const onAnns = await push([tombstone('ann-existing', { ownerId: 'ann' })]);
+    expect(JSON.stringify(onAnns).replaceAll('ann-existing', 'ID')).toBe(JSON.stringify(onFree).replaceAll('ann-future-1', 'ID'));
+    expect(onFree.rejected[0]).toMatchObject({ code: 'PERMISSION_DENIED', realmCode: 231 });
+    // In his own name: a delete of what he created offline is stored; one of Ann's document is
+    // answered the same way and changes nothing.
+    expect(await push([tombstone('bob-offline', { ownerId: 'bob' })])).toEqual({ conflicts: [], rejected: [] });
+    expect(await push([tombstone('ann-existing', { ownerId: 'bob' })])).toEqual({ conflicts: [], rejected: [] });
+
+    expect(await db.collection('tasks').countDocuments()).toBe(2);
+    expect(await db.collection('tasks').findOne({ _id: 'ann-existing' as never })).toMatchObject({ ownerId: 'ann', _sync: { deleted: false } });
+    expect(await db.collection('tasks').findOne({ _id: 'bob-offline' as never })).toMatchObject({ ownerId: 'bob', _sync: { deleted: true } });
 
     // Ann can still use the ids Bob tried to take.
     const ann = await attacker(gateway, 'ann');
