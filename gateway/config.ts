@@ -71,7 +71,7 @@ export const DEFAULTS: Omit<GatewayConfig, 'mongoUri'> = {
   maxPullLimit: 5_000,
   maxPushRows: 1_000,
   maxListLimit: 1_000,
-  maxQueryTimeMs: 10_000,
+  maxQueryTimeMs: 60_000,
   maxQueuedDocuments: 10_000,
   maxQueuedBytes: 4 * 1024 * 1024,
   maxPayloadBytes: 16 * 1024 * 1024,

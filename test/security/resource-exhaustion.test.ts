@@ -72,6 +72,20 @@ describe('resource exhaustion', () => {
     await within(20_000, 'graceful stop', gateway.stop());
   });
 
+  it('stops a query built from a client’s filter that runs past its time in the store, with QUERY_TIMEOUT', async () => {
+    // MongoDB runs patterns with a backtracking engine; the store's own clock bounds them there.
+    const gateway = await startTestGateway({ maxQueryTimeMs: 1 });
+    await seed(gateway, 'tasks', Array.from({ length: 3_000 }, (_, i) => newTask({ id: `slow-${i}`, title: `${'a'.repeat(200)}${i}` })));
+    const user = await attacker(gateway, 'user-1');
+    const filter = { title: { $regex: '.*a.*a.*a.*a.*b', $options: 'i' } };
+    const listed = await user.http('query ($f: JSONObject) { tasks(filter: $f, limit: 10) { id } }', { f: filter });
+    expect(listed.errors?.[0]).toMatchObject({ message: 'the query took longer than 1 ms; narrow the filter', extensions: { code: 'QUERY_TIMEOUT' } });
+    const booted = await user.http(tasksOps(gateway).bootstrap, { query: filter, limit: 10 });
+    expect(booted.errors?.[0]?.extensions?.code).toBe('QUERY_TIMEOUT');
+    // The gateway goes on serving.
+    expect((await user.http('query { task(id: "slow-1") { id } }')).data!.task).toEqual({ id: 'slow-1' });
+  });
+
   it('bounds what a client that never reads costs, in bytes: its queue gives way to one resync', async () => {
     const maxQueuedBytes = 1024 * 1024;
     // The socket sweep (maxBufferedBytes) is not what bounds it here: graphql-ws sends one message
