@@ -115,12 +115,11 @@ export class CollectionWriter {
         rejectedDocs.push(doc);
         continue;
       }
-      // A tombstone's fields are never stored (the stored document's are kept), so only live
-      // documents are checked against the schema. A client cannot send fields it may not read:
-      // those come from the stored document, and the merged result is checked again.
-      const violation = doc._deleted ? null : this.validate(doc);
-      if (violation && !(violation.missing && violation.field !== null && !permissions.readableField(violation.field))) {
-        rejected.push({ id: doc.id, code: REJECTION_CODES.SCHEMA_VIOLATION, field: violation.field, message: violation.message, realmCode: null });
+      // A delete is checked against the schema only where its state would be stored (applyOnce);
+      // an existing document's tombstone keeps the stored fields.
+      const violation = doc._deleted ? null : this.schemaViolation(doc, permissions);
+      if (violation) {
+        rejected.push({ id: doc.id, ...violation });
         rejectedDocs.push(doc);
         continue;
       }
@@ -392,13 +391,21 @@ export class CollectionWriter {
     return STAMPS_FIELD in pushed ? visible : withoutStamps(visible);
   }
 
+  /**
+   * How a pushed document breaks its type, or null. A field the user may not read is never
+   * missing from it: it comes from the stored document, and the merged result is checked again.
+   */
+  private schemaViolation(doc: SyncDocument, permissions: CollectionPermissions): Omit<PushRejection, 'id'> | null {
+    const violation = this.validate(doc);
+    if (!violation || (violation.missing && violation.field !== null && !permissions.readableField(violation.field))) return null;
+    return { code: REJECTION_CODES.SCHEMA_VIOLATION, field: violation.field, message: violation.message, realmCode: null };
+  }
+
   /** Why the tombstone of a document the server does not have may not be stored, or null. */
   private tombstoneRefusal(doc: SyncDocument, permissions: CollectionPermissions): Omit<PushRejection, 'id'> | null {
     const live = { ...doc, _deleted: false } as SyncDocument;
-    const violation = this.validate(live);
-    if (violation && !(violation.missing && violation.field !== null && !permissions.readableField(violation.field))) {
-      return { code: REJECTION_CODES.SCHEMA_VIOLATION, field: violation.field, message: violation.message, realmCode: null };
-    }
+    const violation = this.schemaViolation(live, permissions);
+    if (violation) return violation;
     const denial = writeDenial(permissions, this.store.model, undefined, live) ?? accessDenial(permissions, undefined, true);
     return denial ? permissionDenied(denial) : null;
   }
