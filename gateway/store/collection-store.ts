@@ -82,7 +82,7 @@ export class CollectionStore {
     return Object.fromEntries(queryableFields(this.model).map((f) => (f.name === PRIMARY_KEY ? ['_id', stored._id] : [f.name, stored[f.name] ?? null])));
   }
 
-  /** The most writes that go under one sequence lease (store-limits.ts). */
+  /** The most updates that go under one sequence lease (store-limits.ts). */
   get writesPerLease(): number {
     return this.limits.writesPerLease;
   }

@@ -21,9 +21,9 @@ export interface StoreLimits {
   /** Whether writes carry their compare-and-set condition (`_sync.seq`) to the store. */
   compareAndSet: boolean;
   /**
-   * Writes made under one sequence lease. A lease holds every reader back until it is released,
-   * and one that outlives its TTL makes its writes be sequenced again, so a big push is written
-   * in parts small enough to finish well within the TTL on a slow store.
+   * Updates made under one sequence lease (inserts go along: they take one command). A lease
+   * holds every reader back until it is released, and one that outlives its TTL makes its writes
+   * be sequenced again, so a big push is written in parts that finish well within the TTL.
    */
   writesPerLease: number;
 }

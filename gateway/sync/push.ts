@@ -59,8 +59,7 @@ export class PushError extends Error {
 
 export class CollectionWriter {
   private readonly documentLocks = new KeyedLock();
-  private readonly userPushes = new KeyedLock();
-  /** Writes per sequence lease, adapted to the store's speed (see write()). */
+  /** Updates per sequence lease, adapted to the store's speed (see write()). */
   private partSize: number;
 
   /** Pushes under way: a graceful stop lets them finish, so their sequence leases are released. */
@@ -83,9 +82,7 @@ export class CollectionWriter {
   }
 
   push(rows: readonly unknown[], permissions: CollectionPermissions = UNRESTRICTED): Promise<PushResult> {
-    // One push at a time per user: parallel pushes from one user wait their turn instead of
-    // taking every write slot of the store from everyone else.
-    const pushing = this.userPushes.run([permissions.fingerprint], () => this.pushNow(rows, permissions));
+    const pushing = this.pushNow(rows, permissions);
     this.inflight.add(pushing);
     void pushing.finally(() => this.inflight.delete(pushing)).catch(() => {});
     return pushing;
@@ -288,11 +285,16 @@ export class CollectionWriter {
   private async write(planned: PlannedWrite[]): Promise<boolean[]> {
     const landed: boolean[] = [];
     for (let start = 0; start < planned.length; ) {
-      const part = planned.slice(start, start + this.partSize);
+      // Updates are what is slow (inserts go in one command), so they are what a part counts.
+      let end = start;
+      let updates = 0;
+      for (; end < planned.length && (updates < this.partSize || planned[end]!.replaces === null); end++) {
+        if (planned[end]!.replaces !== null) updates++;
+      }
       const began = Date.now();
-      landed.push(...(await this.writeUnderOneLease(part)));
-      start += part.length;
-      this.adaptPartSize(part.length, Date.now() - began);
+      landed.push(...(await this.writeUnderOneLease(planned.slice(start, end))));
+      start = end;
+      this.adaptPartSize(updates, Date.now() - began);
     }
     return landed;
   }
@@ -301,10 +303,10 @@ export class CollectionWriter {
    * Parts follow the store's speed: one that held its lease past a quarter of the TTL halves the
    * next, a quick full one doubles it (up to the store's limit).
    */
-  private adaptPartSize(written: number, elapsedMs: number): void {
+  private adaptPartSize(updates: number, elapsedMs: number): void {
     const target = this.store.leaseTtlMs / 4;
-    if (elapsedMs > target) this.partSize = Math.max(1, Math.floor(written / 2));
-    else if (elapsedMs < target / 4 && written === this.partSize) this.partSize = Math.min(this.store.writesPerLease, this.partSize * 2);
+    if (elapsedMs > target) this.partSize = Math.max(1, Math.floor(Math.max(updates, 2) / 2));
+    else if (elapsedMs < target / 4 && updates === this.partSize) this.partSize = Math.min(this.store.writesPerLease, this.partSize * 2);
   }
 
   private async writeUnderOneLease(planned: PlannedWrite[]): Promise<boolean[]> {
