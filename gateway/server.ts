@@ -16,6 +16,7 @@ import { CLOSE_CODES } from '../protocol/messages.ts';
 import { buildSchema, type CollectionRuntime } from './graphql/schema.ts';
 import { yogaOverWebSocket } from './graphql/websocket.ts';
 import { operationLimitPlugins } from './limits/operation-limits.ts';
+import { noInternalErrorDetail, subscriptionsOverWebSocketOnly } from './limits/transport.ts';
 import { loadRules } from './rules/load.ts';
 import { PermissionEngine } from './rules/permissions.ts';
 import { ChangeFeed } from './store/change-feed.ts';
@@ -131,7 +132,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // development too; the log has them.
     maskedErrors: { isDev: false },
     maxRequestBodySize: config.maxPayloadBytes, // bodies without a content-length too
-    plugins: operationLimitPlugins(config),
+    // Subscriptions only over graphql-ws, where sessions end with their credentials (transport.ts);
+    // no internal error text (Yoga's originalError) in any answer.
+    plugins: [...operationLimitPlugins(config), subscriptionsOverWebSocketOnly(), noInternalErrorDetail()],
     // Every operation runs as an authenticated user: HTTP requests were checked before Yoga saw
     // them, sockets when they connected.
     context: ({ req, user }) => ({ user: user ?? req?.user }),

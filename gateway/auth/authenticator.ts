@@ -1,7 +1,7 @@
 // Who is asking. One place turns a bearer token (graphql-ws `connection_init`, HTTP
 // `Authorization`) into a user, or refuses it with a reason:
 //   - custom JWTs, verified with jose against a shared secret, a public key or a JWKS document,
-//     with an algorithm allow-list and `exp`, `nbf`, `iss`, `aud` checks;
+//     with an algorithm allow-list and `exp` (required), `nbf`, `iss`, `aud` checks;
 //   - anonymous users, whose tokens this gateway issues (HS256, `iss: tributary-anonymous`) with
 //     a secret kept in MongoDB, so every gateway instance accepts them;
 //   - API keys for server-side services (`trb_<id>_<secret>`, stored hashed; api-keys.ts);
@@ -135,12 +135,13 @@ export class Authenticator {
     }
     if (claims.iss === ANONYMOUS_ISSUER) {
       if (!this.anonymousSecret) throw new AuthError('provider-disabled', 'anonymous users are disabled on this gateway');
-      const verified = await verify(token, this.anonymousSecret, { algorithms: ['HS256'], issuer: ANONYMOUS_ISSUER });
+      const verified = await verify(token, this.anonymousSecret, { algorithms: ['HS256'], issuer: ANONYMOUS_ISSUER, requiredClaims: ['exp'] });
       return this.withCustomData(userFrom(verified, 'anonymous', 'sub', null));
     }
     if (!this.jwtKey) throw new AuthError('provider-disabled', 'custom JWTs are not configured on this gateway');
     const jwt = this.config.jwt!;
-    const verified = await verify(token, this.jwtKey, { algorithms: this.jwtAlgorithms, issuer: jwt.issuer, audience: jwt.audience });
+    // A custom JWT must expire: a session opened with one ends when it does (4440).
+    const verified = await verify(token, this.jwtKey, { algorithms: this.jwtAlgorithms, issuer: jwt.issuer, audience: jwt.audience, requiredClaims: ['exp'] });
     return this.withCustomData(userFrom(verified, 'jwt', jwt.userIdClaim ?? 'sub', null));
   }
 
@@ -195,7 +196,7 @@ export class Authenticator {
   }
 }
 
-async function verify(token: string, key: Uint8Array | CryptoKey | JWTVerifyGetKey, options: { algorithms: string[]; issuer?: string; audience?: string }): Promise<JWTPayload> {
+async function verify(token: string, key: Uint8Array | CryptoKey | JWTVerifyGetKey, options: { algorithms: string[]; issuer?: string; audience?: string; requiredClaims?: string[] }): Promise<JWTPayload> {
   try {
     const { payload } = await jwtVerify(token, key as Uint8Array, options);
     return payload;
@@ -210,6 +211,7 @@ function toAuthError(error: unknown): AuthError {
     if (error.claim === 'nbf') return new AuthError('not-yet-valid', 'the token is not valid yet (nbf)');
     if (error.claim === 'iss') return new AuthError('wrong-issuer', 'the token has the wrong issuer (iss)');
     if (error.claim === 'aud') return new AuthError('wrong-audience', 'the token has the wrong audience (aud)');
+    if (error.claim === 'exp') return new AuthError('malformed', 'the token has no valid expiry (exp): custom JWTs must expire');
     return new AuthError('malformed', `the token's ${error.claim} claim is invalid`);
   }
   if (error instanceof errors.JOSEAlgNotAllowed || error instanceof errors.JOSENotSupported) {

@@ -1,8 +1,9 @@
 // GraphQL over graphql-ws executed through Yoga's envelop pipeline (its plugins, parse,
 // validate, context), following the graphql-yoga documentation's recipe. The gateway adds
 // authentication in onConnect; the benchmark's bare server uses it as it is.
-// Per socket, it bounds the subscriptions held and the queries and mutations running at once:
-// one socket must not grow the gateway's memory without bound. An operation over a bound is
+// Per socket, it bounds the subscriptions held and the queries and mutations running at once
+// (counted by the work running, not by operation ids, which a client may complete and reuse at
+// once): one socket must not grow the gateway's memory without bound. An operation over a bound is
 // refused with a GraphQL error; the socket and its other operations go on.
 import { getOperationAST, GraphQLError, type ExecutionArgs } from 'graphql';
 import type { Context, ServerOptions } from 'graphql-ws';
@@ -10,7 +11,7 @@ import type { Extra } from 'graphql-ws/use/ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { limitError } from '../limits/errors.ts';
 
-type RootValue = { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown };
+type RootValue = { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown; release: () => void; live: Set<AsyncGenerator<unknown>> };
 
 export interface SocketLimits {
   /** Subscriptions one socket may hold at once. */
@@ -21,25 +22,76 @@ export interface SocketLimits {
 
 const UNBOUNDED: SocketLimits = { maxSubscriptions: Infinity, maxInFlight: Infinity };
 
+/**
+ * What one socket has running. Counted by the work itself, not by operation ids: graphql-ws frees
+ * an id when the client sends `complete` (or it is reused at once) while the query goes on
+ * running, so a Set of ids would let one socket run any number of operations. A slot is taken
+ * when an operation is let through and given back when its execution settles (queries,
+ * mutations) or its event stream ends (subscriptions), whatever the client does with ids.
+ */
+interface Running {
+  subscriptions: number;
+  others: number;
+  /** Event streams of this socket, ended when it closes (graphql-ws only ends those it still knows by id). */
+  live: Set<AsyncGenerator<unknown>>;
+}
+
 export function yogaOverWebSocket<E extends Record<PropertyKey, unknown>>(
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   yoga: YogaServerInstance<any, any>,
   /** Extra server context for an operation, from its connection (e.g. the user). */
   contextOf: (extra: Extra & Partial<E>) => Record<string, unknown> = () => ({}),
   limits: SocketLimits = UNBOUNDED,
-): Pick<ServerOptions<Record<string, unknown> | undefined, Extra & Partial<E>>, 'execute' | 'subscribe' | 'onSubscribe' | 'onComplete'> {
-  // The ids of each socket's running operations, by kind; graphql-ws calls onComplete for every
-  // operation onSubscribe let through (completed, failed, cancelled, or its socket closed).
-  const running = new WeakMap<Context<Record<string, unknown> | undefined, Extra & Partial<E>>, { subscriptions: Set<string>; others: Set<string> }>();
+): Pick<ServerOptions<Record<string, unknown> | undefined, Extra & Partial<E>>, 'execute' | 'subscribe' | 'onSubscribe'> {
+  const running = new WeakMap<Context<Record<string, unknown> | undefined, Extra & Partial<E>>, Running>();
   const runningOn = (ctx: Context<Record<string, unknown> | undefined, Extra & Partial<E>>) => {
-    let sets = running.get(ctx);
-    if (!sets) running.set(ctx, (sets = { subscriptions: new Set(), others: new Set() }));
-    return sets;
+    let counts = running.get(ctx);
+    if (!counts) {
+      const created: Running = { subscriptions: 0, others: 0, live: new Set() };
+      running.set(ctx, (counts = created));
+      ctx.extra.socket.once('close', () => {
+        for (const stream of [...created.live]) void stream.return(undefined).catch(() => {});
+      });
+    }
+    return counts;
   };
 
   return {
-    execute: (args) => (args.rootValue as RootValue).execute(args) as never,
-    subscribe: (args) => (args.rootValue as RootValue).subscribe(args) as never,
+    // graphql-ws calls these for every operation onSubscribe let through (completed by the client or not).
+    execute: (args) => {
+      const root = args.rootValue as RootValue;
+      let result: unknown;
+      try {
+        result = root.execute(args);
+      } catch (error) {
+        root.release();
+        throw error;
+      }
+      return Promise.resolve(result).then(
+        (value) => (isAsyncIterable(value) ? guarded(value, root) : (root.release(), value)),
+        (error: unknown) => {
+          root.release();
+          throw error;
+        },
+      ) as never;
+    },
+    subscribe: (args) => {
+      const root = args.rootValue as RootValue;
+      let result: unknown;
+      try {
+        result = root.subscribe(args);
+      } catch (error) {
+        root.release();
+        throw error;
+      }
+      return Promise.resolve(result).then(
+        (value) => (isAsyncIterable(value) ? guarded(value, root) : (root.release(), value)),
+        (error: unknown) => {
+          root.release();
+          throw error;
+        },
+      ) as never;
+    },
     onSubscribe: async (ctx, id, payload) => {
       const enveloped = yoga.getEnveloped({ ...ctx, req: ctx.extra.request, socket: ctx.extra.socket, params: payload, ...contextOf(ctx.extra) });
       let document;
@@ -53,17 +105,24 @@ export function yogaOverWebSocket<E extends Record<PropertyKey, unknown>>(
         return [asClientError(yoga, error)];
       }
 
-      const kind = getOperationAST(document, payload.operationName)?.operation;
-      const sets = runningOn(ctx);
-      const set = kind === 'subscription' ? sets.subscriptions : sets.others;
-      if (kind === 'subscription' && set.size >= limits.maxSubscriptions) {
+      const operation = getOperationAST(document, payload.operationName);
+      if (!operation) return [new GraphQLError('Unable to identify operation')];
+      const kind = operation.operation === 'subscription' ? 'subscriptions' : 'others';
+      const counts = runningOn(ctx);
+      if (kind === 'subscriptions' && counts.subscriptions >= limits.maxSubscriptions) {
         return [limitError('TOO_MANY_SUBSCRIPTIONS', `this socket already holds ${limits.maxSubscriptions} subscriptions; complete one first`)];
       }
-      if (kind !== 'subscription' && set.size >= limits.maxInFlight) {
+      if (kind === 'others' && counts.others >= limits.maxInFlight) {
         return [limitError('TOO_MANY_OPERATIONS', `this socket already has ${limits.maxInFlight} queries and mutations running; wait for one to finish`)];
       }
-      // Counted before the first await, so operations arriving together cannot all pass the check.
-      set.add(id);
+      // Taken before the first await, so operations arriving together cannot all pass the check.
+      counts[kind]++;
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        counts[kind]--;
+      };
       try {
         return {
           schema: enveloped.schema,
@@ -71,19 +130,62 @@ export function yogaOverWebSocket<E extends Record<PropertyKey, unknown>>(
           document,
           variableValues: payload.variables,
           contextValue: await enveloped.contextFactory(),
-          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
+          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe, release, live: counts.live } satisfies RootValue,
         } satisfies ExecutionArgs;
       } catch (error) {
-        set.delete(id);
+        release();
         return [asClientError(yoga, error)];
       }
     },
-    onComplete: (ctx, id) => {
-      const sets = running.get(ctx);
-      sets?.subscriptions.delete(id);
-      sets?.others.delete(id);
+  };
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
+}
+
+/**
+ * An event stream that gives its slot back when it ends: done, failed, or returned (also when
+ * returned before it was ever read, which an async generator function would not notice).
+ */
+function guarded(source: AsyncIterable<unknown>, root: RootValue): AsyncGenerator<unknown> {
+  const inner = source[Symbol.asyncIterator]();
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    root.live.delete(stream);
+    root.release();
+  };
+  const stream: AsyncGenerator<unknown> = {
+    async next() {
+      if (ended) return { done: true, value: undefined };
+      try {
+        const step = await inner.next();
+        if (step.done) end();
+        return step;
+      } catch (error) {
+        end();
+        throw error;
+      }
+    },
+    async return(value?: unknown) {
+      const wasEnded = ended;
+      end();
+      if (!wasEnded && inner.return) await inner.return(value);
+      return { done: true, value };
+    },
+    async throw(error?: unknown) {
+      end();
+      if (inner.throw) return inner.throw(error);
+      throw error;
+    },
+    [Symbol.asyncIterator]() {
+      return stream;
     },
   };
+  root.live.add(stream);
+  return stream;
 }
 
 /** A GraphQLError goes to the client as it is; anything else is logged and masked. */

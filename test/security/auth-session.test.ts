@@ -2,13 +2,26 @@
 // the socket with 4500 and echoed an internal message, and a revoked API key's open socket kept
 // working. Now: 4401 `malformed: ...`, no internal message ever reaches a client, and API-key
 // sessions are re-checked and closed with 4401 `revoked-api-key: ...`.
+//
+// A second attack found: subscriptions over plain HTTP (Yoga's Server-Sent Events) were sessions
+// none of the above reached (expiry, revocation, custom-data refresh), so they kept delivering;
+// Yoga's answer to a malformed JSON body quoted the parser's message (originalError); custom JWTs
+// without `exp` made sessions that never expired. Now subscriptions are refused over HTTP, no
+// originalError is sent, and custom JWTs must carry `exp`.
+import { resolve } from 'node:path';
 import { createClient } from 'graphql-ws/client';
+import { SignJWT } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import type { Gateway } from '../../gateway/server.ts';
-import { cleanup, graphqlHttp, startTestGateway, testToken, waitFor } from '../helpers/harness.ts';
+import { cleanup, graphqlHttp, newTask, openDb, startTestGateway, TEST_JWT, testToken, waitFor } from '../helpers/harness.ts';
+import { seed } from './attack.ts';
 
 afterEach(cleanup);
+const aborts: AbortController[] = [];
+afterEach(() => {
+  while (aborts.length) aborts.pop()!.abort();
+});
 
 /**
  * A raw graphql-transport-ws socket: sends connection_init with `payload` (or with the JSON text
@@ -129,5 +142,150 @@ describe('API key sessions', () => {
     // And it cannot come back.
     expect(await connect(gateway, { authToken: revoked.key })).toEqual({ acked: false, closed: { code: 4401, reason: 'revoked-api-key: the API key has been revoked' } });
     await Promise.all([doomed, other, person].map((s) => s.client.dispose()));
+  });
+});
+
+/**
+ * A subscription over plain HTTP (SSE by default; GET or multipart on request); `text()` is
+ * everything received so far, `ended()` whether the answer is complete.
+ */
+async function overHttp(httpUrl: string, token: string, query: string, how: { method?: 'GET' | 'POST'; accept?: string } = {}) {
+  const abort = new AbortController();
+  aborts.push(abort);
+  const method = how.method ?? 'POST';
+  const headers = { authorization: `Bearer ${token}`, accept: how.accept ?? 'text/event-stream' };
+  const res =
+    method === 'GET'
+      ? await fetch(`${httpUrl}?query=${encodeURIComponent(query)}`, { headers, signal: abort.signal })
+      : await fetch(httpUrl, { method, headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ query }), signal: abort.signal });
+  let received = '';
+  let ended = false;
+  void (async () => {
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) received += decoder.decode(chunk);
+    } catch {
+      /* aborted */
+    }
+    ended = true;
+  })();
+  return { status: res.status, contentType: res.headers.get('content-type'), text: () => received, ended: () => ended };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const REFUSAL = { errors: [{ message: 'subscriptions are served over WebSocket (graphql-ws) only', extensions: { code: 'BAD_REQUEST' } }] };
+
+/** Refused at once with 400 and a JSON error: no event stream is opened. */
+async function expectRefused(sub: Awaited<ReturnType<typeof overHttp>>) {
+  expect(sub.status).toBe(400);
+  expect(sub.contentType).toMatch(/^application\/json/);
+  await waitFor('the refusal answered in full', () => sub.ended(), 5_000);
+  expect(JSON.parse(sub.text())).toEqual(REFUSAL);
+}
+
+describe('subscriptions over plain HTTP (SSE) are refused: sessions live on WebSocket only', () => {
+  it('refuses an SSE subscription (POST, GET, multipart) and delivers nothing, even past its token’s expiry', async () => {
+    const gateway = await startTestGateway();
+    const shortLived = await testToken('user-1', {}, Math.floor(Date.now() / 1000) + 2);
+    const query = 'subscription { watchTasks { id document { title } } }';
+    const subs = [
+      await overHttp(gateway.httpUrl, shortLived, query),
+      await overHttp(gateway.httpUrl, shortLived, query, { method: 'GET' }),
+      await overHttp(gateway.httpUrl, shortLived, query, { accept: 'multipart/mixed' }),
+      await overHttp(gateway.httpUrl, shortLived, query, { accept: 'application/json' }),
+    ];
+    for (const sub of subs) await expectRefused(sub);
+    await sleep(2_500); // the token has expired
+    await seed(gateway, 'tasks', [newTask({ title: 'after-expiry-secret' })]);
+    await sleep(500);
+    for (const sub of subs) expect(sub.text()).not.toContain('after-expiry-secret');
+    // Queries and mutations over HTTP are unaffected.
+    expect((await graphqlHttp(gateway.httpUrl, '{ viewer { id } }')).data).toEqual({ viewer: { id: 'user-1' } });
+  });
+
+  it('refuses an SSE subscription opened with an API key; nothing arrives after the key is revoked', async () => {
+    const gateway = await startTestGateway({ apiKeyCheckMs: 200 });
+    const { key, info } = await gateway.auth.apiKeys.create('attacker-service');
+    const sub = await overHttp(gateway.httpUrl, key, 'subscription { watchTasks { id document { title } } }');
+    await expectRefused(sub);
+    expect(await gateway.auth.apiKeys.revoke(info.id)).toBe(true);
+    await sleep(500);
+    await seed(gateway, 'tasks', [newTask({ title: 'after-revocation-secret' })]);
+    await sleep(500);
+    expect(sub.text()).not.toContain('after-revocation-secret');
+  });
+
+  it('refuses an SSE watch that custom data would have to follow; the same watch over WebSocket follows it', async () => {
+    const gateway = await startTestGateway({
+      rulesPath: resolve(import.meta.dirname, '../../rules'),
+      auth: { jwt: TEST_JWT, customData: { collection: 'userData', userIdField: 'userId' } },
+      customDataPollMs: 100,
+    });
+    const db = await openDb(gateway.database);
+    await db.collection('userData').insertOne({ userId: 'ann', teamId: 'team-a' });
+    const project = (id: string, name: string) => ({ id, ownerId: 'carl', teamId: 'team-a', name, archived: false, createdAt: '2026-01-01T00:00:00.000Z' });
+    const query = 'subscription { watchProjects { id document { name } } }';
+    const sub = await overHttp(gateway.httpUrl, await testToken('ann'), query);
+    await expectRefused(sub);
+    const ws = session(gateway, await testToken('ann'));
+    const events: string[] = [];
+    ws.client.subscribe({ query }, { next: (e) => events.push(JSON.stringify(e)), error: () => {}, complete: () => {} });
+    await sleep(300);
+    await seed(gateway, 'projects', [project('p1', 'while-member')]);
+    await waitFor('the member’s watch got the project', () => events.some((e) => e.includes('while-member')), 5_000);
+    await db.collection('userData').updateOne({ userId: 'ann' }, { $set: { teamId: 'team-b' } });
+    await sleep(1_000); // 10 custom-data polls
+    await seed(gateway, 'projects', [project('p2', 'after-leaving-secret')]);
+    await sleep(1_000);
+    expect(events.join()).not.toContain('after-leaving-secret');
+    expect(sub.text()).not.toContain('while-member');
+    await ws.client.dispose();
+  });
+});
+
+describe('HTTP error answers', () => {
+  it('answers a malformed JSON body with 400 and no internal error detail (originalError)', async () => {
+    const gateway = await startTestGateway();
+    for (const accept of [undefined, 'application/json', 'application/graphql-response+json']) {
+      const res = await fetch(gateway.httpUrl, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${await testToken()}`, 'content-type': 'application/json', ...(accept ? { accept } : {}) },
+        body: '{"query": "secret-looking body',
+      });
+      expect(res.status, accept).toBe(400);
+      const text = await res.text();
+      expect(text, accept).not.toContain('originalError');
+      expect(text, accept).not.toContain('secret-looking');
+      expect(JSON.parse(text), accept).toEqual({ errors: [{ message: 'POST body sent invalid JSON.', extensions: { code: 'BAD_REQUEST' } }] });
+    }
+  });
+});
+
+describe('custom JWT expiry', () => {
+  const sign = (claims: Record<string, unknown>, exp?: number | string) => {
+    const jwt = new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setSubject('no-exp').setIssuer(TEST_JWT.issuer).setAudience(TEST_JWT.audience).setIssuedAt();
+    if (exp !== undefined) jwt.setExpirationTime(exp);
+    return jwt.sign(new TextEncoder().encode(TEST_JWT.secret));
+  };
+
+  it('refuses a custom JWT without exp (401 and 4401 malformed); tokens with exp, API keys and anonymous tokens work', async () => {
+    const gateway = await startTestGateway();
+    const noExp = await sign({});
+    const reason = 'malformed: the token has no valid expiry (exp): custom JWTs must expire';
+    const response = await fetch(gateway.httpUrl, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${noExp}` }, body: JSON.stringify({ query: '{ viewer { id } }' }) });
+    expect(response.status).toBe(401);
+    expect(await response.json()).toEqual({ errors: [{ message: 'unauthorized: the token has no valid expiry (exp): custom JWTs must expire', extensions: { code: 'UNAUTHENTICATED', reason: 'malformed' } }] });
+    expect(await connect(gateway, { authToken: noExp })).toEqual({ acked: false, closed: { code: 4401, reason } });
+    // An exp that is not a number is no expiry either.
+    const badExp = await new SignJWT({ exp: 'never' as never }).setProtectedHeader({ alg: 'HS256' }).setSubject('x').setIssuer(TEST_JWT.issuer).setAudience(TEST_JWT.audience).sign(new TextEncoder().encode(TEST_JWT.secret));
+    expect((await connect(gateway, { authToken: badExp })).closed?.code).toBe(4401);
+
+    expect(await connect(gateway, { authToken: await sign({}, '1h') })).toEqual({ acked: true });
+    expect((await graphqlHttp(gateway.httpUrl, '{ viewer { id } }', {}, await sign({}, '1h'))).data).toEqual({ viewer: { id: 'no-exp' } });
+    const { key } = await gateway.auth.apiKeys.create('service');
+    expect(await connect(gateway, { authToken: key })).toEqual({ acked: true });
+    const anonymous = (await (await fetch(gateway.httpUrl.replace('/graphql', '/auth/anonymous'), { method: 'POST' })).json()) as { token: string; userId: string };
+    expect(await connect(gateway, { authToken: anonymous.token })).toEqual({ acked: true });
+    expect((await graphqlHttp(gateway.httpUrl, '{ viewer { id } }', {}, anonymous.token)).data).toEqual({ viewer: { id: anonymous.userId } });
   });
 });

@@ -10,6 +10,7 @@ import { WebSocket } from 'ws';
 import { syncOperations } from '../../protocol/operations.ts';
 import type { Gateway } from '../../gateway/server.ts';
 import { cleanup, graphqlHttp, newTask, openDb, startTestGateway, testToken, waitFor } from '../helpers/harness.ts';
+import { seed } from './attack.ts';
 
 afterEach(cleanup);
 // This file's own sockets, closed before the gateways (afterEach hooks run last-registered first).
@@ -212,6 +213,86 @@ describe('per-socket bounds', () => {
     }
     expect((await ws.run('{ viewer { id } }')).data).toEqual({ viewer: { id: 'user-1' } });
     expect(ws.closed()).toBeUndefined();
+  });
+});
+
+describe('per-socket bounds count the work running, not operation ids', () => {
+  // graphql-ws frees an id as soon as the client sends `complete`, while the query goes on
+  // running; a bound counting ids let "subscribe x, complete x" 100 times run 101 list queries
+  // at once (a bystander waited 26 s).
+  it('holds when the client completes and reuses one operation id', async () => {
+    const gateway = await startTestGateway({ maxInFlightPerSocket: 4 });
+    await seed(gateway, 'tasks', Array.from({ length: 1_000 }, () => newTask()));
+    // Count list queries running in the store at once (instrumentation only).
+    const documents = gateway.collections.get('tasks')!.store.documents;
+    const find = documents.find.bind(documents);
+    let running = 0;
+    let most = 0;
+    (documents as { find: unknown }).find = (...args: Parameters<typeof find>) => {
+      const cursor = find(...args);
+      const toArray = cursor.toArray.bind(cursor);
+      cursor.toArray = async () => {
+        most = Math.max(most, ++running);
+        try {
+          return await toArray();
+        } finally {
+          running--;
+        }
+      };
+      return cursor;
+    };
+
+    const { raw } = await rawSocket(gateway);
+    const query = '{ tasks(limit: 1000) { id title description tags } }';
+    for (let i = 0; i < 100; i++) {
+      raw.send(JSON.stringify({ id: 'x', type: 'subscribe', payload: { query } }));
+      raw.send(JSON.stringify({ id: 'x', type: 'complete' }));
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    const started = Date.now();
+    await answersPromptly(gateway, 5_000);
+    const bystanderMs = Date.now() - started;
+    await waitFor('the store is quiet', () => running === 0, 60_000);
+    // (The refusals are not sent: graphql-ws answers an id the client has completed with nothing.)
+    expect(most).toBeLessThanOrEqual(4);
+    expect(bystanderMs).toBeLessThan(5_000);
+    // Every slot was given back: the socket runs its next queries.
+    expect(raw.readyState).toBe(WebSocket.OPEN);
+    const ws = socket(gateway);
+    expect((await ws.run('{ viewer { id } }')).data).toEqual({ viewer: { id: 'user-1' } });
+    const again = await new Promise<{ type: string; payload?: unknown }>((resolve) => {
+      raw.on('message', (d) => {
+        const m = JSON.parse(String(d));
+        if (m.id === 'y' && m.type !== 'complete') resolve(m);
+      });
+      raw.send(JSON.stringify({ id: 'y', type: 'subscribe', payload: { query: '{ viewer { id } }' } }));
+    });
+    expect(again).toEqual({ id: 'y', type: 'next', payload: { data: { viewer: { id: 'user-1' } } } });
+  }, 120_000);
+
+  it('counts subscriptions by their live streams: completing and reusing an id frees the slot, and the bound holds', async () => {
+    const gateway = await startTestGateway({ maxSubscriptionsPerSocket: 3 });
+    const { raw } = await rawSocket(gateway);
+    const messages: Array<{ id?: string; type: string; payload?: unknown }> = [];
+    raw.on('message', (d) => messages.push(JSON.parse(String(d))));
+    const watch = 'subscription { watchTasks { id } }';
+    for (let i = 0; i < 50; i++) {
+      raw.send(JSON.stringify({ id: 'x', type: 'subscribe', payload: { query: watch } }));
+      raw.send(JSON.stringify({ id: 'x', type: 'complete' }));
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    // Three held at once, on other ids; a fourth is refused.
+    for (const id of ['a', 'b', 'c', 'd']) raw.send(JSON.stringify({ id, type: 'subscribe', payload: { query: watch } }));
+    await waitFor('the fourth refused', () => messages.find((m) => m.id === 'd'), 5_000);
+    expect(messages.find((m) => m.id === 'd')).toMatchObject({ type: 'error', payload: [{ extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } }] });
+    expect(messages.filter((m) => ['a', 'b', 'c'].includes(m.id!) && m.type === 'error')).toEqual([]);
+    // Completing one makes room for another.
+    raw.send(JSON.stringify({ id: 'a', type: 'complete' }));
+    await new Promise((r) => setTimeout(r, 200));
+    raw.send(JSON.stringify({ id: 'e', type: 'subscribe', payload: { query: watch } }));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(messages.filter((m) => m.id === 'e' && m.type === 'error')).toEqual([]);
+    expect(raw.readyState).toBe(WebSocket.OPEN);
   });
 });
 
