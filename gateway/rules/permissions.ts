@@ -79,22 +79,33 @@ export function accessDenial(permissions: CollectionPermissions, stored: StoredD
 }
 
 /**
+ * The checks that need no merge: whether the role may change `stored` at all (accessDenial) and,
+ * unless the user may read it, whether `doc` itself is outside the write filter, said first: a
+ * document the user may read it may know to be closed to it; for any other, the answer must not
+ * depend on whether it exists.
+ */
+export function preMergeDenial(permissions: CollectionPermissions, model: CollectionModel, stored: StoredDocument | undefined, doc: SyncDocument): WriteDenial | null {
+  if (permissions.unrestricted) return null;
+  const known = stored !== undefined && !stored._sync.deleted && inSet(permissions.read, stored);
+  const access = accessDenial(permissions, stored, doc._deleted === true);
+  if (known || doc._deleted) return access;
+  return outsideWriteFilter(permissions, model, doc) ?? access;
+}
+
+function outsideWriteFilter(permissions: CollectionPermissions, model: CollectionModel, doc: SyncDocument): WriteDenial | null {
+  const after = { ...toStoredForm(model, doc), _sync: { seq: 0, updatedAt: new Date(), deleted: false } } as StoredDocument;
+  return inSet(permissions.write, after) ? null : { field: null, message: 'the document would leave what the role may write (write filter)' };
+}
+
+/**
  * Why the role may not change `stored` (absent or a tombstone: an insert) into `doc`, or null
  * when it may: the write filter must hold before and after, inserts and deletes need their
  * rights, and every field an update changes must be writable.
  */
 export function writeDenial(permissions: CollectionPermissions, model: CollectionModel, stored: StoredDocument | undefined, doc: SyncDocument): WriteDenial | null {
   if (permissions.unrestricted) return null;
-  // A document the user may read it may know to be closed to it; for any other, what the change
-  // itself may not do is said first, so the answer says nothing of whether it exists.
-  const known = stored !== undefined && !stored._sync.deleted && inSet(permissions.read, stored);
-  const access = accessDenial(permissions, stored, doc._deleted === true);
-  if (known && access) return access;
-  if (!doc._deleted) {
-    const after = { ...toStoredForm(model, doc), _sync: { seq: 0, updatedAt: new Date(), deleted: false } } as StoredDocument;
-    if (!inSet(permissions.write, after)) return { field: null, message: 'the document would leave what the role may write (write filter)' };
-  }
-  if (access || doc._deleted || stored === undefined || stored._sync.deleted) return access;
+  const denial = preMergeDenial(permissions, model, stored, doc) ?? (doc._deleted ? null : outsideWriteFilter(permissions, model, doc));
+  if (denial || doc._deleted || stored === undefined || stored._sync.deleted) return denial;
   const before = toWireForm(model, stored);
   for (const field of model.fields) {
     if (field.name === PRIMARY_KEY) continue;

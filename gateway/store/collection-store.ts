@@ -101,6 +101,13 @@ export class CollectionStore {
     return { prev, past: distinct.slice(-PAST_STATES) };
   }
 
+  /** The fields of a stored document that are not the type's (another service's): kept on every write. */
+  outsideFields(stored: StoredDocument | null): Record<string, unknown> {
+    if (stored === null) return {};
+    const known = new Set(this.model.fields.map((f) => f.name));
+    return Object.fromEntries(Object.entries(stored).filter(([key]) => key !== '_id' && key !== '_sync' && !known.has(key)));
+  }
+
   /** A removal from a client's view: the id only, marked deleted. Nothing else leaves. */
   removal(stored: StoredDocument): SyncDocument {
     return { [PRIMARY_KEY]: stored._id, [DELETED_FIELD]: true } as SyncDocument;
@@ -174,8 +181,15 @@ export function toStoredForm(model: CollectionModel, doc: SyncDocument, converts
   return { _id: id as string, ...converted };
 }
 
+/**
+ * The wire form: the fields of the type only. Other services may keep fields of their own in a
+ * document; those are not part of the data model, no rule can hide them, and they never leave
+ * (the write path keeps them: `outsideFields`).
+ */
 export function toWireForm(model: CollectionModel, stored: StoredDocument, convertsDates = hasDateTimes(model.fields)): SyncDocument {
-  const { _id, _sync, ...fields } = stored;
+  const { _id, _sync } = stored;
+  const fields: Record<string, unknown> = {};
+  for (const { name } of model.fields) if (name !== PRIMARY_KEY && Object.hasOwn(stored, name)) fields[name] = stored[name];
   const converted = convertsDates ? mapDateTimes(model.fields, fields, toIsoString) : fields;
   const wire = { [PRIMARY_KEY]: _id, ...converted, [DELETED_FIELD]: _sync.deleted } as SyncDocument;
   if (_sync.stamps && Object.keys(_sync.stamps).length > 0) wire[STAMPS_FIELD] = _sync.stamps;

@@ -15,7 +15,7 @@
 // `_id` and relies on that order alone (store/store-limits.ts).
 import type { AnyBulkWriteOperation } from 'mongodb';
 import { COMPENSATING_WRITE_CODE, REJECTION_CODES, type PushRejection, type PushResult, type PushRow, type SyncDocument } from '../../protocol/messages.ts';
-import { accessDenial, hiddenFieldNamed, inSet, UNRESTRICTED, withHiddenFieldsOf, writeDenial, type CollectionPermissions, type WriteDenial } from '../rules/permissions.ts';
+import { accessDenial, hiddenFieldNamed, inSet, preMergeDenial, UNRESTRICTED, withHiddenFieldsOf, writeDenial, type CollectionPermissions, type WriteDenial } from '../rules/permissions.ts';
 import { randomBytes } from 'node:crypto';
 import { formatStamp, HybridLogicalClock, parseStamp } from '../../protocol/hlc.ts';
 import { allStamps, mergedFields, recordChange, SERVER_NODE, stampsProblem, type MergedFields } from '../../protocol/field-state.ts';
@@ -126,8 +126,10 @@ export class CollectionWriter {
     // Rows of documents new to the client are inserted without reading first (the unique _id
     // catches the ones that exist); only rows that lose get the full read-and-compare.
     const readFirst = new Set<PushRow>();
-    for (let round = 0; pending.length > 0; round++) {
-      if (round === MAX_ROUNDS) throw new PushError(`gave up after ${MAX_ROUNDS} rounds of write contention`);
+    // Rounds that only apply a later row of the same document are bounded by the rows; rounds
+    // of contention (another writer won) by MAX_ROUNDS.
+    for (let contended = 0; pending.length > 0; ) {
+      if (contended === MAX_ROUNDS) throw new PushError(`gave up after ${MAX_ROUNDS} rounds of write contention`);
       // A batch may hold several rows for one document; they apply one after another.
       const now: PushRow[] = [];
       const later: PushRow[] = [];
@@ -139,6 +141,9 @@ export class CollectionWriter {
       }
       const ids = now.map((r) => r.newDocumentState.id);
       const lostRaces = await this.documentLocks.run(ids, () => this.applyOnce(now, { conflicts, rejected, permissions }, readFirst));
+      // A row that was read before its write and still lost met another writer; an optimistic
+      // insert that found the document is read next time (and is not contention yet).
+      if (lostRaces.some((row) => readFirst.has(row) || row.assumedMasterState || row.newDocumentState._deleted)) contended++;
       lostRaces.forEach((row) => readFirst.add(row));
       pending = [...lostRaces, ...later];
     }
@@ -159,6 +164,7 @@ export class CollectionWriter {
     });
     const current = toRead.length > 0 ? await this.store.findByIds(toRead.map((r) => r.newDocumentState.id)) : new Map<string, StoredDocument>();
     for (const pushed of toRead) {
+      // (A row that loses a race goes back as it was pushed: it is read and completed again.)
       const stored = current.get(pushed.newDocumentState.id);
       const row = this.withHiddenFields(pushed, stored, out.permissions);
       const { newDocumentState: doc, assumedMasterState: assumed } = row;
@@ -170,30 +176,30 @@ export class CollectionWriter {
         const retry = stored !== undefined && inSet(out.permissions.read, stored);
         const refusal = retry ? null : this.tombstoneRefusal(doc, out.permissions);
         if (refusal) this.refuse(out, stored, doc, refusal);
-        else if (!stored) planned.push({ row, doc: { ...withoutStamps(doc), _deleted: true }, replaces: null, stamps: {} });
+        else if (!stored) planned.push({ row: pushed, doc: { ...withoutStamps(doc), _deleted: true }, replaces: null, stamps: {} });
         continue;
       }
       if (STAMPS_FIELD in doc) {
         // Permissions first: no merge work for a document this user may not change.
-        const denial = accessDenial(out.permissions, stored, doc._deleted === true);
+        const denial = preMergeDenial(out.permissions, this.store.model, stored, doc);
         if (denial) {
           this.refuse(out, stored, doc, permissionDenied(denial));
           continue;
         }
         const merged = this.planMerge(row, stored, out);
-        if (merged) planned.push(merged);
+        if (merged) planned.push({ ...merged, row: pushed });
         continue;
       }
       // Already applied: a retried push (acknowledged only to a user who may see the document).
-      if (stored && sameState(this.stateOf(doc), stateOfStored(stored)) && inSet(out.permissions.read, stored)) continue;
+      if (stored && sameState(this.stateOf(doc), this.stateOfStored(stored)) && inSet(out.permissions.read, stored)) continue;
       const denial = writeDenial(out.permissions, this.store.model, stored, doc);
       if (denial) {
         this.refuse(out, stored, doc, permissionDenied(denial));
         continue;
       }
-      if (!stored || (assumed && typeof assumed === 'object' && sameState(this.stateOf(assumed), stateOfStored(stored)))) {
+      if (!stored || (assumed && typeof assumed === 'object' && sameState(this.stateOf(assumed), this.stateOfStored(stored)))) {
         const merged = this.planMerge(row, stored, out);
-        if (merged) planned.push(merged);
+        if (merged) planned.push({ ...merged, row: pushed });
       } else {
         out.conflicts.push(this.visibleState(stored, doc, out.permissions));
       }
@@ -218,19 +224,19 @@ export class CollectionWriter {
     const stamps = stamped ? this.clientStamps(row.newDocumentState) : this.gatewayStamps(server, doc);
     const base = row.assumedMasterState ? withoutStamps(row.assumedMasterState) : null;
     // Made on top of the stored state, or concurrently with another change?
-    const concurrent = stamped && (!stored || !base || !sameState(this.stateOf(base as SyncDocument), stateOfStored(stored)));
+    const concurrent = stamped && (!stored || !base || !sameState(this.stateOf(base as SyncDocument), this.stateOfStored(stored)));
     const merged = merge(server, { doc, stamps }, { strategy: this.conflicts.strategy, base, concurrent, fields: this.fields });
     const mergedDoc = { ...merged.doc, id: doc.id } as SyncDocument;
     const mergedWire = { ...mergedDoc, [STAMPS_FIELD]: merged.stamps } as SyncDocument;
-    if (stored && sameState(this.stateOf(mergedDoc), stateOfStored(stored)) && isDeepStrictEqual(merged.stamps, stored._sync.stamps ?? {})) {
+    if (stored && sameState(this.stateOf(mergedDoc), this.stateOfStored(stored)) && isDeepStrictEqual(merged.stamps, stored._sync.stamps ?? {})) {
       // Nothing new (a retry, or a change that lost everywhere): answer with the stored state.
-      if (!sameState(this.stateOf(doc), stateOfStored(stored))) out.conflicts.push(this.visibleState(stored, row.newDocumentState, out.permissions));
+      if (!sameState(this.stateOf(doc), this.stateOfStored(stored))) out.conflicts.push(this.visibleState(stored, row.newDocumentState, out.permissions));
       return null;
     }
     // A set's state can name elements the pushed value did not: check what will be stored.
-    const violation = mergedDoc._deleted ? null : this.validate(mergedDoc);
+    const violation = mergedDoc._deleted ? null : this.schemaViolation(mergedDoc, out.permissions);
     if (violation) {
-      this.refuse(out, stored, row.newDocumentState, { code: REJECTION_CODES.SCHEMA_VIOLATION, field: violation.field, message: violation.message, realmCode: null });
+      this.refuse(out, stored, row.newDocumentState, violation);
       return null;
     }
     const denial = writeDenial(out.permissions, this.store.model, stored, mergedDoc);
@@ -315,7 +321,7 @@ export class CollectionWriter {
     const seqs = planned.map((_, i) => lease.lo + i);
     const ops: AnyBulkWriteOperation<StoredDocument>[] = planned.map(({ doc, replaces, stamps }, i) => {
       const _sync = { seq: seqs[i]!, updatedAt, deleted: doc._deleted === true, ...this.store.history(replaces), stamps };
-      const stored = { ...this.store.toStored(doc), _sync } as StoredDocument;
+      const stored = { ...this.store.outsideFields(replaces), ...this.store.toStored(doc), _sync } as StoredDocument;
       return replaces === null
         ? { insertOne: { document: stored } }
         : { replaceOne: { filter: this.store.versionFilter(stored._id, replaces._sync.seq), replacement: stored } };
@@ -394,12 +400,13 @@ export class CollectionWriter {
   }
 
   /**
-   * How a pushed document breaks its type, or null. A field the user may not read is never
-   * missing from it: it comes from the stored document, and the merged result is checked again.
+   * How a document breaks its type, or null. Fields the user may not read are not checked: a
+   * push cannot name them (they come from the stored document), and telling what is wrong with a
+   * stored value would tell the value.
    */
   private schemaViolation(doc: SyncDocument, permissions: CollectionPermissions): Omit<PushRejection, 'id'> | null {
-    const violation = this.validate(doc);
-    if (!violation || (violation.missing && violation.field !== null && !permissions.readableField(violation.field))) return null;
+    const violation = this.validate(doc, (field) => !permissions.readableField(field));
+    if (!violation) return null;
     return { code: REJECTION_CODES.SCHEMA_VIOLATION, field: violation.field, message: violation.message, realmCode: null };
   }
 
@@ -420,15 +427,17 @@ export class CollectionWriter {
     return next === row.newDocumentState && assumed === row.assumedMasterState ? row : { assumedMasterState: assumed, newDocumentState: next };
   }
 
+  /** The stored document's state as the protocol compares it: the type's fields only. */
+  private stateOfStored(stored: StoredDocument): Record<string, unknown> {
+    return this.stateOf(withoutStamps(this.store.toWire(stored)));
+  }
+
   private stateOf(doc: SyncDocument): Record<string, unknown> {
     return { ...this.store.toStored(doc), _deleted: doc._deleted === true };
   }
 }
 
-function stateOfStored(stored: StoredDocument): Record<string, unknown> {
-  const { _sync, ...fields } = stored;
-  return { ...fields, _deleted: _sync.deleted };
-}
+
 
 function permissionDenied(denial: WriteDenial): Omit<PushRejection, 'id'> {
   return { code: REJECTION_CODES.PERMISSION_DENIED, field: denial.field, message: denial.message, realmCode: COMPENSATING_WRITE_CODE };

@@ -10,25 +10,25 @@ const addFormats = createRequire(import.meta.url)('ajv-formats') as typeof impor
 export interface FieldViolation {
   field: string | null;
   message: string;
-  /** The field is missing (rather than wrong). */
-  missing?: boolean;
 }
 
-export type DocumentValidator = (doc: Record<string, unknown>) => FieldViolation | null;
+/** `ignore`: top-level fields whose violations are not reported (a user's hidden fields). */
+export type DocumentValidator = (doc: Record<string, unknown>, ignore?: (field: string) => boolean) => FieldViolation | null;
 
 export function createValidator(collection: CollectionModel): DocumentValidator {
-  const ajv = new Ajv({ allErrors: false, strict: true });
+  // Every error, so the first one on a field the caller may report can be found.
+  const ajv = new Ajv({ allErrors: true, strict: true });
   addFormats(ajv, ['date-time']);
   const validate: ValidateFunction = ajv.compile(documentJsonSchema(collection));
-  return (doc) => {
+  return (doc, ignore) => {
     const { [DELETED_FIELD]: _deleted, [STAMPS_FIELD]: _stamps, ...fields } = doc;
     if (validate(fields)) return null;
-    return describe(collection.typeName, validate.errors?.[0]);
+    const violations = (validate.errors ?? []).map((error) => describe(collection.typeName, error));
+    return violations.find((v) => !(ignore && v.field !== null && ignore(v.field.split('.')[0]!))) ?? null;
   };
 }
 
-function describe(typeName: string, error: ErrorObject | undefined): FieldViolation {
-  if (!error) return { field: null, message: `document does not match type ${typeName}` };
+function describe(typeName: string, error: ErrorObject): FieldViolation {
   const path = error.instancePath.split('/').filter(Boolean);
   if (error.keyword === 'required') path.push(String(error.params.missingProperty));
   if (error.keyword === 'additionalProperties') path.push(String(error.params.additionalProperty));
@@ -41,5 +41,5 @@ function describe(typeName: string, error: ErrorObject | undefined): FieldViolat
         : error.keyword === 'enum'
           ? `must be one of ${(error.params.allowedValues as unknown[]).filter((v) => v !== null).join(', ')}`
           : (error.message ?? 'is invalid');
-  return { field, message: field ? `${typeName}.${field} ${what}` : `${typeName} ${what}`, missing: error.keyword === 'required' };
+  return { field, message: field ? `${typeName}.${field} ${what}` : `${typeName} ${what}` };
 }

