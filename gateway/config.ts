@@ -42,6 +42,11 @@ export interface GatewayConfig {
   maxDepth: number;
   maxAliases: number;
   maxDirectives: number;
+  /**
+   * Stored bytes after which a page ends (pulls, bootstraps, live change batches) or a plain list
+   * is refused; a page always holds at least one document, so it is exceeded by one at most.
+   */
+  maxPageBytes: number;
   /** Sum of the `limit` arguments of the list fields one request selects (pulls, bootstraps, plain lists). */
   maxDocumentsPerRequest: number;
   /** Subscriptions one WebSocket may hold at once. */
@@ -80,6 +85,7 @@ export const DEFAULTS: Omit<GatewayConfig, 'mongoUri'> = {
   maxDepth: 20,
   maxAliases: 15,
   maxDirectives: 50,
+  maxPageBytes: 4 * 1024 * 1024,
   maxDocumentsPerRequest: 10_000,
   maxSubscriptionsPerSocket: 100,
   maxInFlightPerSocket: 64,
@@ -121,6 +127,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<Gatewa
     maxDepth: int('TRIBUTARY_MAX_DEPTH', DEFAULTS.maxDepth),
     maxAliases: int('TRIBUTARY_MAX_ALIASES', DEFAULTS.maxAliases),
     maxDirectives: int('TRIBUTARY_MAX_DIRECTIVES', DEFAULTS.maxDirectives),
+    maxPageBytes: int('TRIBUTARY_MAX_PAGE_BYTES', DEFAULTS.maxPageBytes),
     maxDocumentsPerRequest: int('TRIBUTARY_MAX_DOCUMENTS_PER_REQUEST', DEFAULTS.maxDocumentsPerRequest),
     maxSubscriptionsPerSocket: int('TRIBUTARY_MAX_SUBSCRIPTIONS_PER_SOCKET', DEFAULTS.maxSubscriptionsPerSocket),
     maxInFlightPerSocket: int('TRIBUTARY_MAX_IN_FLIGHT_PER_SOCKET', DEFAULTS.maxInFlightPerSocket),

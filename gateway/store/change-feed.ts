@@ -4,6 +4,9 @@
 //
 // It wakes immediately when this gateway commits a write, and polls every `pollIntervalMs`
 // while anyone listens, which picks up writes made through other gateway instances.
+//
+// A batch is bounded in stored bytes as well as in documents (readPage), so one event holds at
+// most `maxBatchBytes` plus one document, whatever size the documents written are.
 import type { Logger } from 'pino';
 import type { Checkpoint, SyncDocument } from '../../protocol/messages.ts';
 import type { CollectionStore, StoredDocument } from './collection-store.ts';
@@ -24,6 +27,8 @@ export type ChangeListener = (batch: ChangeBatch) => void;
 export interface ChangeFeedOptions {
   pollIntervalMs: number;
   readBatchSize: number;
+  /** Stored bytes after which a batch ends (TRIBUTARY_MAX_PAGE_BYTES by default). */
+  maxBatchBytes?: number;
 }
 
 export class ChangeFeed {
@@ -85,7 +90,7 @@ export class ChangeFeed {
         const cursor = this.store.changesCursor(this.position, horizon, this.options.readBatchSize);
         try {
           for (;;) {
-            const { documents, exhausted } = await readPage(cursor, this.options.readBatchSize);
+            const { documents, exhausted } = await readPage(cursor, this.options.readBatchSize, this.options.maxBatchBytes);
             if (exhausted) this.position = horizon;
             else this.position = documents[documents.length - 1]!._sync.seq;
             if (documents.length > 0) this.emit(documents);

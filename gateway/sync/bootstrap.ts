@@ -2,7 +2,8 @@
 // sequence, in pages ordered by id, with an estimate of the total for progress. Documents the
 // client already receives through its other queries are excluded, so changing a subscription
 // set re-sends nothing the client holds. Changes after the snapshot reach the client through
-// pull and stream, which already use the new view.
+// pull and stream, which already use the new view. A page ends early once its documents reach
+// `maxBytes` (readPage); `next` is then its last document's id, as for a full page.
 import { createHash } from 'node:crypto';
 import type { Filter } from 'mongodb';
 import type { BootstrapPage } from '../../protocol/messages.ts';
@@ -26,6 +27,8 @@ export interface BootstrapRequest {
   view: View;
   /** How long the store may spend on the client's query. */
   maxTimeMs: number;
+  /** Stored bytes after which the page ends (TRIBUTARY_MAX_PAGE_BYTES). */
+  maxBytes?: number;
 }
 
 /** A key for the cursor cache from what identifies a bootstrap. */
@@ -49,7 +52,7 @@ export async function bootstrap(store: CollectionStore, request: BootstrapReques
   const cacheKey = (after: string | null) => `bootstrap:${request.view.permissions.fingerprint}:${request.key}:${snapshot}:${after ?? ''}`;
   const cursor = store.cursors.take(cacheKey(request.after))?.cursor ?? store.documents.find(page).sort({ _id: 1 }).batchSize(request.limit).maxTimeMS(request.maxTimeMs);
   const [{ documents: found, exhausted }, estimatedTotal] = await Promise.all([
-    readPage(cursor, request.limit),
+    readPage(cursor, request.limit, request.maxBytes),
     request.after === null ? store.documents.countDocuments(all, { maxTimeMS: request.maxTimeMs }) : Promise.resolve(null),
   ]);
   const next = exhausted ? null : found[found.length - 1]!._id;

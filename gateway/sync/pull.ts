@@ -6,12 +6,16 @@
 // section 4): clients drop the stream events they received before asking (RxDB does). A cursor
 // kept from an earlier page only reads up to the horizon of that page, so once it runs out,
 // the page reads on up to the horizon as it is now.
+//
+// A page also ends once its documents reach `maxBytes` (readPage): it then answers hasMore with
+// the checkpoint after its last document, like a full page, and its cursor is kept likewise.
+import { DEFAULTS } from '../config.ts';
 import type { Checkpoint, PullBulk } from '../../protocol/messages.ts';
 import { readPage } from '../store/cursor-cache.ts';
 import type { CollectionStore, StoredDocument } from '../store/collection-store.ts';
 import { forPull, viewIsEmpty, type View } from './view.ts';
 
-export async function pull(store: CollectionStore, checkpoint: Checkpoint | null, limit: number, view: View): Promise<PullBulk> {
+export async function pull(store: CollectionStore, checkpoint: Checkpoint | null, limit: number, view: View, maxBytes = DEFAULTS.maxPageBytes): Promise<PullBulk> {
   const after = checkpoint?.seq ?? 0;
   // Bound to the user and its permissions: another user's cursor is never continued.
   const cacheKey = (seq: number) => `pull:${view.permissions.fingerprint}:${seq}`;
@@ -28,9 +32,12 @@ export async function pull(store: CollectionStore, checkpoint: Checkpoint | null
     cursor = store.changesCursor(after, horizon, limit);
   }
   const stored: StoredDocument[] = [];
+  let bytes = 0;
   for (;;) {
-    const page = await readPage(cursor, limit - stored.length);
+    // What is left of the budget: reading on past a kept cursor's horizon shares it.
+    const page = await readPage(cursor, limit - stored.length, maxBytes - bytes);
     stored.push(...page.documents);
+    bytes += page.bytes;
     if (!page.exhausted) {
       const next = stored[stored.length - 1]!._sync.seq;
       store.cursors.put(cacheKey(next), cursor, horizon);
