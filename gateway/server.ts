@@ -60,7 +60,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   for (const collectionModel of model.collections) {
     const store = new CollectionStore(collectionModel, db, { leaseTtlMs: config.leaseTtlMs, limits, updateCommands });
     await store.init();
-    const feed = new ChangeFeed(store, { pollIntervalMs: config.pollIntervalMs, readBatchSize: 1_000 }, log);
+    const feed = new ChangeFeed(store, { pollIntervalMs: config.pollIntervalMs, readBatchSize: 1_000, maxBatchBytes: config.maxPageBytes }, log);
     await feed.start();
     const writer = new CollectionWriter(store, createValidator(collectionModel), () => feed.wake(), {
       strategy: config.conflictStrategies[collectionModel.name] ?? 'field-lww',

@@ -14,6 +14,7 @@ import { MAX_JSON_DEPTH, nestsDeeperThan } from '../limits/json-depth.ts';
 import { inSet, UNRESTRICTED, writeDenial, type CollectionPermissions } from '../rules/permissions.ts';
 import { withoutStamps, type CollectionStore, type StoredDocument } from '../store/collection-store.ts';
 import type { ChangeFeed } from '../store/change-feed.ts';
+import { readPage } from '../store/cursor-cache.ts';
 import { bootstrap, bootstrapKey } from '../sync/bootstrap.ts';
 import { pull } from '../sync/pull.ts';
 import { compileView } from '../sync/view.ts';
@@ -45,6 +46,8 @@ export interface ApiLimits {
   maxQueryTimeMs: number;
   maxQueuedDocuments: number;
   maxQueuedBytes: number;
+  /** Stored bytes of one page (TRIBUTARY_MAX_PAGE_BYTES): a plain list past it is refused. */
+  maxPageBytes: number;
 }
 
 const SYNC_SDL = /* GraphQL */ `
@@ -55,7 +58,7 @@ const SYNC_SDL = /* GraphQL */ `
   type SyncCheckpoint { seq: Float! }
   input SyncCheckpointInput { seq: Float! }
 
-  "hasMore: the page was full; pull again from checkpoint."
+  "hasMore: there is more (the page is full, or at its byte budget); pull again from checkpoint."
   type SyncPullBulk { documents: [JSONObject!]!, checkpoint: SyncCheckpoint!, hasMore: Boolean! }
 
   "A page of a subscription query's initial documents; see PROTOCOL.md, Bootstrap."
@@ -196,7 +199,7 @@ function queryResolvers({ model, store }: CollectionRuntime, n: PlainNames, limi
   return {
     [sync.pull]: (_: unknown, args: { checkpoint: Checkpoint | null; limit: number; view?: unknown[] | null; stamps: boolean }, context: RequestContext) => {
       checkLimit('limit', args.limit, limits.maxPullLimit);
-      return pull(store, args.checkpoint, args.limit, asBadQuery(() => compileView(model, args.view, perms(context), args.stamps)));
+      return pull(store, args.checkpoint, args.limit, asBadQuery(() => compileView(model, args.view, perms(context), args.stamps)), limits.maxPageBytes);
     },
     [sync.bootstrap]: (
       _: unknown,
@@ -209,7 +212,7 @@ function queryResolvers({ model, store }: CollectionRuntime, n: PlainNames, limi
       const exclude = args.exclude?.length ? asBadQuery(() => compileView(model, args.exclude, permissions)).filter : null;
       const key = bootstrapKey(args.query, args.exclude ?? null);
       const view = compileView(model, null, permissions, args.stamps);
-      return withinQueryTime(limits, () => bootstrap(store, { query, exclude, after: args.after ?? null, snapshot: args.snapshot ?? null, limit: args.limit, key, view, maxTimeMs: limits.maxQueryTimeMs }));
+      return withinQueryTime(limits, () => bootstrap(store, { query, exclude, after: args.after ?? null, snapshot: args.snapshot ?? null, limit: args.limit, key, view, maxTimeMs: limits.maxQueryTimeMs, maxBytes: limits.maxPageBytes }));
     },
     [n.list]: async (_: unknown, args: { filter?: unknown; limit: number }, context: RequestContext) => {
       checkLimit('limit', args.limit, limits.maxListLimit);
@@ -217,8 +220,14 @@ function queryResolvers({ model, store }: CollectionRuntime, n: PlainNames, limi
       const filter = asBadQuery(() => compileFilter(model, args.filter, { queryableOnly: false, readableField }));
       if (read === 'none') return [];
       const selection = read === 'all' ? filter.mongo : ({ $and: [filter.mongo, read.stored] } as Filter<StoredDocument>);
-      const found = await withinQueryTime(limits, () => store.documents.find(selection).sort({ _id: 1 }).limit(args.limit).maxTimeMS(limits.maxQueryTimeMs).toArray());
-      return found.map((d) => project(store.toWire(d)));
+      // Read up to the byte budget only: a list has no next page to continue on, so one that would
+      // hold more is refused rather than cut short (a client would take it for the whole answer).
+      const cursor = store.documents.find(selection).sort({ _id: 1 }).limit(args.limit).maxTimeMS(limits.maxQueryTimeMs);
+      const page = await withinQueryTime(limits, () => readPage(cursor, args.limit, limits.maxPageBytes)).finally(() => cursor.close());
+      if (!page.exhausted && page.documents.length < args.limit) {
+        throw new GraphQLError(`the answer would exceed ${limits.maxPageBytes} bytes; ask for fewer documents`, { extensions: { code: 'TOO_LARGE' } });
+      }
+      return page.documents.map((d) => project(store.toWire(d)));
     },
     [n.get]: async (_: unknown, args: { id: string }, context: RequestContext) => {
       const found = await store.documents.findOne({ _id: args.id, '_sync.deleted': false } as Filter<StoredDocument>);
@@ -244,15 +253,19 @@ function mutationResolvers({ model, store, writer }: CollectionRuntime, n: Plain
     for (let attempt = 0; attempt < 5; attempt++) {
       const stored = (await store.findByIds([id])).get(id);
       const visible = stored && inSet(permissions.read, stored) ? stored : undefined;
-      // Stamps stay out: a plain mutation is an unstamped change, stamped by the gateway.
-      const current = visible ? withoutStamps(store.toWire(visible)) : null;
+      // What the user may see of it, as a sync client would hold it: hidden fields stay out (the
+      // write path keeps their stored values), and so do stamps (a plain mutation is an
+      // unstamped change, stamped by the gateway).
+      const current = visible ? withoutStamps(permissions.project(store.toWire(visible))) : null;
       const doc = next(current);
       if (!doc) return null;
       const result = await writer.push([{ assumedMasterState: current, newDocumentState: doc }], permissions);
       throwIfRejected(result);
       if (result.conflicts.length === 0) {
-        const written = (await store.findByIds([id])).get(id)!;
-        return permissions.project(store.toWire(written));
+        // The answer passes the read rules now: another write may have landed since ours. Then
+        // the user is told what it wrote, no more.
+        const written = (await store.findByIds([id])).get(id);
+        return permissions.project(written && inSet(permissions.read, written) ? store.toWire(written) : doc);
       }
     }
     throw new GraphQLError(`${t} ${id} is being changed concurrently; try again`, { extensions: { code: 'CONFLICT' } });

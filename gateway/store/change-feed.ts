@@ -28,7 +28,7 @@ export interface ChangeFeedOptions {
   pollIntervalMs: number;
   readBatchSize: number;
   /** Stored bytes after which a batch ends (TRIBUTARY_MAX_PAGE_BYTES by default). */
-  maxBatchBytes?: number;
+  maxBatchBytes: number;
 }
 
 export class ChangeFeed {

@@ -7,7 +7,6 @@
 // A page is bounded in bytes as well as in documents (readPage): a user can store documents near
 // the payload limit, and a thousand of them in one answer would be gigabytes in the gateway.
 import type { FindCursor } from 'mongodb';
-import { DEFAULTS } from '../config.ts';
 import type { StoredDocument } from './collection-store.ts';
 
 interface Entry {
@@ -76,7 +75,7 @@ export interface Page {
  * document returned is read, so the cursor continues right after it. `exhausted` when the
  * cursor has no more.
  */
-export async function readPage(cursor: FindCursor<StoredDocument>, limit: number, maxBytes = DEFAULTS.maxPageBytes): Promise<Page> {
+export async function readPage(cursor: FindCursor<StoredDocument>, limit: number, maxBytes: number): Promise<Page> {
   const documents: StoredDocument[] = [];
   let bytes = 0;
   while (documents.length < limit && (bytes < maxBytes || documents.length === 0)) {

@@ -28,7 +28,7 @@ export interface BootstrapRequest {
   /** How long the store may spend on the client's query. */
   maxTimeMs: number;
   /** Stored bytes after which the page ends (TRIBUTARY_MAX_PAGE_BYTES). */
-  maxBytes?: number;
+  maxBytes: number;
 }
 
 /** A key for the cursor cache from what identifies a bootstrap. */

@@ -7,15 +7,15 @@
 // kept from an earlier page only reads up to the horizon of that page, so once it runs out,
 // the page reads on up to the horizon as it is now.
 //
-// A page also ends once its documents reach `maxBytes` (readPage): it then answers hasMore with
-// the checkpoint after its last document, like a full page, and its cursor is kept likewise.
-import { DEFAULTS } from '../config.ts';
+// A page also ends once the documents it sends reach `maxBytes`: it then answers hasMore with
+// the checkpoint after the last document read, like a full page, and its cursor is kept likewise.
+// Changes the client may not know of are read past and count for neither bound.
 import type { Checkpoint, PullBulk } from '../../protocol/messages.ts';
-import { readPage } from '../store/cursor-cache.ts';
-import type { CollectionStore, StoredDocument } from '../store/collection-store.ts';
+import { readPage, sizeOf } from '../store/cursor-cache.ts';
+import type { CollectionStore } from '../store/collection-store.ts';
 import { forPull, viewIsEmpty, type View } from './view.ts';
 
-export async function pull(store: CollectionStore, checkpoint: Checkpoint | null, limit: number, view: View, maxBytes = DEFAULTS.maxPageBytes): Promise<PullBulk> {
+export async function pull(store: CollectionStore, checkpoint: Checkpoint | null, limit: number, view: View, maxBytes: number): Promise<PullBulk> {
   const after = checkpoint?.seq ?? 0;
   // Bound to the user and its permissions: another user's cursor is never continued.
   const cacheKey = (seq: number) => `pull:${view.permissions.fingerprint}:${seq}`;
@@ -31,30 +31,34 @@ export async function pull(store: CollectionStore, checkpoint: Checkpoint | null
     if (viewIsEmpty(view)) return { documents: [], checkpoint: { seq: horizon }, hasMore: false };
     cursor = store.changesCursor(after, horizon, limit);
   }
-  const stored: StoredDocument[] = [];
+  // A page is full when it holds `limit` documents for this client (changes it may not know of
+  // are read past, not counted: RxDB's stock replication takes a short page for "up to date").
+  const documents: PullBulk['documents'] = [];
   let bytes = 0;
+  let last = after;
   for (;;) {
     // What is left of the budget: reading on past a kept cursor's horizon shares it.
-    const page = await readPage(cursor, limit - stored.length, maxBytes - bytes);
-    stored.push(...page.documents);
-    bytes += page.bytes;
+    const page = await readPage(cursor, limit - documents.length, maxBytes - bytes);
+    for (const doc of page.documents) {
+      const sent = forPull(store, view, doc);
+      if (!sent) continue;
+      documents.push(sent);
+      bytes += sent._deleted ? 0 : sizeOf(doc); // what the answer holds; removals are ids
+    }
+    if (page.documents.length > 0) last = page.documents[page.documents.length - 1]!._sync.seq;
     if (!page.exhausted) {
-      const next = stored[stored.length - 1]!._sync.seq;
-      store.cursors.put(cacheKey(next), cursor, horizon);
-      return { documents: visible(store, view, stored), checkpoint: { seq: next }, hasMore: true };
+      if (documents.length < limit && bytes < maxBytes) continue;
+      store.cursors.put(cacheKey(last), cursor, horizon);
+      return { documents, checkpoint: { seq: last }, hasMore: true };
     }
     await cursor.close();
     if (current) break;
     const now = await store.sequencer.horizon();
     current = true;
     if (now <= horizon) break;
-    cursor = store.changesCursor(horizon, now, limit - stored.length);
+    cursor = store.changesCursor(horizon, now, limit);
     horizon = now;
   }
   // Everything up to the horizon was read: the client may jump there.
-  return { documents: visible(store, view, stored), checkpoint: { seq: horizon }, hasMore: false };
-}
-
-function visible(store: CollectionStore, view: View, stored: StoredDocument[]): PullBulk['documents'] {
-  return stored.flatMap((d) => forPull(store, view, d) ?? []);
+  return { documents, checkpoint: { seq: horizon }, hasMore: false };
 }

@@ -63,6 +63,29 @@ describe('another user’s documents', () => {
     expectNothingLeaked(bob, [...annSecrets, 'ann-secret-new', 'now ann secret title']);
   });
 
+  it('are read past in pulls: a page is full of the user’s own changes, so a short page still means up to date', async () => {
+    const gateway = await startTestGateway({ rulesPath: rulesFixture('owner-only') });
+    // Bob's 4 tasks sit between 10 of Ann's in the change feed.
+    await seed(gateway, 'tasks', annTasks.slice(0, 5));
+    await seed(gateway, 'tasks', [newTask({ id: 'bob-a', ownerId: 'bob' }), newTask({ id: 'bob-b', ownerId: 'bob' })]);
+    await seed(gateway, 'tasks', annTasks.slice(5));
+    await seed(gateway, 'tasks', [newTask({ id: 'bob-c', ownerId: 'bob' }), newTask({ id: 'bob-d', ownerId: 'bob' })]);
+    const ops = tasksOps(gateway);
+    const bob = await attacker(gateway, 'bob');
+    const pages: string[][] = [];
+    let checkpoint = null;
+    for (let more = true; more; ) {
+      const bulk: { documents: Array<{ id: string }>; checkpoint: unknown; hasMore: boolean } = (await bob.http(ops.pull, { checkpoint, limit: 2 })).data!.pullTasks;
+      pages.push(bulk.documents.map((d) => d.id));
+      checkpoint = bulk.checkpoint;
+      more = bulk.hasMore;
+    }
+    // RxDB's stock replication stops at the first page shorter than its batch size.
+    expect(pages[0]).toEqual(['bob-a', 'bob-b']);
+    expect(pages.flat()).toEqual(['bob-a', 'bob-b', 'bob-c', 'bob-d']);
+    expectNothingLeaked(bob, annSecrets);
+  });
+
   it('are not in plain queries, gets, watches or streams of another user', async () => {
     const gateway = await startTestGateway({ rulesPath: rulesFixture('owner-only') });
     await seed(gateway, 'tasks', [newTask({ id: 'bob-1', ownerId: 'bob' })]);
