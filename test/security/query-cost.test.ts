@@ -229,15 +229,21 @@ describe('per-socket bounds count the work running, not operation ids', () => {
     let running = 0;
     let most = 0;
     (documents as { find: unknown }).find = (...args: Parameters<typeof find>) => {
+      // The attack's lists (limit 1000), from their cursor's opening to its closing (the list
+      // resolver closes it when done); the bystander's and other reads are not counted.
       const cursor = find(...args);
-      const toArray = cursor.toArray.bind(cursor);
-      cursor.toArray = async () => {
-        most = Math.max(most, ++running);
-        try {
-          return await toArray();
-        } finally {
-          running--;
-        }
+      const limit = cursor.limit.bind(cursor);
+      let counted = false;
+      cursor.limit = (n: number) => {
+        if (n === 1_000 && !counted) most = Math.max(most, ++running);
+        counted ||= n === 1_000;
+        return limit(n);
+      };
+      const close = cursor.close.bind(cursor);
+      cursor.close = async () => {
+        if (counted) running--;
+        counted = false;
+        return close();
       };
       return cursor;
     };
