@@ -242,12 +242,14 @@ function mutationResolvers({ model, store, writer }: CollectionRuntime, n: Plain
   const t = model.typeName;
   /**
    * Server-side read-modify-write through the sync write path (and its permission checks),
-   * retried if another write wins. A document the user may not read does not exist for it.
+   * retried if another write wins. A document the user may not read does not exist for it (only
+   * its id is taken).
    */
   const writeDocument = async (
     context: RequestContext,
     id: string,
-    next: (current: SyncDocument | null) => SyncDocument | null,
+    /** `current`: what the user may read of it (null: nothing); `taken`: whether the id is in use at all. */
+    next: (current: SyncDocument | null, taken: boolean) => SyncDocument | null,
   ): Promise<SyncDocument | null> => {
     const permissions = perms(context);
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -257,7 +259,7 @@ function mutationResolvers({ model, store, writer }: CollectionRuntime, n: Plain
       // write path keeps their stored values), and so do stamps (a plain mutation is an
       // unstamped change, stamped by the gateway).
       const current = visible ? withoutStamps(permissions.project(store.toWire(visible))) : null;
-      const doc = next(current);
+      const doc = next(current, stored !== undefined);
       if (!doc) return null;
       const result = await writer.push([{ assumedMasterState: current, newDocumentState: doc }], permissions);
       throwIfRejected(result);
@@ -284,10 +286,8 @@ function mutationResolvers({ model, store, writer }: CollectionRuntime, n: Plain
       // the refusal tells nothing more about documents this user cannot read.
       const denial = writeDenial(perms(context), model, undefined, doc);
       if (denial) throw new GraphQLError(denial.message, { extensions: { code: 'PERMISSION_DENIED', field: denial.field } });
-      const taken = () => new GraphQLError(`${t} ${id} already exists (ids are never reused)`, { extensions: { code: 'ALREADY_EXISTS' } });
-      if ((await store.findByIds([id])).has(id)) throw taken();
-      return writeDocument(context, id, (current) => {
-        if (current) throw taken();
+      return writeDocument(context, id, (_current, taken) => {
+        if (taken) throw new GraphQLError(`${t} ${id} already exists (ids are never reused)`, { extensions: { code: 'ALREADY_EXISTS' } });
         return doc;
       });
     },

@@ -36,6 +36,28 @@ interface Running {
   live: Set<AsyncGenerator<unknown>>;
 }
 
+/**
+ * Runs an operation through Yoga's execute or subscribe, giving its slot back when a result
+ * settles or fails; an event stream gives it back when it ends (guarded).
+ */
+function runReleasing(args: ExecutionArgs, run: 'execute' | 'subscribe'): Promise<unknown> {
+  const root = args.rootValue as RootValue;
+  let result: unknown;
+  try {
+    result = root[run](args);
+  } catch (error) {
+    root.release();
+    throw error;
+  }
+  return Promise.resolve(result).then(
+    (value) => (isAsyncIterable(value) ? guarded(value, root) : (root.release(), value)),
+    (error: unknown) => {
+      root.release();
+      throw error;
+    },
+  );
+}
+
 export function yogaOverWebSocket<E extends Record<PropertyKey, unknown>>(
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   yoga: YogaServerInstance<any, any>,
@@ -58,40 +80,8 @@ export function yogaOverWebSocket<E extends Record<PropertyKey, unknown>>(
 
   return {
     // graphql-ws calls these for every operation onSubscribe let through (completed by the client or not).
-    execute: (args) => {
-      const root = args.rootValue as RootValue;
-      let result: unknown;
-      try {
-        result = root.execute(args);
-      } catch (error) {
-        root.release();
-        throw error;
-      }
-      return Promise.resolve(result).then(
-        (value) => (isAsyncIterable(value) ? guarded(value, root) : (root.release(), value)),
-        (error: unknown) => {
-          root.release();
-          throw error;
-        },
-      ) as never;
-    },
-    subscribe: (args) => {
-      const root = args.rootValue as RootValue;
-      let result: unknown;
-      try {
-        result = root.subscribe(args);
-      } catch (error) {
-        root.release();
-        throw error;
-      }
-      return Promise.resolve(result).then(
-        (value) => (isAsyncIterable(value) ? guarded(value, root) : (root.release(), value)),
-        (error: unknown) => {
-          root.release();
-          throw error;
-        },
-      ) as never;
-    },
+    execute: (args) => runReleasing(args, 'execute') as never,
+    subscribe: (args) => runReleasing(args, 'subscribe') as never,
     onSubscribe: async (ctx, id, payload) => {
       const enveloped = yoga.getEnveloped({ ...ctx, req: ctx.extra.request, socket: ctx.extra.socket, params: payload, ...contextOf(ctx.extra) });
       let document;

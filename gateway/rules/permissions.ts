@@ -86,10 +86,14 @@ export function accessDenial(permissions: CollectionPermissions, stored: StoredD
  */
 export function preMergeDenial(permissions: CollectionPermissions, model: CollectionModel, stored: StoredDocument | undefined, doc: SyncDocument): WriteDenial | null {
   if (permissions.unrestricted) return null;
-  const known = stored !== undefined && !stored._sync.deleted && inSet(permissions.read, stored);
   const access = accessDenial(permissions, stored, doc._deleted === true);
-  if (known || doc._deleted) return access;
+  if (knownTo(permissions, stored) || doc._deleted) return access;
   return outsideWriteFilter(permissions, model, doc) ?? access;
+}
+
+/** Whether the user may read the stored document (and so know it exists). */
+function knownTo(permissions: CollectionPermissions, stored: StoredDocument | undefined): stored is StoredDocument {
+  return stored !== undefined && !stored._sync.deleted && inSet(permissions.read, stored);
 }
 
 function outsideWriteFilter(permissions: CollectionPermissions, model: CollectionModel, doc: SyncDocument): WriteDenial | null {
@@ -104,7 +108,8 @@ function outsideWriteFilter(permissions: CollectionPermissions, model: Collectio
  */
 export function writeDenial(permissions: CollectionPermissions, model: CollectionModel, stored: StoredDocument | undefined, doc: SyncDocument): WriteDenial | null {
   if (permissions.unrestricted) return null;
-  const denial = preMergeDenial(permissions, model, stored, doc) ?? (doc._deleted ? null : outsideWriteFilter(permissions, model, doc));
+  // (preMergeDenial checked the write filter on `doc` already, unless the user may read `stored`.)
+  const denial = preMergeDenial(permissions, model, stored, doc) ?? (!doc._deleted && knownTo(permissions, stored) ? outsideWriteFilter(permissions, model, doc) : null);
   if (denial || doc._deleted || stored === undefined || stored._sync.deleted) return denial;
   const before = toWireForm(model, stored);
   for (const field of model.fields) {
@@ -123,10 +128,10 @@ export function writeDenial(permissions: CollectionPermissions, model: Collectio
 export function hiddenFieldNamed(permissions: CollectionPermissions, model: CollectionModel, doc: SyncDocument): string | null {
   if (permissions.unrestricted) return null;
   const stamps = doc[STAMPS_FIELD];
-  const stamped = stamps !== null && typeof stamps === 'object' ? Object.keys(stamps).map((path) => path.split('.')[0]!) : [];
+  const stamped = new Set(stamps !== null && typeof stamps === 'object' ? Object.keys(stamps).map((path) => path.split('.')[0]!) : []);
   for (const field of model.fields) {
     if (permissions.readableField(field.name)) continue;
-    if ((Object.hasOwn(doc, field.name) && doc[field.name] !== null && doc[field.name] !== undefined) || stamped.includes(field.name)) return field.name;
+    if ((Object.hasOwn(doc, field.name) && doc[field.name] !== null && doc[field.name] !== undefined) || stamped.has(field.name)) return field.name;
   }
   return null;
 }

@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import type { Checkpoint, SyncDocument } from '../../protocol/messages.ts';
 import type { CollectionStore, StoredDocument } from './collection-store.ts';
-import { readPage } from './cursor-cache.ts';
+import { readPage, sizeOf } from './cursor-cache.ts';
 
 export interface ChangeBatch {
   /** Stored form, for matching filters against. */
@@ -18,7 +18,7 @@ export interface ChangeBatch {
   /** Wire form, index-aligned with `stored`. */
   documents: SyncDocument[];
   checkpoint: Checkpoint;
-  /** The JSON size of `documents[i]`, measured once per batch for every subscriber. */
+  /** About the size of `documents[i]` (cursor-cache.ts sizeOf), measured once per batch for every subscriber. */
   bytes(i: number): number;
 }
 
@@ -114,7 +114,7 @@ export class ChangeFeed {
       stored,
       documents,
       checkpoint: { seq: this.position },
-      bytes: (i) => (sizes[i] ??= JSON.stringify(documents[i]).length),
+      bytes: (i) => (sizes[i] ??= sizeOf(stored[i])),
     };
     for (const listener of this.listeners) {
       try {

@@ -53,6 +53,7 @@ export class CollectionStore {
   /** Cursors of multi-page reads (first syncs, bootstraps) between their pages. */
   readonly cursors: CursorCache;
   private readonly convertsDates: boolean;
+  private readonly fieldNames: Set<string>;
   private readonly limits: StoreLimits;
   private readonly updateCommands: Semaphore;
 
@@ -64,6 +65,7 @@ export class CollectionStore {
     this.documents = db.collection<StoredDocument>(model.name);
     this.sequencer = new Sequencer(db.collection<CounterDocument>(COUNTERS_COLLECTION), model.name, options);
     this.convertsDates = hasDateTimes(model.fields);
+    this.fieldNames = new Set(model.fields.map((f) => f.name));
     this.limits = options.limits;
     this.updateCommands = options.updateCommands;
     this.cursors = new CursorCache(undefined, this.limits.cachedCursorsPerCollection);
@@ -104,8 +106,7 @@ export class CollectionStore {
   /** The fields of a stored document that are not the type's (another service's): kept on every write. */
   outsideFields(stored: StoredDocument | null): Record<string, unknown> {
     if (stored === null) return {};
-    const known = new Set(this.model.fields.map((f) => f.name));
-    return Object.fromEntries(Object.entries(stored).filter(([key]) => key !== '_id' && key !== '_sync' && !known.has(key)));
+    return Object.fromEntries(Object.entries(stored).filter(([key]) => key !== '_id' && key !== '_sync' && !this.fieldNames.has(key)));
   }
 
   /** A removal from a client's view: the id only, marked deleted. Nothing else leaves. */

@@ -10,11 +10,12 @@ import { GraphQLError } from 'graphql';
 import type { StreamEvent, SyncDocument } from '../../protocol/messages.ts';
 import type { ChangeBatch, ChangeFeed } from '../store/change-feed.ts';
 import type { CollectionStore } from '../store/collection-store.ts';
+import { sizeOf } from '../store/cursor-cache.ts';
 import { forStream, viewDifference, type View } from './view.ts';
 
 export interface StreamOptions {
   maxQueuedDocuments: number;
-  /** JSON bytes of queued documents a client may have waiting before the bounds above apply. */
+  /** Bytes (about: cursor-cache.ts sizeOf) of queued documents a client may have waiting. */
   maxQueuedBytes: number;
 }
 
@@ -68,7 +69,7 @@ export function syncStream(
           }
           viewDifference(store, before, view).then((documents) => {
             // Current states, not changes up to a checkpoint: the client keeps its checkpoint.
-            if (documents.length > 0) emit({ event: { documents, checkpoint: null, resync: false }, documents: documents.length, bytes: JSON.stringify(documents).length });
+            if (documents.length > 0) emit({ event: { documents, checkpoint: null, resync: false }, documents: documents.length, bytes: sizeOf(documents) });
           }, fail);
         })
     : undefined;
