@@ -88,7 +88,7 @@ export async function readPage(cursor: FindCursor<StoredDocument>, limit: number
 }
 
 /**
- * About a value's BSON size: strings count their length (UTF-16 units, as JSON sizes here do),
+ * About a value's BSON size: strings count their length (UTF-16 units),
  * other scalars 8 bytes, plus a little per key and element. One walk without allocation, about
  * a microsecond for a typical document: BSON.calculateObjectSize measures exactly but costs ten
  * times as much, most of decoding the document again, and every pulled document pays it.
