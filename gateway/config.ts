@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { AuthConfig } from './auth/authenticator.ts';
 import type { ConflictStrategy } from './sync/merge.ts';
+import type { InvalidDocumentPolicy } from './store/collection-store.ts';
 
 export interface GatewayConfig {
   /** MongoDB connection string; unset means the embedded FerretDB (main.ts). */
@@ -24,6 +25,10 @@ export interface GatewayConfig {
   leaseTtlMs: number;
   /** How often the change feed looks for writes made through other gateway instances. */
   pollIntervalMs: number;
+  /** Documents that fail schema.graphql: kept out of sync and reported ('skip'), or synced as they are ('sync'). */
+  invalidDocuments: InvalidDocumentPolicy;
+  /** Without a change stream or oplog, how often every collection is compared in full with its sync metadata (0: at start only). */
+  fullPassIntervalMs: number;
   maxPullLimit: number;
   maxPushRows: number;
   maxListLimit: number;
@@ -73,6 +78,8 @@ export const DEFAULTS: Omit<GatewayConfig, 'mongoUri'> = {
   logLevel: 'info',
   leaseTtlMs: 30_000,
   pollIntervalMs: 250,
+  invalidDocuments: 'skip',
+  fullPassIntervalMs: 60_000,
   maxPullLimit: 5_000,
   maxPushRows: 1_000,
   maxListLimit: 1_000,
@@ -115,6 +122,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<Gatewa
     logLevel: env.LOG_LEVEL || DEFAULTS.logLevel,
     leaseTtlMs: int('TRIBUTARY_LEASE_TTL_MS', DEFAULTS.leaseTtlMs),
     pollIntervalMs: int('TRIBUTARY_POLL_INTERVAL_MS', DEFAULTS.pollIntervalMs),
+    invalidDocuments: invalidPolicy(env.TRIBUTARY_INVALID_DOCUMENTS),
+    fullPassIntervalMs: int('TRIBUTARY_FULL_PASS_INTERVAL_MS', DEFAULTS.fullPassIntervalMs),
     maxPullLimit: int('TRIBUTARY_MAX_PULL_LIMIT', DEFAULTS.maxPullLimit),
     maxPushRows: int('TRIBUTARY_MAX_PUSH_ROWS', DEFAULTS.maxPushRows),
     maxListLimit: int('TRIBUTARY_MAX_LIST_LIMIT', DEFAULTS.maxListLimit),
@@ -173,4 +182,10 @@ function authFromEnv(env: NodeJS.ProcessEnv): AuthConfig {
       : undefined,
     devTokens: env.TRIBUTARY_DEV_TOKENS === 'true',
   };
+}
+
+function invalidPolicy(value: string | undefined): InvalidDocumentPolicy {
+  if (value === undefined || value === '') return DEFAULTS.invalidDocuments;
+  if (value !== 'skip' && value !== 'sync') throw new Error(`TRIBUTARY_INVALID_DOCUMENTS must be "skip" or "sync", got ${JSON.stringify(value)}`);
+  return value;
 }

@@ -24,6 +24,11 @@ import { detectStoreLimits, Semaphore } from './store/store-limits.ts';
 import { CollectionStore } from './store/collection-store.ts';
 import { CollectionWriter } from './sync/push.ts';
 import { createValidator } from './sync/validate.ts';
+import { OutsideWrites } from './sync/outside-writes.ts';
+import { detectOutsideChangeSource } from './store/outside-changes.ts';
+
+/** Where outside-change sources keep their resume points. */
+const RESUME_COLLECTION = '_tributary_resume';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -39,6 +44,8 @@ export interface Gateway {
   /** Re-reads the rules folder; open sessions get the new permissions live. Bad rules are refused. */
   reloadRules(): Promise<void>;
   log: Logger;
+  /** Adoption of existing documents and following of other services' writes. */
+  outsideWrites: OutsideWrites;
   /** Graceful: stops accepting, closes sockets, stops change feeds, closes the MongoDB client. */
   stop(): Promise<void>;
 }
@@ -57,17 +64,27 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const limits = await detectStoreLimits(db);
   const updateCommands = new Semaphore(limits.concurrentUpdateCommands);
   const collections = new Map<string, CollectionRuntime>();
+  // Set once the collections exist; writers report invalid documents to it.
+  let outsideWrites: OutsideWrites | undefined;
   for (const collectionModel of model.collections) {
-    const store = new CollectionStore(collectionModel, db, { leaseTtlMs: config.leaseTtlMs, limits, updateCommands });
+    const store = new CollectionStore(collectionModel, db, { leaseTtlMs: config.leaseTtlMs, limits, updateCommands, invalidDocuments: config.invalidDocuments });
     await store.init();
     const feed = new ChangeFeed(store, { pollIntervalMs: config.pollIntervalMs, readBatchSize: 1_000, maxBatchBytes: config.maxPageBytes }, log);
     await feed.start();
     const writer = new CollectionWriter(store, createValidator(collectionModel), () => feed.wake(), {
       strategy: config.conflictStrategies[collectionModel.name] ?? 'field-lww',
       maxClockSkewMs: config.maxClockSkewMs,
-    });
+    }, { log, onInvalid: (key, violation) => outsideWrites?.invalidReporter(collectionModel.name)(key, violation) });
     collections.set(collectionModel.name, { model: collectionModel, store, writer, feed });
   }
+  // Documents already in MongoDB, and what other services write (sync/outside-writes.ts).
+  const source = await detectOutsideChangeSource(mongo, db, {
+    collections: model.collections.map((c) => c.name),
+    resumeStore: db.collection(RESUME_COLLECTION),
+    log,
+  });
+  outsideWrites = new OutsideWrites(collections, source, { fullPassIntervalMs: config.fullPassIntervalMs, batchSize: 500, log });
+  await outsideWrites.start();
 
   const auth = new Authenticator(config.auth, db);
   await auth.init();
@@ -153,7 +170,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (req.url === '/ready') {
       void isReady().then((ready) => {
         res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ ready }));
+        res.end(JSON.stringify({ ready, outsideWrites: outsideWrites!.status() }));
       });
       return;
     }
@@ -276,13 +293,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await new Promise<void>((r) => httpServer.close(() => r()));
       // Writes under way finish first: a write cut off holding its sequence lease would hold
       // every reader back until the lease expires.
+      await outsideWrites!.stop();
       await Promise.all([...collections.values()].map((c) => c.writer.drain()));
       await Promise.all([...collections.values()].map((c) => Promise.all([c.feed.stop(), c.store.cursors.close()])));
       await mongo.close();
       log.info('gateway stopped');
     })());
 
-  return { httpUrl: `http://${host}:${port}${GRAPHQL_PATH}`, wsUrl: `ws://${host}:${port}${GRAPHQL_PATH}`, port, model, collections, auth, reloadRules, log, stop };
+  return { httpUrl: `http://${host}:${port}${GRAPHQL_PATH}`, wsUrl: `ws://${host}:${port}${GRAPHQL_PATH}`, port, model, collections, auth, reloadRules, log, outsideWrites, stop };
 }
 
 /** Calls `changed` (debounced) when anything in `folder` changes. */

@@ -17,7 +17,7 @@
 // `prototype` (protocol/paths.ts).
 import { formatStamp, isNode, laterStamp, parseStamp, type Stamp } from './hlc.ts';
 import { getPath, isUnsafeKey, leafPaths } from './paths.ts';
-import { PRIMARY_KEY, type CollectionModel, type FieldModel } from './model.ts';
+import { PRIMARY_KEY, type CollectionModel, type FieldModel, type FieldType } from './model.ts';
 
 /** Most paths a pushed `_stamps` may hold. */
 export const MAX_STAMP_PATHS = 1_000;
@@ -36,8 +36,15 @@ export interface SetState {
 export type FieldState = Stamp | CounterState | SetState;
 export type Stamps = Record<string, FieldState>;
 
+/**
+ * Where, in mergedFields(), the paths of Mixed and Dictionary fields are kept: their objects are
+ * values (stamped and merged whole), not embedded documents. A symbol, so that walking the
+ * fields by name never meets it.
+ */
+export const WHOLE_VALUES: unique symbol = Symbol('whole values');
+
 /** The fields that do not merge by last writer wins, by name. */
-export type MergedFields = Record<string, 'counter' | 'add-wins-set'>;
+export type MergedFields = Record<string, 'counter' | 'add-wins-set'> & { readonly [WHOLE_VALUES]?: ReadonlySet<string> };
 
 /** Whose contribution a value without a state, or a change without stamps, counts as. */
 export const SERVER_NODE = 'server';
@@ -45,8 +52,25 @@ export const SERVER_NODE = 'server';
 type Doc = Record<string, unknown>;
 
 export function mergedFields(collection: CollectionModel): MergedFields {
-  const out: MergedFields = {};
+  const out: Record<string, 'counter' | 'add-wins-set'> = {};
   for (const f of collection.fields) if (f.merge !== 'last-writer-wins') out[f.name] = f.merge;
+  const whole = wholeValuePaths(collection.fields);
+  return whole.size > 0 ? Object.assign(out, { [WHOLE_VALUES]: whole }) : out;
+}
+
+/** The paths a change of `doc` is stamped at: its leaves, Mixed and Dictionary values whole. */
+export function changePaths(fields: MergedFields, doc: Doc, skip: readonly string[] = []): string[] {
+  return leafPaths(doc, skip, '', fields[WHOLE_VALUES]);
+}
+
+/** Paths of Mixed and Dictionary fields, at the top and in embedded objects (lists are leaves anyway). */
+function wholeValuePaths(fields: readonly FieldModel[], prefix = '', out = new Set<string>()): Set<string> {
+  for (const f of fields) {
+    const path = prefix ? `${prefix}.${f.name}` : f.name;
+    const type: FieldType = f.type;
+    if (type.kind === 'scalar' && (type.name === 'Mixed' || type.name === 'Dictionary')) out.add(path);
+    if (type.kind === 'object') wholeValuePaths(type.fields, path, out);
+  }
   return out;
 }
 
@@ -66,7 +90,7 @@ export function recordChange(fields: MergedFields, before: Doc, after: Doc, stam
   let changed = false;
   let changeStamp: Stamp | undefined;
   const stamp = () => (changeStamp ??= tick());
-  const paths = new Set([...leafPaths(before, skip), ...leafPaths(after, skip)]);
+  const paths = new Set([...changePaths(fields, before, skip), ...changePaths(fields, after, skip)]);
   for (const path of paths) {
     const was = getPath(before, path);
     const now = getPath(after, path);
@@ -100,6 +124,34 @@ export function recordChange(fields: MergedFields, before: Doc, after: Doc, stam
     }
   }
   return changed ? out : null;
+}
+
+/**
+ * The stamps after a change made outside the gateway (another service wrote to MongoDB), given
+ * the top-level fields whose stored value changed: one new stamp on every path of a changed
+ * last-writer-wins field (its paths now, and those stamped before, which it may have removed),
+ * and a counter's or set's change from the value its state derives. Such a change wins over
+ * every change stamped before it, as an unstamped write does (sync/reconcile.ts).
+ */
+export function recordOutsideChange(fields: MergedFields, changed: readonly string[], stamps: Stamps, now: Doc, tick: () => Stamp, node: string): Stamps {
+  const out: Stamps = { ...stamps };
+  let stamp: Stamp | undefined;
+  for (const name of changed) {
+    const kind = kindOf(fields, name);
+    if (kind !== undefined) {
+      const state = own(stamps, name);
+      const before = state === undefined ? {} : withDerivedValues({ [name]: kind }, {}, { [name]: state });
+      const next = recordChange({ [name]: kind }, before, { [name]: own(now, name) }, state === undefined ? {} : { [name]: state }, tick, node);
+      if (next && own(next, name) !== undefined) put(out, name, own(next, name)!);
+      continue;
+    }
+    stamp ??= tick();
+    const value = own(now, name);
+    const paths = new Set([...(value === undefined ? [] : leafPaths({ [name]: value })), ...Object.keys(stamps).filter((p) => p === name || p.startsWith(`${name}.`))]);
+    if (paths.size === 0) paths.add(name);
+    for (const path of paths) put(out, path, stamp);
+  }
+  return out;
 }
 
 /** The join of two versions' stamps; a counter or set without a state counts its value as the server's. */

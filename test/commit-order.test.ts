@@ -3,6 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { syncOperations } from '../protocol/operations.ts';
 import { cleanup, graphqlHttp, testToken, newTask, startTestGateway } from './helpers/harness.ts';
+import type { PlainDocument } from '../gateway/store/collection-store.ts';
 
 afterEach(cleanup);
 
@@ -22,18 +23,21 @@ describe('commit order', () => {
     const fast = { ...newTask({ title: 'fast writer' }), _deleted: false };
     // Another user: one user's pushes run one at a time, and this one must not wait.
     await graphqlHttp(gateway.httpUrl, ops.push, { rows: [{ assumedMasterState: null, newDocumentState: fast }] }, await testToken('user-2'));
-    expect((await tasks.store.findByIds([fast.id])).get(fast.id)!._sync.seq).toBeGreaterThan(slowLease.lo);
+    expect((await tasks.store.current(fast.id))!._sync.seq).toBeGreaterThan(slowLease.lo);
 
     // ...and a reader pulls now: it must not move its checkpoint past the slow writer's sequence.
     const early = await pull(null);
     expect(early.checkpoint.seq).toBeLessThan(slowLease.lo);
     expect(early.documents).toEqual([]);
 
-    // The slow write commits (as the write path does: document, then lease release).
-    await tasks.store.documents.insertOne({
-      ...tasks.store.toStored({ ...slow, _deleted: false }),
-      _sync: { seq: slowLease.lo, updatedAt: new Date(), deleted: false },
-    } as never);
+    // The slow write commits (as the write path does, under the document's lock: document,
+    // metadata, then lease release).
+    const stored = tasks.store.toStored({ ...slow, _deleted: false }) as PlainDocument;
+    await tasks.writer.locked([stored._id], async () => {
+      await tasks.store.documents.insertOne(stored);
+      const meta = { _id: stored._id, seq: slowLease.lo, updatedAt: new Date(), deleted: false, state: tasks.store.queryableSnapshot(stored), hashes: tasks.store.fieldHashes(stored) };
+      await tasks.store.meta.insertOne(meta);
+    });
     expect(await slowLease.release()).toBe(true);
 
     // Resuming from its checkpoint, the reader gets both writes.

@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TributaryClient } from '../client-sdk/index.ts';
 import type { Gateway } from '../gateway/server.ts';
-import { cleanup, graphqlHttp, newTask, openDb, openTestClient, startTestGateway, waitFor } from './helpers/harness.ts';
+import { cleanup, graphqlHttp, newTask, openDb, openTestClient, startTestGateway, syncedDocument, waitFor } from './helpers/harness.ts';
 import { syncOperations } from '../protocol/operations.ts';
 import { toWire } from '../client-sdk/stamps.ts';
 import { freePort } from '../gateway/store/embedded-ferretdb.ts';
@@ -92,7 +92,7 @@ describe('conflict resolution', () => {
     await waitFor('gone on b', async () => (await local(b, id)) === null);
     expect(await local(a, id)).toBeNull();
     const db = await openDb(gateway.database);
-    expect(await db.collection('tasks').findOne({ _id: id as never })).toMatchObject({ _sync: { deleted: true } });
+    expect(await syncedDocument(db, 'tasks', id)).toMatchObject({ _sync: { deleted: true } });
   });
 
   it('adds up the increments of three offline clients exactly, through retries and reconnects', async () => {

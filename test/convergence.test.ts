@@ -205,8 +205,9 @@ async function serverState(ids: string[]): Promise<Record<string, Record<string,
   const docs = await db.collection('tasks').find({ _id: { $in: ids as never[] } }).toArray();
   return Object.fromEntries(
     ids.map((id) => {
+      // Deleted documents are gone from the collection (their tombstones are kept beside it).
       const doc = docs.find((d) => d._id === (id as never));
-      return [id, doc && !doc._sync.deleted ? Object.fromEntries(COMPARED.map((f) => [f, doc[f]])) : null];
+      return [id, doc ? Object.fromEntries(COMPARED.map((f) => [f, doc[f]])) : null];
     }),
   );
 }

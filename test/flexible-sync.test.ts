@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Gateway } from '../gateway/server.ts';
 import type { TributaryClient } from '../client-sdk/index.ts';
-import { cleanup, graphqlHttp, newTask, openDb, openTestClient, startTestGateway, waitFor } from './helpers/harness.ts';
+import { cleanup, graphqlHttp, newTask, openDb, openTestClient, startTestGateway, syncedIds, waitFor } from './helpers/harness.ts';
 
 afterEach(cleanup);
 
@@ -18,7 +18,7 @@ async function localIds(client: TributaryClient): Promise<string[]> {
 
 async function serverIds(database: string, filter: Record<string, unknown>): Promise<string[]> {
   const db = await openDb(database);
-  return (await db.collection('tasks').find({ ...filter, '_sync.deleted': false }).toArray()).map((d) => String(d._id)).sort();
+  return syncedIds(db, 'tasks', false, filter);
 }
 
 function sampleTasks() {

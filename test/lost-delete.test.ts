@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TributaryClient } from '../client-sdk/index.ts';
 import type { PushResult } from '../protocol/messages.ts';
-import { cleanup, converged, newTask, openDb, openTestClient, startTestGateway, waitFor } from './helpers/harness.ts';
+import { cleanup, converged, newTask, openDb, openTestClient, startTestGateway, syncedDocument, waitFor } from './helpers/harness.ts';
 
 afterEach(cleanup);
 
@@ -40,7 +40,7 @@ describe('a delete made while the insert is being pushed', () => {
     await (await a.collections.tasks!.findOne(task.id).exec())!.remove();
 
     const server = async () => {
-      const doc = await db.collection('tasks').findOne({ _id: task.id as never });
+      const doc = await syncedDocument(db, 'tasks', task.id);
       return doc && !doc._sync.deleted ? String(doc._id) : null;
     };
     const local = async (client: TributaryClient) => (await client.collections.tasks!.findOne(task.id).exec())?.id ?? null;
@@ -51,8 +51,8 @@ describe('a delete made while the insert is being pushed', () => {
     await waitFor('converged', () => converged([a, b], server, local));
     expect(await local(a)).toBeNull();
     expect(await local(b)).toBeNull();
-    const stored = await db.collection('tasks').findOne({ _id: task.id as never });
-    expect(stored?._sync.deleted).toBe(true);
+    expect((await syncedDocument(db, 'tasks', task.id))?._sync.deleted).toBe(true);
+    expect(await db.collection('tasks').findOne({ _id: task.id as never })).toBeNull();
     // The insert, then the delete on top of it.
     expect(pushed).toEqual([
       { deleted: false, assumed: false },

@@ -1,7 +1,7 @@
 // Issue 2, case 4: a retried push (its acknowledgement lost) does not apply twice.
 import { afterEach, describe, expect, it } from 'vitest';
 import { syncOperations } from '../protocol/operations.ts';
-import { cleanup, graphqlHttp, newTask, openDb, startTestGateway } from './helpers/harness.ts';
+import { cleanup, graphqlHttp, newTask, openDb, startTestGateway, syncedDocument } from './helpers/harness.ts';
 
 afterEach(cleanup);
 
@@ -17,12 +17,12 @@ describe('push idempotency', () => {
     const insert = { rows: [{ assumedMasterState: null, newDocumentState: created }] };
     const first = await graphqlHttp(gateway.httpUrl, ops.push, insert);
     expect(first.data!.pushTasks).toEqual({ conflicts: [], rejected: [] });
-    const afterFirst = await db.collection('tasks').findOne({ _id: created.id as never });
+    const afterFirst = await syncedDocument(db, 'tasks', created.id);
 
     // The client never saw the ack and sends the very same push again.
     const retried = await graphqlHttp(gateway.httpUrl, ops.push, insert);
     expect(retried.data!.pushTasks).toEqual({ conflicts: [], rejected: [] });
-    const afterRetry = await db.collection('tasks').findOne({ _id: created.id as never });
+    const afterRetry = await syncedDocument(db, 'tasks', created.id);
     expect(afterRetry!._sync).toEqual(afterFirst!._sync); // same sequence, same timestamp: not written again
 
     // An update pushed twice, with another client's change in between: the retry is stale.

@@ -1,7 +1,7 @@
 // Issue 2, case 1: two clients in separate RxDB databases, online, see each other's changes
 // live; MongoDB holds them.
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanup, newTask, openDb, openTestClient, startTestGateway, waitFor } from './helpers/harness.ts';
+import { cleanup, newTask, openDb, openTestClient, startTestGateway, syncedDocument, waitFor } from './helpers/harness.ts';
 
 afterEach(cleanup);
 
@@ -29,10 +29,11 @@ describe('live two-way sync', () => {
     await waitFor('bob sees alice’s delete', async () => (await bob.collections.tasks!.findOne(bobTask.id).exec()) === null);
 
     const db = await openDb(gateway.database);
-    const stored = await db.collection('tasks').findOne({ _id: aliceTask.id as never });
+    const stored = await syncedDocument(db, 'tasks', aliceTask.id);
     expect(stored).toMatchObject({ title: 'from alice', status: 'DONE', tags: ['work', 'urgent'], _sync: { deleted: false } });
     expect(stored!.dueDate).toEqual(new Date('2026-12-24T18:00:00.000Z'));
-    const tombstone = await db.collection('tasks').findOne({ _id: bobTask.id as never });
-    expect(tombstone).toMatchObject({ title: 'from bob', _sync: { deleted: true } });
+    // Deleted: gone from the collection, with a tombstone (its queryable fields) beside it.
+    expect(await db.collection('tasks').findOne({ _id: bobTask.id as never })).toBeNull();
+    expect(await syncedDocument(db, 'tasks', bobTask.id)).toMatchObject({ title: 'from bob', _sync: { deleted: true } });
   });
 });

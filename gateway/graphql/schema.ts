@@ -8,11 +8,13 @@ import { DELETED_FIELD, type CollectionModel, type DataModel, type FieldModel, t
 import { syncOperations } from '../../protocol/operations.ts';
 import type { Checkpoint, PushResult, SyncDocument } from '../../protocol/messages.ts';
 import { QueryError } from '../../protocol/filter.ts';
+import { keyScalar, toWireId } from '../../protocol/bson-values.ts';
+import { BSON_SCALARS, missingScalarDefinitions } from './scalars.ts';
 import { compileFilter } from '../query/filter.ts';
 import type { User } from '../auth/authenticator.ts';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../limits/json-depth.ts';
 import { inSet, UNRESTRICTED, writeDenial, type CollectionPermissions } from '../rules/permissions.ts';
-import { withoutStamps, type CollectionStore, type StoredDocument } from '../store/collection-store.ts';
+import { idKey, withoutStamps, type CollectionStore, type PlainDocument, type StoredDocument } from '../store/collection-store.ts';
 import type { ChangeFeed } from '../store/change-feed.ts';
 import { readPage } from '../store/cursor-cache.ts';
 import { bootstrap, bootstrapKey } from '../sync/bootstrap.ts';
@@ -84,10 +86,12 @@ const SYNC_SDL = /* GraphQL */ `
 `;
 
 export function buildSchema(model: DataModel, runtimes: Map<string, CollectionRuntime>, limits: ApiLimits, permissions: PermissionSource): GraphQLSchema {
-  const typeDefs = [print(model.document), SYNC_SDL, ...inputTypeDefs(model)];
+  // The BSON scalars (and DateTime) work whether schema.graphql declares them or not.
+  const typeDefs = [print(model.document), SYNC_SDL, ...missingScalarDefinitions(model.document), ...inputTypeDefs(model)];
   const resolvers: Record<string, object> & Record<'Query' | 'Mutation' | 'Subscription', Record<string, unknown>> = {
     JSONObject: jsonObjectScalar,
     DateTime: dateTimeScalar,
+    ...BSON_SCALARS,
     Query: { viewer: (_: unknown, __: unknown, context: { user: User }) => context.user },
     Mutation: {},
     Subscription: {},
@@ -124,23 +128,25 @@ function plainOperationNames(c: CollectionModel): PlainNames {
 function collectionTypeDefs(c: CollectionModel, n: PlainNames): string {
   const sync = syncOperations(c).fields;
   const t = c.typeName;
+  // The key's own scalar (ID, ObjectId, UUID or Long): a malformed id is refused as input.
+  const key = keyScalar(c);
   return /* GraphQL */ `
-    type ${t}Change { id: ID!, deleted: Boolean!, document: ${t} }
+    type ${t}Change { id: ${key}!, deleted: Boolean!, document: ${t} }
     extend type Query {
       "view: the client's subscription queries on ${c.name} (absent: everything)."
       ${sync.pull}(checkpoint: SyncCheckpointInput, limit: Int!, view: [JSONObject!], stamps: Boolean = false): SyncPullBulk!
       ${sync.bootstrap}(query: JSONObject!, exclude: [JSONObject!], after: ID, snapshot: Float, limit: Int!, stamps: Boolean = false): SyncBootstrapPage!
       "Live documents matching filter (MongoDB query syntax on ${t}'s fields), ordered by id."
       ${n.list}(filter: JSONObject, limit: Int = 100): [${t}!]!
-      ${n.get}(id: ID!): ${t}
+      ${n.get}(id: ${key}!): ${t}
     }
     extend type Mutation {
       ${sync.push}(rows: [SyncPushRow!]!): SyncPushResult!
       ${n.insert}(input: ${t}Input!): ${t}!
       ${hasCounters(c) ? `"inc: amounts to add to @counter fields; they add up with concurrent increments from anywhere."
-      ${n.update}(id: ID!, set: ${t}Patch = {}, inc: ${t}Increment): ${t}!` : `${n.update}(id: ID!, set: ${t}Patch!): ${t}!`}
+      ${n.update}(id: ${key}!, set: ${t}Patch = {}, inc: ${t}Increment): ${t}!` : `${n.update}(id: ${key}!, set: ${t}Patch!): ${t}!`}
       "False when there was no such ${t}."
-      ${n.delete}(id: ID!): Boolean!
+      ${n.delete}(id: ${key}!): Boolean!
     }
     extend type Subscription {
       "stamps: send documents' per-field clock stamps (_stamps), for clients that stamp their changes."
@@ -219,10 +225,10 @@ function queryResolvers({ model, store }: CollectionRuntime, n: PlainNames, limi
       const { read, project, readableField } = perms(context);
       const filter = asBadQuery(() => compileFilter(model, args.filter, { queryableOnly: false, readableField }));
       if (read === 'none') return [];
-      const selection = read === 'all' ? filter.mongo : ({ $and: [filter.mongo, read.stored] } as Filter<StoredDocument>);
+      const selection = read === 'all' ? filter.stored : ({ $and: [filter.stored, read.stored] } as Filter<StoredDocument>);
       // Read up to the byte budget only: a list has no next page to continue on, so one that would
       // hold more is refused rather than cut short (a client would take it for the whole answer).
-      const cursor = store.documents.find(selection).sort({ _id: 1 }).limit(args.limit).maxTimeMS(limits.maxQueryTimeMs);
+      const cursor = store.documentsCursor(store.documents.find(selection as Filter<PlainDocument>).sort({ _id: 1 }).limit(args.limit).maxTimeMS(limits.maxQueryTimeMs));
       const page = await withinQueryTime(limits, () => readPage(cursor, args.limit, limits.maxPageBytes)).finally(() => cursor.close());
       if (!page.exhausted && page.documents.length < args.limit) {
         throw new GraphQLError(`the answer would exceed ${limits.maxPageBytes} bytes; ask for fewer documents`, { extensions: { code: 'TOO_LARGE' } });
@@ -230,9 +236,10 @@ function queryResolvers({ model, store }: CollectionRuntime, n: PlainNames, limi
       return page.documents.map((d) => project(store.toWire(d)));
     },
     [n.get]: async (_: unknown, args: { id: string }, context: RequestContext) => {
-      const found = await store.documents.findOne({ _id: args.id, '_sync.deleted': false } as Filter<StoredDocument>);
+      const id = asBadQuery(() => store.storedId(args.id));
+      const found = (await store.findByIds([id])).get(idKey(id));
       const { read, project } = perms(context);
-      return found && inSet(read, found) ? project(store.toWire(found)) : null;
+      return found && !found._sync.deleted && inSet(read, found) ? project(store.toWire(found)) : null;
     },
   };
 }
@@ -252,8 +259,9 @@ function mutationResolvers({ model, store, writer }: CollectionRuntime, n: Plain
     next: (current: SyncDocument | null, taken: boolean) => SyncDocument | null,
   ): Promise<SyncDocument | null> => {
     const permissions = perms(context);
+    const storedId = asBadQuery(() => store.storedId(id));
     for (let attempt = 0; attempt < 5; attempt++) {
-      const stored = (await store.findByIds([id])).get(id);
+      const stored = (await store.findByIds([storedId])).get(idKey(storedId));
       const visible = stored && inSet(permissions.read, stored) ? stored : undefined;
       // What the user may see of it, as a sync client would hold it: hidden fields stay out (the
       // write path keeps their stored values), and so do stamps (a plain mutation is an
@@ -266,7 +274,7 @@ function mutationResolvers({ model, store, writer }: CollectionRuntime, n: Plain
       if (result.conflicts.length === 0) {
         // The answer passes the read rules now: another write may have landed since ours. Then
         // the user is told what it wrote, no more.
-        const written = (await store.findByIds([id])).get(id);
+        const written = (await store.findByIds([storedId])).get(idKey(storedId));
         return permissions.project(written && inSet(permissions.read, written) ? store.toWire(written) : doc);
       }
     }
@@ -339,7 +347,7 @@ function subscriptionResolvers({ model, store, feed }: CollectionRuntime, n: Pla
               if (!filter.matches(stored) || !inSet(read, stored)) return [];
               const deleted = stored._sync.deleted;
               bytes += deleted ? 64 : batch.bytes(i);
-              return [{ id: stored._id, deleted, document: deleted ? null : project(batch.documents[i]!) }];
+              return [{ id: toWireId(model, stored._id), deleted, document: deleted ? null : project(batch.documents[i]!) }];
             });
             return changes.length > 0 ? { event: changes, documents: changes.length, bytes } : null;
           },

@@ -291,7 +291,6 @@ function union(a: DocumentSet, b: DocumentSet): DocumentSet {
   if (b === 'none') return a;
   return {
     stored: { $or: [a.stored, b.stored] },
-    mongo: { $and: [{ $or: [a.stored, b.stored] }, { '_sync.deleted': false }] },
     matches: (doc) => a.matches(doc) || b.matches(doc),
   } as CompiledFilter;
 }

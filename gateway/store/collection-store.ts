@@ -1,8 +1,15 @@
 // One synced collection in MongoDB: how documents are stored, and the reads the sync engine
-// needs. Stored form: the document's fields at top level (so other MongoDB users see plain
-// data), `id` as `_id`, DateTime fields as BSON dates, and the gateway's metadata under `_sync`.
-// Deletes are soft: a tombstone keeps the last fields with `_sync.deleted: true`, so clients
-// that were offline still learn of the delete.
+// needs. Documents stay exactly as other services expect them: the type's fields at top level,
+// `id` as `_id`, each value with its BSON type (protocol/bson-values.ts), and nothing of ours.
+// The gateway's metadata for each document lives in a side collection, `_tributary_sync_<name>`,
+// under the same `_id` (ARCHITECTURE.md, "Metadata beside the documents"): its update sequence,
+// per-field stamps, the queryable states a removal is decided from, and a hash per field, which
+// is how a write made by another service is noticed (sync/reconcile.ts). Deletes remove the
+// document; the side collection keeps a tombstone, so clients that were offline still learn of
+// the delete, and other services never see one.
+//
+// The engine works on the two joined (`StoredDocument`): reads join them here, in batches.
+import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { MongoBulkWriteError, type AnyBulkWriteOperation, type Collection, type Db, type Filter, type FindCursor } from 'mongodb';
 import type { Stamps } from '../../protocol/field-state.ts';
@@ -16,7 +23,10 @@ export interface SyncMetadata {
   /** Update sequence of the last write (see sequencer.ts). */
   seq: number;
   updatedAt: Date;
+  /** A tombstone (or, with TRIBUTARY_INVALID_DOCUMENTS=skip, a document that fails the schema). */
   deleted: boolean;
+  /** The queryable fields of this version (what a removal is decided from once it is gone). */
+  state?: Record<string, unknown>;
   /**
    * The queryable fields of the version this one replaced (null for a new document): lets the
    * live stream tell a client that a document just left its view.
@@ -30,14 +40,31 @@ export interface SyncMetadata {
   past?: Array<Record<string, unknown>>;
   /** Per field path, the stamp of its last change, or a counter's or set's state (sync/merge.ts). */
   stamps?: Stamps;
+  /** Per field of the type present in the document, a hash of its stored value (fieldHashes). */
+  hashes?: Record<string, string>;
+  /** Why the document fails schema.graphql, when it does (reported; sync/reconcile.ts). */
+  invalid?: { field: string | null; message: string } | null;
 }
 
+/** A stored `_id`: a string, an ObjectId, a UUID (Binary) or an Int64 (protocol/bson-values.ts). */
+export type StoredId = string | number | object;
+
+/** A document of the side collection: the metadata of the document with the same `_id`. */
+export type MetaDocument = { _id: StoredId } & SyncMetadata;
+
+/** A document as the engine sees it: the stored fields (none for a tombstone) and `_sync`. */
 export type StoredDocument = { _id: string; _sync: SyncMetadata } & Record<string, unknown>;
 
+/** A document as MongoDB holds it. */
+export type PlainDocument = { _id: StoredId } & Record<string, unknown>;
+
 export const COUNTERS_COLLECTION = '_tributary_sequences';
+export const META_COLLECTION_PREFIX = '_tributary_sync_';
 
 /** How many queryable states before the previous one a document remembers (`_sync.past`). */
 export const PAST_STATES = 3;
+
+export type InvalidDocumentPolicy = 'skip' | 'sync';
 
 export interface CollectionStoreOptions {
   leaseTtlMs: number;
@@ -45,13 +72,23 @@ export interface CollectionStoreOptions {
   limits: StoreLimits;
   /** Shared by every collection of the gateway: update commands in flight. */
   updateCommands: Semaphore;
+  /** Documents that fail schema.graphql: kept out of sync ('skip') or synced as they are. */
+  invalidDocuments?: InvalidDocumentPolicy;
+}
+
+/** A read of joined documents, in pages (cursor-cache.ts readPage). */
+export interface DocumentCursor {
+  next(): Promise<StoredDocument | null>;
+  close(): Promise<void>;
 }
 
 export class CollectionStore {
-  readonly documents: Collection<StoredDocument>;
+  readonly documents: Collection<PlainDocument>;
+  readonly meta: Collection<MetaDocument>;
   readonly sequencer: Sequencer;
   /** Cursors of multi-page reads (first syncs, bootstraps) between their pages. */
   readonly cursors: CursorCache;
+  readonly invalidDocuments: InvalidDocumentPolicy;
   private readonly convertsDates: boolean;
   private readonly fieldNames: Set<string>;
   private readonly limits: StoreLimits;
@@ -62,25 +99,27 @@ export class CollectionStore {
     db: Db,
     private readonly options: CollectionStoreOptions,
   ) {
-    this.documents = db.collection<StoredDocument>(model.name);
+    this.documents = db.collection<PlainDocument>(model.name);
+    this.meta = db.collection<MetaDocument>(META_COLLECTION_PREFIX + model.name);
     this.sequencer = new Sequencer(db.collection<CounterDocument>(COUNTERS_COLLECTION), model.name, options);
     this.convertsDates = hasDateTimes(model.fields);
     this.fieldNames = new Set(model.fields.map((f) => f.name));
     this.limits = options.limits;
     this.updateCommands = options.updateCommands;
+    this.invalidDocuments = options.invalidDocuments ?? 'skip';
     this.cursors = new CursorCache(undefined, this.limits.cachedCursorsPerCollection);
   }
 
   async init(): Promise<void> {
     await this.sequencer.init();
-    await this.documents.createIndex({ '_sync.seq': 1 }, { name: 'tributary_seq' });
+    await this.meta.createIndex({ seq: 1 }, { name: 'tributary_seq' });
     for (const field of queryableFields(this.model)) {
       if (field.name !== PRIMARY_KEY) await this.documents.createIndex({ [field.name]: 1 }, { name: `tributary_q_${field.name}` });
     }
   }
 
-  /** The queryable fields of a stored version, as `_sync.prev` of the next one keeps them. */
-  queryableSnapshot(stored: StoredDocument): Record<string, unknown> {
+  /** The queryable fields of a stored version, as `_sync.state` keeps them. */
+  queryableSnapshot(stored: PlainDocument): Record<string, unknown> {
     return Object.fromEntries(queryableFields(this.model).map((f) => (f.name === PRIMARY_KEY ? ['_id', stored._id] : [f.name, stored[f.name] ?? null])));
   }
 
@@ -97,21 +136,40 @@ export class CollectionStore {
   /** `_sync.prev` and `_sync.past` of the version that replaces `stored` (null: an insert). */
   history(stored: StoredDocument | null): Pick<SyncMetadata, 'prev' | 'past'> {
     if (stored === null) return { prev: null, past: [] };
-    const prev = this.queryableSnapshot(stored);
+    const prev = stored._sync.state ?? this.queryableSnapshot(stored);
     const older = [...(stored._sync.past ?? []), ...(stored._sync.prev ? [stored._sync.prev] : [])];
     const distinct = older.filter((state, i) => !isDeepStrictEqual(state, prev) && older.findIndex((s) => isDeepStrictEqual(s, state)) === i);
     return { prev, past: distinct.slice(-PAST_STATES) };
   }
 
   /** The fields of a stored document that are not the type's (another service's): kept on every write. */
-  outsideFields(stored: StoredDocument | null): Record<string, unknown> {
+  outsideFields(stored: PlainDocument | null): Record<string, unknown> {
     if (stored === null) return {};
     return Object.fromEntries(Object.entries(stored).filter(([key]) => key !== '_id' && key !== '_sync' && !this.fieldNames.has(key)));
+  }
+
+  /**
+   * Per field of the type present in `doc`, a hash of its value as stored. Computed the same way
+   * from what the gateway writes and from what it reads back, whatever the driver promotes
+   * (an int32 and a double of one value hash alike), so only a change of value differs.
+   */
+  fieldHashes(doc: PlainDocument): Record<string, string> {
+    const hashes: Record<string, string> = {};
+    for (const name of this.fieldNames) {
+      if (name === PRIMARY_KEY || !Object.hasOwn(doc, name)) continue;
+      hashes[name] = createHash('sha1').update(canonical(doc[name])).digest('base64url').slice(0, 16);
+    }
+    return hashes;
   }
 
   /** A removal from a client's view: the id only, marked deleted. Nothing else leaves. */
   removal(stored: StoredDocument): SyncDocument {
     return { [PRIMARY_KEY]: stored._id, [DELETED_FIELD]: true } as SyncDocument;
+  }
+
+  /** The stored `_id` for a wire id (throws on an id that is malformed for the key's type). */
+  storedId(wireId: string): StoredId {
+    return wireId;
   }
 
   /** Stored form of a wire document (without metadata). */
@@ -123,21 +181,23 @@ export class CollectionStore {
     return toWireForm(this.model, stored, this.convertsDates);
   }
 
-  /**
-   * The filter of a write that replaces the version with sequence `seq`: a compare-and-set where
-   * the store does it well (store-limits.ts); by `_id` on FerretDB, where the gateway's
-   * per-document lock is what keeps writes of one document in order.
-   */
-  versionFilter(id: string, seq: number): Filter<StoredDocument> {
-    return (this.limits.compareAndSet ? { _id: id, '_sync.seq': seq } : { _id: id }) as Filter<StoredDocument>;
+  /** The engine's view of a document and its metadata (null: nothing to sync). */
+  join(doc: PlainDocument | undefined, meta: MetaDocument | undefined): StoredDocument | null {
+    if (!meta) return null; // not adopted yet (sync/reconcile.ts)
+    const { _id, ...sync } = meta;
+    // A tombstone keeps the queryable fields of its last version: filters and rules still tell
+    // whom the delete concerns.
+    if (meta.deleted || !doc) return { ...meta.state, _id, _sync: { ...sync, deleted: true } } as StoredDocument;
+    const hidden = this.invalidDocuments === 'skip' && meta.invalid != null;
+    return { ...doc, _sync: hidden ? { ...sync, deleted: true } : sync } as StoredDocument;
   }
 
   /**
-   * An unordered bulk write, in as many commands as the store's limits on updates need
-   * (store-limits.ts). Returns how many updates and replacements matched, and the indexes of
-   * inserts whose `_id` existed; any other write error throws.
+   * Unordered writes of documents, then of their metadata, in as many commands as the store's
+   * limits on updates need (store-limits.ts). Returns the indexes of document inserts whose
+   * `_id` existed; any other write error throws.
    */
-  async writeMany(ops: AnyBulkWriteOperation<StoredDocument>[]): Promise<{ matched: number; duplicates: Set<number> }> {
+  async writeMany<T extends { _id: StoredId }>(collection: Collection<T>, ops: AnyBulkWriteOperation<T>[]): Promise<{ matched: number; duplicates: Set<number> }> {
     let matched = 0;
     const duplicates = new Set<number>();
     for (let start = 0; start < ops.length; ) {
@@ -147,7 +207,7 @@ export class CollectionStore {
         if (!('insertOne' in ops[end]!)) updates++;
       }
       const chunk = ops.slice(start, end);
-      const write = () => this.documents.bulkWrite(chunk, { ordered: false });
+      const write = () => collection.bulkWrite(chunk, { ordered: false });
       try {
         matched += (await (updates > 0 ? this.updateCommands.run(write) : write())).matchedCount;
       } catch (error) {
@@ -162,37 +222,175 @@ export class CollectionStore {
     return { matched, duplicates };
   }
 
-  async findByIds(ids: string[]): Promise<Map<string, StoredDocument>> {
-    const found = await this.documents.find({ _id: { $in: ids } } as Filter<StoredDocument>).toArray();
-    return new Map(found.map((d) => [d._id, d]));
+  /** Documents and their metadata by stored `_id`, as they are now (not joined). */
+  async readRaw(ids: StoredId[]): Promise<{ docs: Map<string, PlainDocument>; metas: Map<string, MetaDocument> }> {
+    if (ids.length === 0) return { docs: new Map(), metas: new Map() };
+    const [docs, metas] = await Promise.all([this.documents.find(byIds(ids)).toArray(), this.meta.find(byIds(ids)).toArray()]);
+    return { docs: new Map(docs.map((d) => [idKey(d._id), d])), metas: new Map(metas.map((m) => [idKey(m._id), m])) };
+  }
+
+  /** Joined documents by stored `_id`, keyed by idKey. */
+  async findByIds(ids: StoredId[]): Promise<Map<string, StoredDocument>> {
+    const { docs, metas } = await this.readRaw(ids);
+    const out = new Map<string, StoredDocument>();
+    for (const [key, meta] of metas) {
+      const joined = this.join(docs.get(key), meta);
+      if (joined) out.set(key, joined);
+    }
+    return out;
+  }
+
+  /** One joined document by its wire id (undefined: nothing the gateway syncs). */
+  async current(wireId: string): Promise<StoredDocument | undefined> {
+    const id = this.storedId(wireId);
+    return (await this.findByIds([id])).get(idKey(id));
   }
 
   /** Changes with afterSeq < seq <= upTo, in sequence order. */
-  changesCursor(afterSeq: number, upTo: number, batchSize: number): FindCursor<StoredDocument> {
-    return this.documents
-      .find({ '_sync.seq': { $gt: afterSeq, $lte: upTo } } as Filter<StoredDocument>)
-      .sort({ '_sync.seq': 1 })
-      .batchSize(batchSize);
+  changesCursor(afterSeq: number, upTo: number, batchSize: number): DocumentCursor {
+    const metas = this.meta.find({ seq: { $gt: afterSeq, $lte: upTo } } as Filter<MetaDocument>).sort({ seq: 1 }).batchSize(batchSize);
+    return new JoinedCursor(metas, async (batch) => {
+      const docs = await this.documents.find(byIds(batch.filter((m) => !m.deleted).map((m) => m._id))).toArray();
+      const byId = new Map(docs.map((d) => [idKey(d._id), d]));
+      // A live version whose document is gone was deleted since: its tombstone comes later.
+      return batch.flatMap((m) => (m.deleted || byId.has(idKey(m._id)) ? [this.join(byId.get(idKey(m._id)), m)!] : []));
+    });
+  }
+
+  /**
+   * Documents from a query on the documents themselves (bootstraps, plain lists), joined with
+   * their metadata; documents not adopted yet, and those `keep` refuses, are left out.
+   */
+  documentsCursor(cursor: FindCursor<PlainDocument>, keep: (meta: MetaDocument) => boolean = () => true): DocumentCursor {
+    return new JoinedCursor(cursor, async (batch) => {
+      const metas = await this.meta.find(byIds(batch.map((d) => d._id))).toArray();
+      const byId = new Map(metas.map((m) => [idKey(m._id), m]));
+      return batch.flatMap((d) => {
+        const meta = byId.get(idKey(d._id));
+        const joined = meta && keep(meta) ? this.join(d, meta) : null;
+        return joined && !joined._sync.deleted ? [joined] : [];
+      });
+    });
   }
 }
 
-export function toStoredForm(model: CollectionModel, doc: SyncDocument, convertsDates = hasDateTimes(model.fields)): Omit<StoredDocument, '_sync'> {
+/** The filter of one document by its stored `_id`. */
+export function byId<T>(id: StoredId): Filter<T> {
+  return { _id: id } as unknown as Filter<T>;
+}
+
+/** The filter of documents by their stored `_id`s. */
+export function byIds<T>(ids: StoredId[]): Filter<T> {
+  return { _id: { $in: ids } } as unknown as Filter<T>;
+}
+
+/** A string for a stored `_id` of any type, for maps and locks (never sent anywhere). */
+export function idKey(id: unknown): string {
+  if (typeof id === 'string') return `s${id}`;
+  return canonical(id);
+}
+
+/**
+ * A string for a stored value that does not depend on how the driver promoted it: numbers of any
+ * BSON type by value, other BSON types tagged, objects in key order.
+ */
+export function canonical(value: unknown): string {
+  if (value === null || value === undefined) return 'null';
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'number':
+    case 'bigint':
+      return `n${String(value)}`;
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'object':
+      break;
+    default:
+      return 'null';
+  }
+  if (value instanceof Date) return `t${value.getTime()}`;
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (ArrayBuffer.isView(value)) return `b${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64')}`;
+  const bsonType = (value as { _bsontype?: string })._bsontype;
+  switch (bsonType) {
+    case 'Int32':
+    case 'Double':
+      return `n${String((value as { valueOf(): number }).valueOf())}`;
+    case 'Long':
+      return `n${String(value)}`;
+    case 'Decimal128':
+      return `d${String(value)}`;
+    case 'ObjectId':
+      return `o${(value as { toHexString(): string }).toHexString()}`;
+    case 'Binary': {
+      const b = value as { sub_type: number; buffer: Uint8Array };
+      return `b${b.sub_type}:${Buffer.from(b.buffer).toString('base64')}`;
+    }
+    case undefined:
+      break;
+    default:
+      return `${bsonType}:${String(value)}`;
+  }
+  const entries = Object.entries(value as Record<string, unknown>).map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`);
+  return `{${entries.join(',')}}`;
+}
+
+/**
+ * Reads a cursor in the batches the store sends and joins each batch in one more read. Nothing
+ * is read past what `next()` has been asked for beyond the current batch, so a cursor kept
+ * between pages continues where the page ended.
+ */
+class JoinedCursor<T> implements DocumentCursor {
+  private buffer: StoredDocument[] = [];
+  private at = 0;
+
+  constructor(
+    private readonly source: FindCursor<T>,
+    private readonly joinBatch: (batch: T[]) => Promise<StoredDocument[]>,
+  ) {}
+
+  async next(): Promise<StoredDocument | null> {
+    while (this.at === this.buffer.length) {
+      const first = await this.source.next();
+      if (first === null) return null;
+      const batch = [first, ...this.source.readBufferedDocuments()];
+      this.buffer = await this.joinBatch(batch);
+      this.at = 0;
+    }
+    return this.buffer[this.at++]!;
+  }
+
+  close(): Promise<void> {
+    return this.source.close();
+  }
+}
+
+// The value codec (every field with its exact BSON type), imported here beside its only users.
+import { toStoredFields, toStoredId, toWireFields, toWireId } from '../../protocol/bson-values.ts';
+
+/**
+ * The stored form of a wire document: `id` as `_id` with the key's BSON type (toStoredId), each
+ * field's value with its BSON type (protocol/bson-values.ts). Throws a BsonValueError naming the
+ * field for a value its type cannot hold; nothing is returned half converted.
+ * (`_convertsDates` is no longer used: every type converts.)
+ */
+export function toStoredForm(model: CollectionModel, doc: SyncDocument, _convertsDates?: boolean): Omit<StoredDocument, '_sync'> {
   const { [PRIMARY_KEY]: id, [DELETED_FIELD]: _deleted, [STAMPS_FIELD]: _stamps, ...fields } = doc;
-  const converted = convertsDates ? mapDateTimes(model.fields, fields, toDate) : fields;
-  return { _id: id as string, ...converted };
+  return { _id: toStoredId(model, id) as string, ...toStoredFields(model.fields, fields) };
 }
 
 /**
  * The wire form: the fields of the type only. Other services may keep fields of their own in a
  * document; those are not part of the data model, no rule can hide them, and they never leave
- * (the write path keeps them: `outsideFields`).
+ * (the write path keeps them: `outsideFields`). Each value in its JSON form (toWireFields); the
+ * id from toWireId, which throws for an `_id` of another type than the key's.
  */
-export function toWireForm(model: CollectionModel, stored: StoredDocument, convertsDates = hasDateTimes(model.fields)): SyncDocument {
+export function toWireForm(model: CollectionModel, stored: StoredDocument, _convertsDates?: boolean): SyncDocument {
   const { _id, _sync } = stored;
   const fields: Record<string, unknown> = {};
   for (const { name } of model.fields) if (name !== PRIMARY_KEY && Object.hasOwn(stored, name)) fields[name] = stored[name];
-  const converted = convertsDates ? mapDateTimes(model.fields, fields, toIsoString) : fields;
-  const wire = { [PRIMARY_KEY]: _id, ...converted, [DELETED_FIELD]: _sync.deleted } as SyncDocument;
+  const wire = { [PRIMARY_KEY]: toWireId(model, _id), ...toWireFields(model.fields, fields), [DELETED_FIELD]: _sync.deleted } as SyncDocument;
   if (_sync.stamps && Object.keys(_sync.stamps).length > 0) wire[STAMPS_FIELD] = _sync.stamps;
   return wire;
 }
@@ -202,12 +400,4 @@ export function withoutStamps(doc: SyncDocument): SyncDocument {
   if (!(STAMPS_FIELD in doc)) return doc;
   const { [STAMPS_FIELD]: _stamps, ...rest } = doc;
   return rest as SyncDocument;
-}
-
-function toDate(value: unknown): unknown {
-  return typeof value === 'string' ? new Date(value) : value;
-}
-
-function toIsoString(value: unknown): unknown {
-  return value instanceof Date ? value.toISOString() : value;
 }

@@ -6,11 +6,10 @@
 //
 // A page is bounded in bytes as well as in documents (readPage): a user can store documents near
 // the payload limit, and a thousand of them in one answer would be gigabytes in the gateway.
-import type { FindCursor } from 'mongodb';
-import type { StoredDocument } from './collection-store.ts';
+import type { DocumentCursor, StoredDocument } from './collection-store.ts';
 
 interface Entry {
-  cursor: FindCursor<StoredDocument>;
+  cursor: DocumentCursor;
   /** Whatever the reader needs to continue (e.g. the horizon the cursor reads up to). */
   context: number;
   expires: number;
@@ -28,14 +27,14 @@ export class CursorCache {
     this.timer.unref();
   }
 
-  take(key: string): { cursor: FindCursor<StoredDocument>; context: number } | undefined {
+  take(key: string): { cursor: DocumentCursor; context: number } | undefined {
     const entry = this.entries.get(key);
     if (!entry) return undefined;
     this.entries.delete(key);
     return entry;
   }
 
-  put(key: string, cursor: FindCursor<StoredDocument>, context: number): void {
+  put(key: string, cursor: DocumentCursor, context: number): void {
     if (this.entries.size >= this.maxEntries) {
       const [oldestKey, oldest] = this.entries.entries().next().value as [string, Entry];
       this.entries.delete(oldestKey);
@@ -75,7 +74,7 @@ export interface Page {
  * document returned is read, so the cursor continues right after it. `exhausted` when the
  * cursor has no more.
  */
-export async function readPage(cursor: FindCursor<StoredDocument>, limit: number, maxBytes: number): Promise<Page> {
+export async function readPage(cursor: DocumentCursor, limit: number, maxBytes: number): Promise<Page> {
   const documents: StoredDocument[] = [];
   let bytes = 0;
   while (documents.length < limit && (bytes < maxBytes || documents.length === 0)) {

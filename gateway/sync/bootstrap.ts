@@ -9,7 +9,7 @@ import type { Filter } from 'mongodb';
 import type { BootstrapPage } from '../../protocol/messages.ts';
 import type { CompiledFilter } from '../query/filter.ts';
 import { shape, type View } from './view.ts';
-import type { CollectionStore, StoredDocument } from '../store/collection-store.ts';
+import type { CollectionStore, PlainDocument, StoredDocument } from '../store/collection-store.ts';
 import { readPage } from '../store/cursor-cache.ts';
 import { inSet } from '../rules/permissions.ts';
 
@@ -39,23 +39,26 @@ export function bootstrapKey(...parts: unknown[]): string {
 export async function bootstrap(store: CollectionStore, request: BootstrapRequest): Promise<BootstrapPage> {
   const horizon = await store.sequencer.horizon();
   const snapshot = request.snapshot === null ? horizon : Math.min(request.snapshot, horizon);
-  const selection: Filter<StoredDocument>[] = [request.query.stored, { '_sync.deleted': false }, { '_sync.seq': { $lte: snapshot } }];
+  const selection: Filter<StoredDocument>[] = [request.query.stored];
   if (request.exclude) selection.push({ $nor: [request.exclude.stored] });
   const { read } = request.view.permissions;
   if (read === 'none') return { documents: [], snapshot, next: null, estimatedTotal: 0 };
   if (read !== 'all') selection.push(read.stored);
-  const all = { $and: selection } as Filter<StoredDocument>;
-  const page = request.after === null ? all : ({ $and: [...selection, { _id: { $gt: request.after } }] } as Filter<StoredDocument>);
+  const all = { $and: selection } as Filter<PlainDocument>;
+  const page = request.after === null ? all : ({ $and: [...selection, { _id: { $gt: store.storedId(request.after) } }] } as Filter<PlainDocument>);
 
   // The cursor's query holds this user's read filter: only the same user with the same
   // permissions may continue it.
   const cacheKey = (after: string | null) => `bootstrap:${request.view.permissions.fingerprint}:${request.key}:${snapshot}:${after ?? ''}`;
-  const cursor = store.cursors.take(cacheKey(request.after))?.cursor ?? store.documents.find(page).sort({ _id: 1 }).batchSize(request.limit).maxTimeMS(request.maxTimeMs);
+  // Changes after the snapshot reach the client by pull and stream.
+  const cursor =
+    store.cursors.take(cacheKey(request.after))?.cursor ??
+    store.documentsCursor(store.documents.find(page).sort({ _id: 1 }).batchSize(request.limit).maxTimeMS(request.maxTimeMs), (meta) => meta.seq <= snapshot);
   const [{ documents: found, exhausted }, estimatedTotal] = await Promise.all([
     readPage(cursor, request.limit, request.maxBytes),
     request.after === null ? store.documents.countDocuments(all, { maxTimeMS: request.maxTimeMs }) : Promise.resolve(null),
   ]);
-  const next = exhausted ? null : found[found.length - 1]!._id;
+  const next = exhausted ? null : store.toWire(found[found.length - 1]!).id;
   if (next === null) await cursor.close();
   else store.cursors.put(cacheKey(next), cursor, snapshot);
   // Checked again as they leave: what this user may read now, whatever the cursor was opened with.

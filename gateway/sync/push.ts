@@ -8,12 +8,14 @@
 // conflict and the client resolves it. A row whose `newDocumentState` already equals the stored
 // state is acknowledged without writing: that is what makes a retried push (lost ack) harmless.
 //
-// No multi-document transactions: each document is written with a compare-and-set on its
-// `_sync.seq` (`store.versionFilter`), and a row that loses a race with another writer (another
-// gateway instance) is re-evaluated. Within this process, writes to one document also run one at
-// a time: FerretDB v1 does not make a compare-and-set atomic, so there the gateway writes by
-// `_id` and relies on that order alone (store/store-limits.ts).
+// Writes of one document run one at a time within the process (per-document locks), and each
+// push first brings what it reads up to date with what other services wrote (sync/reconcile.ts).
+// A document is written before its metadata (store/collection-store.ts), by `_id`; an insert
+// that finds the `_id` taken, or an update whose document is gone, lost a race with another
+// writer and is re-evaluated. No multi-document transactions: FerretDB v1 has none, and one
+// gateway instance per database is what is supported until the locks are shared (ARCHITECTURE.md).
 import type { AnyBulkWriteOperation } from 'mongodb';
+import { pino, type Logger } from 'pino';
 import { COMPENSATING_WRITE_CODE, REJECTION_CODES, type PushRejection, type PushResult, type PushRow, type SyncDocument } from '../../protocol/messages.ts';
 import { accessDenial, hiddenFieldNamed, inSet, preMergeDenial, UNRESTRICTED, withHiddenFieldsOf, writeDenial, type CollectionPermissions, type WriteDenial } from '../rules/permissions.ts';
 import { randomBytes } from 'node:crypto';
@@ -22,11 +24,12 @@ import { allStamps, mergedFields, recordChange, SERVER_NODE, stampsProblem, type
 import { unsafeKeyPath } from '../../protocol/paths.ts';
 import { isDeepStrictEqual } from 'node:util';
 import { STAMPS_FIELD } from '../../protocol/model.ts';
-import { withoutStamps, type CollectionStore, type StoredDocument } from '../store/collection-store.ts';
+import { byId, idKey, withoutStamps, type CollectionStore, type MetaDocument, type PlainDocument, type StoredDocument, type StoredId } from '../store/collection-store.ts';
+import { Reconciler, type ReconcileCounts } from './reconcile.ts';
 import { merge, type ConflictStrategy, type Stamps, type Version } from './merge.ts';
 import { sameState } from './same-state.ts';
 import { KeyedLock } from './keyed-lock.ts';
-import type { DocumentValidator } from './validate.ts';
+import type { DocumentValidator, FieldViolation } from './validate.ts';
 
 const MAX_ROUNDS = 8;
 const MAX_RESEQUENCE_ATTEMPTS = 3;
@@ -71,14 +74,41 @@ export class CollectionWriter {
   /** Counters and add-wins sets of the collection. */
   private readonly fields: MergedFields;
 
+  /** Brings metadata up to what other services wrote (sync/reconcile.ts). */
+  private readonly reconciler: Reconciler;
+
   constructor(
     private readonly store: CollectionStore,
     private readonly validate: DocumentValidator,
     private readonly onCommitted: () => void,
     private readonly conflicts: ConflictOptions = { strategy: 'field-lww', maxClockSkewMs: 60_000 },
+    outside: { log: Logger; onInvalid?: (key: string, violation: FieldViolation | null) => void } = { log: silentLog },
   ) {
     this.fields = mergedFields(store.model);
     this.partSize = store.writesPerLease;
+    this.reconciler = new Reconciler(store, this.fields, this.clock, validate, onCommitted, { maxClockSkewMs: conflicts.maxClockSkewMs, ...outside });
+  }
+
+  /** Runs `task` holding these documents' locks, as every write of them does. */
+  locked<T>(ids: StoredId[], task: () => Promise<T>): Promise<T> {
+    return this.documentLocks.run(
+      ids.map((id) => idKey(id)),
+      task,
+    );
+  }
+
+  /**
+   * Brings the metadata of these documents (stored `_id`s) up to what MongoDB holds: adoption,
+   * and changes and deletes made by other services (sync/reconcile.ts).
+   */
+  reconcile(ids: StoredId[], known?: { docs: Map<string, PlainDocument>; metas?: Map<string, MetaDocument> }): Promise<ReconcileCounts> {
+    const work = this.documentLocks.run(
+      ids.map((id) => idKey(id)),
+      async () => (await this.reconciler.repair(ids, known)).counts,
+    );
+    this.inflight.add(work);
+    void work.finally(() => this.inflight.delete(work)).catch(() => {});
+    return work;
   }
 
   push(rows: readonly unknown[], permissions: CollectionPermissions = UNRESTRICTED): Promise<PushResult> {
@@ -100,7 +130,7 @@ export class CollectionWriter {
     let pending: PushRow[] = [];
 
     for (const row of rows) {
-      const problem = checkRow(row, this.store.model);
+      const problem = checkRow(row, this.store);
       if (problem) {
         rejected.push(problem);
         continue;
@@ -123,9 +153,6 @@ export class CollectionWriter {
       pending.push(row as PushRow);
     }
 
-    // Rows of documents new to the client are inserted without reading first (the unique _id
-    // catches the ones that exist); only rows that lose get the full read-and-compare.
-    const readFirst = new Set<PushRow>();
     // Rounds that only apply a later row of the same document are bounded by the rows; rounds
     // of contention (another writer won) by MAX_ROUNDS.
     for (let contended = 0; pending.length > 0; ) {
@@ -135,16 +162,13 @@ export class CollectionWriter {
       const later: PushRow[] = [];
       const seen = new Set<string>();
       for (const row of pending) {
-        const id = row.newDocumentState.id;
-        (seen.has(id) ? later : now).push(row);
-        seen.add(id);
+        const key = idKey(this.store.storedId(row.newDocumentState.id));
+        (seen.has(key) ? later : now).push(row);
+        seen.add(key);
       }
-      const ids = now.map((r) => r.newDocumentState.id);
-      const lostRaces = await this.documentLocks.run(ids, () => this.applyOnce(now, { conflicts, rejected, permissions }, readFirst));
-      // A row that was read before its write and still lost met another writer; an optimistic
-      // insert that found the document is read next time (and is not contention yet).
-      if (lostRaces.some((row) => readFirst.has(row) || row.assumedMasterState || row.newDocumentState._deleted)) contended++;
-      lostRaces.forEach((row) => readFirst.add(row));
+      const lostRaces = await this.documentLocks.run(seen, () => this.applyOnce(now, { conflicts, rejected, permissions }));
+      // Every row was read before its write: one that still lost met another writer.
+      if (lostRaces.length > 0) contended++;
       pending = [...lostRaces, ...later];
     }
 
@@ -153,19 +177,14 @@ export class CollectionWriter {
   }
 
   /** Applies rows for distinct documents; returns the rows that lost a race and must be re-evaluated. */
-  private async applyOnce(rows: PushRow[], out: Outcome, readFirst: Set<PushRow>): Promise<PushRow[]> {
+  private async applyOnce(rows: PushRow[], out: Outcome): Promise<PushRow[]> {
     const planned: Array<PlannedWrite & { row: PushRow }> = [];
-    const toRead = rows.filter((row) => {
-      // A delete always reads first: there may be nothing (this user may know of) to delete.
-      if (row.assumedMasterState || row.newDocumentState._deleted || readFirst.has(row)) return true;
-      const merged = this.planMerge(row, undefined, out);
-      if (merged) planned.push(merged);
-      return false;
-    });
-    const current = toRead.length > 0 ? await this.store.findByIds(toRead.map((r) => r.newDocumentState.id)) : new Map<string, StoredDocument>();
-    for (const pushed of toRead) {
+    // Every row reads first: an id may be taken by a tombstone (kept beside the documents), or by
+    // a document another service wrote, which is brought up to date before anything merges into it.
+    const { current } = await this.reconciler.repair(rows.map((r) => this.store.storedId(r.newDocumentState.id)));
+    for (const pushed of rows) {
       // (A row that loses a race goes back as it was pushed: it is read and completed again.)
-      const stored = current.get(pushed.newDocumentState.id);
+      const stored = current.get(idKey(this.store.storedId(pushed.newDocumentState.id)));
       const row = this.withHiddenFields(pushed, stored, out.permissions);
       const { newDocumentState: doc, assumedMasterState: assumed } = row;
       if (doc._deleted && (!stored || stored._sync.deleted || !inSet(out.permissions.read, stored))) {
@@ -319,42 +338,62 @@ export class CollectionWriter {
     const lease = await this.store.sequencer.allocate(planned.length);
     const updatedAt = new Date();
     const seqs = planned.map((_, i) => lease.lo + i);
-    const ops: AnyBulkWriteOperation<StoredDocument>[] = planned.map(({ doc, replaces, stamps }, i) => {
-      const _sync = { seq: seqs[i]!, updatedAt, deleted: doc._deleted === true, ...this.store.history(replaces), stamps };
-      const stored = { ...this.store.outsideFields(replaces), ...this.store.toStored(doc), _sync } as StoredDocument;
-      return replaces === null
-        ? { insertOne: { document: stored } }
-        : { replaceOne: { filter: this.store.versionFilter(stored._id, replaces._sync.seq), replacement: stored } };
-    });
-
     let landed: boolean[];
     try {
-      landed = await this.bulkWrite(ops, planned, seqs);
+      landed = await this.writeDocuments(planned, seqs, updatedAt);
     } catch (error) {
       await lease.release();
       throw error;
     }
     const stillLeased = await lease.release();
-    const writtenSeqs = planned.flatMap((p, i) => (landed[i] ? [{ id: p.doc.id, seq: seqs[i]! }] : []));
+    const writtenSeqs = planned.flatMap((p, i) => (landed[i] ? [{ id: this.store.storedId(p.doc.id), seq: seqs[i]! }] : []));
     if (!stillLeased) await this.resequence(writtenSeqs);
     if (writtenSeqs.length > 0) this.onCommitted();
     return landed;
   }
 
-  private async bulkWrite(ops: AnyBulkWriteOperation<StoredDocument>[], planned: PlannedWrite[], seqs: number[]): Promise<boolean[]> {
-    // A duplicate key (the document exists after all) fails that insert only.
-    const { matched, duplicates } = await this.store.writeMany(ops);
-    const replaces = planned.flatMap((p, i) => (p.replaces ? [i] : []));
-    // A compare-and-set that matched nothing lost to another writer: see which carry our sequence.
-    const after = matched < replaces.length ? await this.store.findByIds(replaces.map((i) => planned[i]!.doc.id)) : null;
-    return planned.map((p, i) => (p.replaces ? !after || after.get(p.doc.id)?._sync.seq === seqs[i] : !duplicates.has(i)));
+  /**
+   * Writes the documents, then the metadata of those that landed. Returns, per planned write,
+   * whether it landed: an insert whose `_id` was taken, or a replacement of a document that
+   * is gone, met another service's write (the next round reads and repairs it).
+   */
+  private async writeDocuments(planned: PlannedWrite[], seqs: number[], updatedAt: Date): Promise<boolean[]> {
+    const docOps: AnyBulkWriteOperation<PlainDocument>[] = [];
+    const opOf: Array<number | null> = [];
+    const metas = planned.map(({ doc, replaces, stamps }, i): MetaDocument => {
+      const _id = this.store.storedId(doc.id);
+      const deleted = doc._deleted === true;
+      const plain = deleted ? null : ({ ...this.store.outsideFields(replaces), ...this.store.toStored(doc), _id } as PlainDocument);
+      const op: AnyBulkWriteOperation<PlainDocument> | null = plain
+        ? replaces
+          ? { replaceOne: { filter: byId(_id), replacement: plain } }
+          : ({ insertOne: { document: plain } } as AnyBulkWriteOperation<PlainDocument>)
+        : replaces
+          ? { deleteOne: { filter: byId(_id) } }
+          : null; // the tombstone of an id the store never had
+      opOf.push(op ? docOps.push(op) - 1 : null);
+      const state = plain ? this.store.queryableSnapshot(plain) : (replaces?._sync.state ?? this.store.queryableSnapshot({ ...this.store.toStored(doc), _id }));
+      return { _id, seq: seqs[i]!, updatedAt, deleted, state, ...this.store.history(replaces), stamps, hashes: plain ? this.store.fieldHashes(plain) : {}, invalid: null };
+    });
+    const { matched, duplicates } = await this.store.writeMany(this.store.documents, docOps);
+    const replacing = planned.flatMap((p, i) => (p.replaces && !p.doc._deleted ? [i] : []));
+    // A replacement that matched nothing found its document deleted by another service.
+    const present = matched < replacing.length ? (await this.store.readRaw(replacing.map((i) => metas[i]!._id))).docs : null;
+    const landed = planned.map((p, i) => {
+      const op = opOf[i];
+      if (op !== null && op !== undefined && duplicates.has(op)) return false;
+      return !(present && p.replaces && !p.doc._deleted && !present.has(idKey(metas[i]!._id)));
+    });
+    const metaOps = metas.flatMap((m, i): AnyBulkWriteOperation<MetaDocument>[] => (landed[i] ? [{ replaceOne: { filter: byId(m._id), replacement: m, upsert: true } }] : []));
+    await this.store.writeMany(this.store.meta, metaOps);
+    return landed;
   }
 
   /**
    * Our lease expired before the write committed, so a reader may already have passed these
    * sequences: give the documents fresh sequences above every reader's horizon.
    */
-  private async resequence(written: Array<{ id: string; seq: number }>): Promise<void> {
+  private async resequence(written: Array<{ id: StoredId; seq: number }>): Promise<void> {
     let items = written;
     for (let attempt = 0; items.length > 0; attempt++) {
       // Each attempt is one small update per document; if even that cannot finish within the
@@ -362,11 +401,10 @@ export class CollectionWriter {
       if (attempt === MAX_RESEQUENCE_ATTEMPTS) throw new PushError(`could not re-sequence ${items.length} writes within the lease TTL ${MAX_RESEQUENCE_ATTEMPTS} times`);
       const lease = await this.store.sequencer.allocate(items.length);
       const next = items.map((w, i) => ({ id: w.id, seq: lease.lo + i }));
+      // (The documents' locks are held: no later write can have moved them on meanwhile.)
       await this.store.writeMany(
-        items.map((w, i) => ({
-          // Not matched means a later write already moved the document past this one: fine.
-          updateOne: { filter: this.store.versionFilter(w.id, w.seq), update: { $set: { '_sync.seq': next[i]!.seq } } },
-        })),
+        this.store.meta,
+        items.map((w, i) => ({ updateOne: { filter: byId<MetaDocument>(w.id), update: { $set: { seq: next[i]!.seq } } } })),
       );
       if (await lease.release()) return;
       items = next;
@@ -381,9 +419,9 @@ export class CollectionWriter {
 
   /** What a client must hold instead of a document it pushed that was refused. */
   private async authoritativeStates(docs: SyncDocument[], permissions: CollectionPermissions): Promise<SyncDocument[]> {
-    const stored = await this.store.findByIds(docs.map((d) => d.id));
+    const stored = await this.store.findByIds(docs.map((d) => this.store.storedId(d.id)));
     return docs.map((doc) => {
-      const current = stored.get(doc.id);
+      const current = stored.get(idKey(this.store.storedId(doc.id)));
       if (!current && permissions.unrestricted) return { ...doc, _deleted: true };
       return this.visibleState(current, doc, permissions);
     });
@@ -443,13 +481,19 @@ function permissionDenied(denial: WriteDenial): Omit<PushRejection, 'id'> {
   return { code: REJECTION_CODES.PERMISSION_DENIED, field: denial.field, message: denial.message, realmCode: COMPENSATING_WRITE_CODE };
 }
 
-function checkRow(row: unknown, collection: CollectionStore['model']): PushRejection | null {
+function checkRow(row: unknown, store: CollectionStore): PushRejection | null {
+  const collection = store.model;
   const bad = (message: string, id: string | null = null): PushRejection => ({ id, code: REJECTION_CODES.BAD_ROW, field: null, message, realmCode: null });
   if (typeof row !== 'object' || row === null) return bad('push row must be an object');
   const { newDocumentState: doc, assumedMasterState: assumed } = row as Record<string, unknown>;
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return bad('newDocumentState must be an object');
   const id = (doc as Record<string, unknown>).id;
   if (typeof id !== 'string' || id.length === 0) return bad('newDocumentState.id must be a non-empty string');
+  try {
+    store.storedId(id);
+  } catch (error) {
+    return bad(`newDocumentState.id: ${(error as Error).message}`);
+  }
   if (assumed !== null && assumed !== undefined && (typeof assumed !== 'object' || Array.isArray(assumed))) {
     return bad('assumedMasterState must be an object or null', id);
   }
@@ -465,3 +509,5 @@ function checkRow(row: unknown, collection: CollectionStore['model']): PushRejec
   }
   return null;
 }
+
+const silentLog: Logger = pino({ enabled: false });

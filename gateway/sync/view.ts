@@ -8,7 +8,7 @@ import type { SyncDocument } from '../../protocol/messages.ts';
 import type { CollectionModel } from '../../protocol/model.ts';
 import { compileUnion, type CompiledFilter } from '../query/filter.ts';
 import { inSet, type CollectionPermissions } from '../rules/permissions.ts';
-import { withoutStamps, type CollectionStore, type StoredDocument } from '../store/collection-store.ts';
+import { withoutStamps, type CollectionStore, type PlainDocument, type StoredDocument } from '../store/collection-store.ts';
 
 /** Subscription queries on one collection that a view (or a bootstrap's exclude) may hold. */
 export const MAX_VIEW_QUERIES = 100;
@@ -62,7 +62,7 @@ function mayKnowOf(view: View, stored: StoredDocument): boolean {
   if (read === 'all') return true;
   if (read === 'none') return false;
   if (read.matches(stored)) return true;
-  const states = [...(stored._sync.past ?? []), ...(stored._sync.prev ? [stored._sync.prev] : [])];
+  const states = [...(stored._sync.past ?? []), ...(stored._sync.prev ? [stored._sync.prev] : []), ...(stored._sync.state ? [stored._sync.state] : [])];
   return states.some((state) => read.matches({ ...state, _sync: stored._sync } as StoredDocument));
 }
 
@@ -106,11 +106,13 @@ export function viewSelection(view: View): Filter<StoredDocument> | 'none' {
 export async function viewDifference(store: CollectionStore, before: View, after: View): Promise<SyncDocument[]> {
   const was = viewSelection(before);
   const is = viewSelection(after);
-  const live = { '_sync.deleted': false } as Filter<StoredDocument>;
-  const only = (a: Filter<StoredDocument>, b: Filter<StoredDocument> | 'none') => ({ $and: [a, live, ...(b === 'none' ? [] : [{ $nor: [b] }])] }) as Filter<StoredDocument>;
-  const [lost, gained] = await Promise.all([
-    was === 'none' ? [] : store.documents.find(only(was, is)).toArray(),
-    is === 'none' ? [] : store.documents.find(only(is, was)).toArray(),
-  ]);
+  const only = (a: Filter<StoredDocument>, b: Filter<StoredDocument> | 'none') => ({ $and: [a, ...(b === 'none' ? [] : [{ $nor: [b] }])] }) as Filter<PlainDocument>;
+  const all = async (filter: Filter<PlainDocument>) => {
+    const cursor = store.documentsCursor(store.documents.find(filter));
+    const found: StoredDocument[] = [];
+    for (let doc = await cursor.next(); doc !== null; doc = await cursor.next()) found.push(doc);
+    return found;
+  };
+  const [lost, gained] = await Promise.all([was === 'none' ? [] : all(only(was, is)), is === 'none' ? [] : all(only(is, was))]);
   return [...lost.map((d) => store.removal(d)), ...gained.map((d) => shape(after, store.toWire(d)))];
 }

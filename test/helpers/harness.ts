@@ -159,3 +159,26 @@ export async function graphqlHttp<T = Record<string, any>>(
   const response = await fetch(httpUrl, { method: 'POST', headers, body: JSON.stringify({ query, variables }) });
   return (await response.json()) as never;
 }
+
+/**
+ * A document as the gateway syncs it, read with the driver: its fields (or, for a tombstone, the
+ * queryable fields of its last version) and its metadata from the side collection as `_sync`.
+ * Null when the gateway has no metadata for it.
+ */
+export async function syncedDocument(db: Db, collection: string, id: unknown): Promise<(Record<string, any> & { _sync: Record<string, any> }) | null> {
+  const [doc, meta] = await Promise.all([
+    db.collection(collection).findOne({ _id: id as never }),
+    db.collection(`_tributary_sync_${collection}`).findOne({ _id: id as never }),
+  ]);
+  if (!meta) return null;
+  const { _id, ...sync } = meta;
+  return { ...(doc ?? sync.state), _id, _sync: sync };
+}
+
+/** The ids of a collection's documents that sync, live or deleted, as the gateway's metadata says. */
+export async function syncedIds(db: Db, collection: string, deleted: boolean, filter: Record<string, unknown> = {}): Promise<string[]> {
+  const metas = await db.collection(`_tributary_sync_${collection}`).find({ deleted }).toArray();
+  const ids = metas.map((m) => m._id);
+  if (Object.keys(filter).length === 0 || deleted) return ids.map(String).sort();
+  return (await db.collection(collection).find({ $and: [filter, { _id: { $in: ids as never[] } }] }).toArray()).map((d) => String(d._id)).sort();
+}

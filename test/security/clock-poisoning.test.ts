@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../gateway/server.ts';
 import { formatStamp, HybridLogicalClock, MAX_COUNTER, MAX_OBSERVED_AHEAD_MS, MAX_WALL, parseStamp } from '../../protocol/hlc.ts';
 import { syncOperations } from '../../protocol/operations.ts';
-import { cleanup, graphqlHttp, newTask, openDb, startTestGateway, testToken } from '../helpers/harness.ts';
+import { cleanup, graphqlHttp, newTask, openDb, startTestGateway, syncedDocument, testToken } from '../helpers/harness.ts';
 
 afterEach(cleanup);
 
@@ -21,9 +21,9 @@ async function gatewayAndOps() {
 
 /** Every stamp stored in the collection, with where it is. */
 async function storedStamps(gateway: Gateway & { database: string }): Promise<Array<[string, string]>> {
-  const docs = await (await openDb(gateway.database)).collection('tasks').find().toArray();
+  const docs = await (await openDb(gateway.database)).collection('_tributary_sync_tasks').find().toArray();
   return docs.flatMap((doc) =>
-    Object.entries((doc._sync?.stamps ?? {}) as Record<string, unknown>).flatMap(([path, state]): Array<[string, string]> => {
+    Object.entries((doc.stamps ?? {}) as Record<string, unknown>).flatMap(([path, state]): Array<[string, string]> => {
       if (typeof state === 'string') return [[`${doc._id}.${path}`, state]];
       const set = state as { add?: Record<string, Record<string, string>>; remove?: Record<string, Record<string, string>> };
       if (!set.add) return []; // a counter's state holds no stamps
@@ -85,7 +85,7 @@ describe('clock poisoning', () => {
     const db = await openDb(gateway.database);
     expect(await db.collection('tasks').findOne({ _id: stock.id as never })).toMatchObject({ title: 'edited', assigneeIds: ['carl'] });
     // The poisoned stamp was pulled back to the skew on the way in.
-    const attacker = (await db.collection('tasks').findOne({ _id: own.id as never }))!._sync.stamps.title as string;
+    const attacker = (await syncedDocument(db, 'tasks', own.id))!._sync.stamps.title as string;
     expect(parseStamp(attacker)!.wall).toBeLessThanOrEqual(Date.now() + SKEW_MS + 1_000);
   });
 

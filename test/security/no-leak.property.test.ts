@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { Query } from 'mingo';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cleanup, startTestGateway } from '../helpers/harness.ts';
+import { idKey } from '../../gateway/store/collection-store.ts';
 import { attacker, seed, tasksOps, type GraphQLAnswer } from './attack.ts';
 
 const RUNS = Number(process.env.NO_LEAK_RUNS ?? 60);
@@ -95,9 +96,9 @@ async function runCase(c: Case): Promise<void> {
   let readable: boolean[] = [];
   const everReadable = docs.map(() => false);
   const refresh = async () => {
-    const stored = await store.findByIds(docs.map((d) => d.id));
+    const stored = await store.findByIds(docs.map((d) => store.storedId(d.id)));
     live = docs.map((d) => {
-      const s = stored.get(d.id);
+      const s = stored.get(idKey(store.storedId(d.id)));
       return s && !s._sync.deleted ? (store.toWire(s) as Record<string, unknown> & { id: string }) : { id: d.id, _deleted: true };
     });
     readable = live.map((d) => !d._deleted && (matches(c.read, d) || matches(c.write, d)));

@@ -2,7 +2,7 @@
 // hold), refusals say nothing about documents a user cannot read, and nothing can be stored that
 // the API could not return.
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanup, newTask, openDb, rulesFixture, startTestGateway } from '../helpers/harness.ts';
+import { cleanup, newTask, openDb, rulesFixture, startTestGateway, syncedDocument } from '../helpers/harness.ts';
 import { attacker, expectNothingLeaked, seed, tasksOps } from './attack.ts';
 
 afterEach(cleanup);
@@ -34,14 +34,14 @@ describe('forged writes', () => {
     expect(await push([tombstone('ann-existing', { ownerId: 'bob' })])).toEqual({ conflicts: [], rejected: [] });
 
     expect(await db.collection('tasks').countDocuments()).toBe(2);
-    expect(await db.collection('tasks').findOne({ _id: 'ann-existing' as never })).toMatchObject({ ownerId: 'ann', _sync: { deleted: false } });
-    expect(await db.collection('tasks').findOne({ _id: 'bob-offline' as never })).toMatchObject({ ownerId: 'bob', _sync: { deleted: true } });
+    expect(await syncedDocument(db, 'tasks', 'ann-existing')).toMatchObject({ ownerId: 'ann', _sync: { deleted: false } });
+    expect(await syncedDocument(db, 'tasks', 'bob-offline')).toMatchObject({ ownerId: 'bob', _sync: { deleted: true } });
 
     // Ann can still use the ids Bob tried to take.
     const ann = await attacker(gateway, 'ann');
     const created = await ann.http(ops.push, { rows: [{ assumedMasterState: null, newDocumentState: { ...newTask({ id: 'ann-future-7', ownerId: 'ann' }), _deleted: false } }] });
     expect(created.data!.pushTasks).toEqual({ conflicts: [], rejected: [] });
-    expect(await db.collection('tasks').findOne({ _id: 'ann-future-7' as never })).toMatchObject({ ownerId: 'ann', _sync: { deleted: false } });
+    expect(await syncedDocument(db, 'tasks', 'ann-future-7')).toMatchObject({ ownerId: 'ann', _sync: { deleted: false } });
     expectNothingLeaked(bob, ['ann secret title']);
   });
 

@@ -1,0 +1,199 @@
+// Keeps sync in step with writes the gateway did not make: documents that were in MongoDB
+// before it started, and what other services write while it runs (ARCHITECTURE.md, "Outside
+// writers").
+//  - A source of outside changes (store/outside-changes.ts: MongoDB change streams, FerretDB's
+//    oplog) reports the ids other services wrote; each batch is reconciled (sync/reconcile.ts)
+//    under the documents' locks, and its resume point is kept only once that is done.
+//  - A full comparison pass per collection adopts documents without metadata and catches any
+//    change the source cannot tell (none: no source; or its resume point was lost). It runs in
+//    the background at start, whenever the source loses its place, and, without a source, every
+//    `fullPassIntervalMs`. It compares each document's field hashes with its metadata's, so it
+//    reads the collection once and writes only what changed.
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { idKey, type CollectionStore, type PlainDocument, type StoredId } from '../store/collection-store.ts';
+import type { OutsideChange, OutsideChangeSource } from '../store/outside-changes.ts';
+import type { ReconcileCounts } from './reconcile.ts';
+import type { CollectionWriter } from './push.ts';
+import type { FieldViolation } from './validate.ts';
+
+export interface FollowedCollection {
+  store: CollectionStore;
+  writer: CollectionWriter;
+}
+
+export interface OutsideWritesOptions {
+  /** Without a source of outside changes, how often a full pass runs (0: only at start). */
+  fullPassIntervalMs: number;
+  /** Documents reconciled under one set of locks and one sequence lease. */
+  batchSize: number;
+  log: Logger;
+}
+
+export interface PassStatus {
+  state: 'waiting' | 'running' | 'done' | 'failed';
+  /** Documents read so far in the current (or last) pass. */
+  read: number;
+  counts: ReconcileCounts;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface OutsideWritesStatus {
+  source: OutsideChangeSource['kind'];
+  passes: Record<string, PassStatus>;
+  /** Documents that fail schema.graphql, per collection (TRIBUTARY_INVALID_DOCUMENTS). */
+  invalidDocuments: Record<string, number>;
+}
+
+export class OutsideWrites {
+  private readonly passes = new Map<string, PassStatus>();
+  private readonly running = new Map<string, Promise<void>>();
+  private readonly invalid = new Map<string, Map<string, FieldViolation>>();
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly collections: Map<string, FollowedCollection>,
+    private readonly source: OutsideChangeSource,
+    private readonly options: OutsideWritesOptions,
+  ) {
+    for (const name of collections.keys()) {
+      this.passes.set(name, { state: 'waiting', read: 0, counts: { adopted: 0, changed: 0, deleted: 0 }, startedAt: null, finishedAt: null });
+      this.invalid.set(name, new Map());
+    }
+  }
+
+  /** For CollectionWriter: a document found to fail the schema (or to pass again). */
+  invalidReporter(collection: string): (key: string, violation: FieldViolation | null) => void {
+    return (key, violation) => {
+      const found = this.invalid.get(collection)!;
+      if (violation) found.set(key, violation);
+      else found.delete(key);
+    };
+  }
+
+  /** Follows the source from now, then runs a full pass of every collection in the background. */
+  async start(): Promise<void> {
+    await this.source.start({
+      apply: (changes) => this.apply(changes),
+      lost: async (reason) => {
+        this.options.log.warn({ reason }, 'outside changes: resume point lost; comparing every collection in full');
+        this.passAll();
+      },
+    });
+    if (this.source.kind === 'none') {
+      this.options.log.warn('no change stream or oplog: writes made by other services are seen only by full comparison passes');
+      if (this.options.fullPassIntervalMs > 0) {
+        this.timer = setInterval(() => this.passAll(), this.options.fullPassIntervalMs);
+        this.timer.unref();
+      }
+    }
+    this.passAll();
+  }
+
+  status(): OutsideWritesStatus {
+    return {
+      source: this.source.kind,
+      passes: Object.fromEntries(this.passes),
+      invalidDocuments: Object.fromEntries([...this.invalid].map(([name, found]) => [name, found.size])),
+    };
+  }
+
+  /** Resolves when no full pass is running (tests, benchmarks). */
+  async settled(): Promise<void> {
+    while (this.running.size > 0) await Promise.allSettled([...this.running.values()]);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.source.stop();
+    await Promise.allSettled([...this.running.values()]);
+  }
+
+  private async apply(changes: OutsideChange[]): Promise<void> {
+    const byCollection = new Map<string, StoredId[]>();
+    for (const change of changes) {
+      if (!this.collections.has(change.collection)) continue;
+      const ids = byCollection.get(change.collection) ?? [];
+      ids.push(change.id as StoredId);
+      byCollection.set(change.collection, ids);
+    }
+    await Promise.all(
+      [...byCollection].map(async ([name, ids]) => {
+        const { writer } = this.collections.get(name)!;
+        for (let i = 0; i < ids.length; i += this.options.batchSize) await writer.reconcile(ids.slice(i, i + this.options.batchSize));
+      }),
+    );
+  }
+
+  /** Starts a full pass of every collection that is not in one already. */
+  private passAll(): void {
+    for (const name of this.collections.keys()) {
+      if (this.running.has(name) || this.stopped) continue;
+      const pass = this.fullPass(name).finally(() => this.running.delete(name));
+      this.running.set(name, pass);
+    }
+  }
+
+  private async fullPass(name: string): Promise<void> {
+    const { store, writer } = this.collections.get(name)!;
+    const status: PassStatus = { state: 'running', read: 0, counts: { adopted: 0, changed: 0, deleted: 0 }, startedAt: new Date().toISOString(), finishedAt: null };
+    this.passes.set(name, status);
+    const log = this.options.log.child({ collection: name });
+    const began = Date.now();
+    let lastLog = began;
+    const add = (counts: ReconcileCounts) => {
+      for (const key of Object.keys(counts) as Array<keyof ReconcileCounts>) status.counts[key] += counts[key];
+    };
+    try {
+      // What the metadata says of each document: a digest of its field hashes (or a tombstone).
+      // About 100 bytes per document for the length of the pass.
+      const known = new Map<string, { id: StoredId; digest: string | null }>();
+      for await (const meta of store.meta.find({}, { projection: { hashes: 1, deleted: 1 } }).batchSize(5_000)) {
+        if (this.stopped) return;
+        known.set(idKey(meta._id), { id: meta._id, digest: meta.deleted ? null : digest(meta.hashes ?? {}) });
+      }
+      let fresh = new Map<string, PlainDocument>();
+      let changed: StoredId[] = [];
+      const flush = async () => {
+        if (fresh.size > 0) add(await writer.reconcile([...fresh.values()].map((d) => d._id), { docs: fresh }));
+        if (changed.length > 0) add(await writer.reconcile(changed));
+        fresh = new Map();
+        changed = [];
+      };
+      for await (const doc of store.documents.find({}).batchSize(1_000)) {
+        if (this.stopped) return;
+        status.read++;
+        const key = idKey(doc._id);
+        const was = known.get(key);
+        known.delete(key);
+        if (was === undefined) fresh.set(key, doc);
+        else if (was.digest === null || was.digest !== digest(store.fieldHashes(doc))) changed.push(doc._id);
+        if (fresh.size + changed.length >= this.options.batchSize) await flush();
+        if (Date.now() - lastLog > 10_000) {
+          lastLog = Date.now();
+          log.info({ read: status.read, ...status.counts, perSecond: Math.round(status.read / ((Date.now() - began) / 1000)) }, 'comparing documents with sync metadata');
+        }
+      }
+      await flush();
+      // Live metadata whose document was not found: deleted by another service.
+      const gone = [...known.values()].flatMap(({ id, digest }) => (digest === null ? [] : [id]));
+      for (let i = 0; i < gone.length; i += this.options.batchSize) add(await writer.reconcile(gone.slice(i, i + this.options.batchSize)));
+      status.state = 'done';
+      status.finishedAt = new Date().toISOString();
+      const seconds = (Date.now() - began) / 1000;
+      log.info({ read: status.read, ...status.counts, seconds, perSecond: Math.round(status.read / Math.max(seconds, 0.001)) }, 'sync metadata matches the documents');
+    } catch (error) {
+      status.state = 'failed';
+      log.error({ err: error }, 'full comparison pass failed; it runs again at the next start or loss of the resume point');
+    }
+  }
+}
+
+/** One string for a document's field hashes, the same for equal hashes whatever their order. */
+function digest(hashes: Record<string, string>): string {
+  const entries = Object.entries(hashes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return createHash('sha1').update(JSON.stringify(entries)).digest('base64url').slice(0, 16);
+}

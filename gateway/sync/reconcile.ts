@@ -1,0 +1,157 @@
+// Brings the gateway's metadata (store/collection-store.ts, the side collection) up to what
+// MongoDB holds, for documents the gateway did not write the way they are now:
+//  - a document without metadata (there before the gateway, or inserted by another service) is
+//    adopted: sequenced, so it reaches pulls, bootstraps, streams and plain queries;
+//  - a document whose fields no longer hash as its metadata says was changed by another service
+//    (any driver operation, a replaceOne included): the change is stamped like an unstamped
+//    write, after every stamp it replaces, on the fields that changed only, so a device's
+//    concurrent edit of another field survives and counters and sets count the difference;
+//  - metadata of a live document that is gone means another service deleted it: a tombstone.
+// Documents that fail schema.graphql are reported (log, and a count on /ready) and kept out of
+// sync or synced as they are (TRIBUTARY_INVALID_DOCUMENTS).
+//
+// It runs for the ids an outside-change source reports (store/outside-changes.ts), over whole
+// collections in the background (adoption at start, and a full comparison pass where changes may
+// have been missed), and before every push reads its documents, so a write always merges into
+// what is stored. Callers hold the documents' locks (push.ts), so a gateway write and a repair of
+// one document never interleave; the gateway writes a document before its metadata, so a crash in
+// between leaves a document that the next repair takes for an outside change.
+import { isDeepStrictEqual } from 'node:util';
+import type { Logger } from 'pino';
+import type { AnyBulkWriteOperation } from 'mongodb';
+import { allStamps, recordChange, recordOutsideChange, SERVER_NODE, type MergedFields, type Stamps } from '../../protocol/field-state.ts';
+import type { HybridLogicalClock } from '../../protocol/hlc.ts';
+import { byId, idKey, withoutStamps, type CollectionStore, type MetaDocument, type PlainDocument, type StoredDocument, type StoredId } from '../store/collection-store.ts';
+import type { DocumentValidator, FieldViolation } from './validate.ts';
+
+const MAX_RESEQUENCE_ATTEMPTS = 3;
+
+export interface ReconcileCounts {
+  adopted: number;
+  changed: number;
+  deleted: number;
+}
+
+export interface ReconcilerOptions {
+  maxClockSkewMs: number;
+  log: Logger;
+  /** Called when a document is found to fail schema.graphql (or to pass again: null). */
+  onInvalid?: (key: string, violation: FieldViolation | null) => void;
+}
+
+export class Reconciler {
+  constructor(
+    private readonly store: CollectionStore,
+    private readonly fields: MergedFields,
+    private readonly clock: HybridLogicalClock,
+    private readonly validate: DocumentValidator,
+    private readonly onCommitted: () => void,
+    private readonly options: ReconcilerOptions,
+  ) {}
+
+  /**
+   * Repairs the metadata of these documents (stored `_id`s) where it is behind what is stored,
+   * and returns them joined (by idKey). The caller holds the documents' locks.
+   * `known`: the documents and metadata as just read. With `metas` left out, the documents are
+   * taken to have none (a full pass found none): their metadata is inserted, and any that
+   * exists after all (written meanwhile) is read and repaired again.
+   */
+  async repair(ids: StoredId[], known?: { docs: Map<string, PlainDocument>; metas?: Map<string, MetaDocument> }): Promise<{ current: Map<string, StoredDocument>; counts: ReconcileCounts }> {
+    const read = known ?? (await this.store.readRaw(ids));
+    const docs = read.docs;
+    const metas = read.metas ?? new Map<string, MetaDocument>();
+    const insertOnly = known !== undefined && known.metas === undefined;
+    const counts: ReconcileCounts = { adopted: 0, changed: 0, deleted: 0 };
+    const updates: Array<Omit<MetaDocument, 'seq'>> = [];
+    const seen = new Set<string>();
+    for (const id of ids) {
+      const key = idKey(id);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const next = this.nextMetadata(key, docs.get(key), metas.get(key), counts);
+      if (next) updates.push(next);
+    }
+    if (updates.length > 0) {
+      const { written, taken } = await this.writeMetadata(updates, insertOnly);
+      for (const meta of written) metas.set(idKey(meta._id), meta);
+      if (taken.length > 0) {
+        const again = await this.repair(taken);
+        for (const [key, doc] of again.current) metas.set(key, { _id: doc._id, ...doc._sync } as MetaDocument);
+        for (const [name, n] of Object.entries(again.counts)) counts[name as keyof ReconcileCounts] += n;
+      }
+    }
+    const current = new Map<string, StoredDocument>();
+    for (const key of seen) {
+      const joined = this.store.join(docs.get(key), metas.get(key));
+      if (joined) current.set(key, joined);
+    }
+    return { current, counts };
+  }
+
+  /** The metadata a document needs now (without its sequence), or null when it is up to date. */
+  private nextMetadata(key: string, doc: PlainDocument | undefined, meta: MetaDocument | undefined, counts: ReconcileCounts): Omit<MetaDocument, 'seq'> | null {
+    const updatedAt = new Date();
+    if (!doc) {
+      if (!meta || meta.deleted) return null;
+      counts.deleted++;
+      const { _id, seq: _seq, ...sync } = meta;
+      return { _id, ...sync, updatedAt, deleted: true, ...this.store.history(this.store.join(undefined, { ...meta, deleted: false })), hashes: {}, invalid: null };
+    }
+    const hashes = this.store.fieldHashes(doc);
+    if (meta && !meta.deleted && isDeepStrictEqual(hashes, meta.hashes ?? {})) return null;
+    const fresh = !meta || meta.deleted;
+    const sync = { seq: 0, updatedAt, deleted: false };
+    const wire = withoutStamps(this.store.toWire({ ...doc, _sync: sync } as StoredDocument));
+    const violation = this.validate(wire);
+    if (violation) this.options.log.warn({ collection: this.store.model.name, id: wire.id, field: violation.field, problem: violation.message }, 'document fails schema.graphql');
+    if (violation || meta?.invalid) this.options.onInvalid?.(key, violation);
+    let stamps: Stamps;
+    if (fresh) {
+      // Only counters and sets need a state from the start; unstamped fields are older than any stamp.
+      const merged = Object.fromEntries(Object.entries(wire).filter(([name]) => Object.hasOwn(this.fields, name)));
+      stamps = recordChange(this.fields, {}, merged, {}, () => this.tick(meta?.stamps), SERVER_NODE) ?? {};
+      counts.adopted++;
+    } else {
+      const was = meta.hashes ?? {};
+      const changed = [...new Set([...Object.keys(was), ...Object.keys(hashes)])].filter((name) => was[name] !== hashes[name]);
+      stamps = recordOutsideChange(this.fields, changed, meta.stamps ?? {}, wire, () => this.tick(meta.stamps), SERVER_NODE);
+      counts.changed++;
+    }
+    const history = meta ? this.store.history(this.store.join(doc, { ...meta, deleted: false })) : { prev: null, past: [] };
+    return { _id: doc._id, updatedAt, deleted: false, state: this.store.queryableSnapshot(doc), ...history, stamps, hashes, invalid: violation };
+  }
+
+  /** The gateway's clock, moved past the stamps the change replaces first. */
+  private tick(previous: Stamps | undefined): string {
+    for (const stamp of allStamps(previous ?? {}, this.clock.node)) this.clock.observe(stamp, this.options.maxClockSkewMs + 1_000);
+    return this.clock.tick();
+  }
+
+  /**
+   * Sequences and writes metadata under one lease (re-sequenced if the lease expired first).
+   * `insertOnly`: inserted, and the ids whose metadata exists already come back as `taken`.
+   */
+  private async writeMetadata(updates: Array<Omit<MetaDocument, 'seq'>>, insertOnly: boolean): Promise<{ written: MetaDocument[]; taken: StoredId[] }> {
+    let metas: MetaDocument[] = [];
+    let taken: StoredId[] = [];
+    for (let attempt = 0, pending = updates; pending.length > 0; attempt++) {
+      if (attempt === MAX_RESEQUENCE_ATTEMPTS) throw new Error(`could not sequence ${pending.length} outside changes within the lease TTL ${attempt} times`);
+      const lease = await this.store.sequencer.allocate(pending.length);
+      metas = pending.map((m, i) => ({ ...m, seq: lease.lo + i }) as MetaDocument);
+      const ops = metas.map((m): AnyBulkWriteOperation<MetaDocument> => (insertOnly && attempt === 0 ? ({ insertOne: { document: m } } as unknown as AnyBulkWriteOperation<MetaDocument>) : { replaceOne: { filter: byId(m._id), replacement: m, upsert: true } }));
+      try {
+        const { duplicates } = await this.store.writeMany(this.store.meta, ops);
+        if (duplicates.size > 0) {
+          taken = metas.filter((_, i) => duplicates.has(i)).map((m) => m._id);
+          metas = metas.filter((_, i) => !duplicates.has(i));
+        }
+      } finally {
+        const held = await lease.release();
+        if (held) pending = [];
+        else pending = metas;
+      }
+    }
+    this.onCommitted();
+    return { written: metas, taken };
+  }
+}
