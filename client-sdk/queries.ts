@@ -1,7 +1,7 @@
 // Subscription queries as apps write them (an RxDB Mango selector or a Realm Query Language
 // string) turned into the one filter form the gateway matches with. Checked here so a bad query
 // fails at once, and again by the gateway, which trusts no client.
-import { checkFilter, rewriteFilter, BAD_QUERY_CODE, QueryError, type Filter } from '../protocol/filter.ts';
+import { checkFilter, normalizeOperand, rewriteFilter, BAD_QUERY_CODE, QueryError, type Filter } from '../protocol/filter.ts';
 import type { CollectionModel } from '../protocol/model.ts';
 import { parseRql, RqlSyntaxError } from '../protocol/rql.ts';
 
@@ -19,8 +19,9 @@ export function toFilter(collection: CollectionModel, query: SubscriptionQuery, 
   try {
     const filter = typeof query === 'string' ? parseRql(query, args) : query;
     const checked = checkFilter(collection, normalize(filter), { queryableOnly: true });
-    // Dates as the gateway sends them (`...00.000Z`), so local matching compares like with like.
-    return rewriteFilter(collection, checked, { dateOperand: (v) => new Date(v as string).toISOString() });
+    // Dates as the gateway sends them (`...00.000Z`), and other typed values in their canonical
+    // wire form (lowercase hex, Long as a decimal string), so local matching compares like with like.
+    return rewriteFilter(collection, checked, { operand: (type, v) => (type === 'DateTime' ? new Date(v as string).toISOString() : normalizeOperand(type, v)) });
   } catch (error) {
     if (error instanceof RqlSyntaxError || error instanceof QueryError) throw new BadQueryError(error.message);
     throw error;

@@ -12,6 +12,8 @@ import { Query } from 'mingo';
 import { Subject } from 'rxjs';
 import type { BootstrapPage, Checkpoint, PullBulk, PushResult, PushRow, StreamEvent, SyncDocument } from '../protocol/messages.ts';
 import type { CollectionModel } from '../protocol/model.ts';
+import { rewriteFilter, type Filter } from '../protocol/filter.ts';
+import { collectionNeedsMatchForm, matchForm, matchValue } from '../protocol/match-form.ts';
 import { syncOperations } from '../protocol/operations.ts';
 import type { LocalDocument } from './database.ts';
 import type { SyncError } from './errors.ts';
@@ -134,10 +136,16 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
     return documents.filter((d) => !d._deleted || held.has(d.id));
   };
 
+  // Matched as the gateway matches: Long and Decimal values by number, not by their spelling
+  // (protocol/match-form.ts; dates are ISO strings of one form on both sides, queries.ts).
+  const typed = collectionNeedsMatchForm(o.model);
+  const inMatchForm = (query: Filter) => (typed ? rewriteFilter(o.model, query, { operand: (type, v) => (type === 'DateTime' ? v : matchValue(type, v, 'wire')) }) : query);
   const localDocumentsOutsideView = async (): Promise<SyncDocument[]> => {
-    const inView = new Query({ $or: view.queries!.length > 0 ? view.queries! : [{ $nor: [{}] }] });
+    const inView = new Query({ $or: view.queries!.length > 0 ? view.queries!.map(inMatchForm) : [{ $nor: [{}] }] });
     const local = await o.collection.find().exec();
-    return local.filter((d) => !inView.test(d.toJSON())).map((d) => ({ ...(d.toMutableJSON() as LocalDocument), _deleted: true }));
+    return local
+      .filter((d) => !inView.test(typed ? matchForm(o.model, d.toJSON() as Record<string, unknown>, 'wire') : d.toJSON()))
+      .map((d) => ({ ...(d.toMutableJSON() as LocalDocument), _deleted: true }));
   };
 
   const fetchBootstrapPages = async (from: Checkpoint | null, batchSize: number): Promise<{ documents: SyncDocument[]; from: Checkpoint | null }> => {

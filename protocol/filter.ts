@@ -1,7 +1,8 @@
 // Filters in MongoDB query syntax, as clients send them (Flexible Sync subscriptions, plain
 // GraphQL lists and watches). One checker for both ends: the SDK checks a subscription before
 // sending it, the gateway checks everything it receives.
-import { type CollectionModel, type FieldModel, type FieldType } from './model.ts';
+import { UNQUERYABLE_SCALARS, type CollectionModel, type FieldModel, type FieldType, type ScalarName } from './model.ts';
+import { decimalText, normalizeLong, normalizeObjectId, normalizeUuid } from './wire-values.ts';
 
 export type Filter = Record<string, unknown>;
 
@@ -92,6 +93,8 @@ function checkExpression(collection: CollectionModel, filter: unknown, at: strin
       continue;
     }
     const field = resolvePath(collection, key, options);
+    const scalar = field.kind === 'list' ? field.of : field;
+    if (scalar.kind === 'scalar' && UNQUERYABLE_SCALARS.includes(scalar.name)) throw new QueryError(`${key} is a ${scalar.name} field, which filters cannot use`);
     checkCondition(field, key, value, tally, depth);
   }
 }
@@ -113,6 +116,9 @@ function checkCondition(type: FieldType, path: string, condition: unknown, tally
       value.forEach((v) => checkOperand(type, path, v, tally));
     } else if (op === '$regex') {
       if (++tally.patterns > MAX_FILTER_PATTERNS) throw new QueryError(`filter has more than ${MAX_FILTER_PATTERNS} $regex conditions (MAX_FILTER_PATTERNS)`);
+      // Stored as BSON values, not strings: a pattern would match their spelling in memory only.
+      const scalar = type.kind === 'list' ? type.of : type;
+      if (scalar.kind === 'scalar' && TYPED_OPERANDS.has(scalar.name) && scalar.name !== 'DateTime') throw new QueryError(`$regex on ${path}: ${scalar.name} values are not text`);
       checkPattern(path, value);
       count(tally);
     } else if (op === '$options') {
@@ -198,9 +204,55 @@ function checkOperand(type: FieldType, path: string, value: unknown, tally: Tall
     throw new QueryError(`a value for ${path} is longer than ${MAX_OPERAND_LENGTH} characters (MAX_OPERAND_LENGTH)`);
   }
   const scalar = type.kind === 'list' ? type.of : type;
-  if (scalar.kind === 'scalar' && scalar.name === 'DateTime' && value !== null) {
-    const date = value instanceof Date ? value : typeof value === 'string' ? new Date(value) : null;
-    if (!date || Number.isNaN(date.getTime())) throw new QueryError(`${JSON.stringify(value)} is not a date`);
+  if (scalar.kind === 'scalar' && value !== null) checkTypedOperand(scalar.name, path, value);
+}
+
+/** Scalars whose operands arrive in their wire form and are compared as BSON values. */
+const TYPED_OPERANDS = new Set<ScalarName>(['DateTime', 'ObjectId', 'UUID', 'Long', 'Decimal']);
+
+/**
+ * The wire form of an operand of a typed scalar, as the gateway turns it into a BSON value
+ * (Long also takes a safe integer, Decimal a number: RQL writes numbers so). Precision and range
+ * of a Decimal are checked where it is converted (gateway/query/filter.ts).
+ */
+function checkTypedOperand(name: ScalarName, path: string, value: unknown): void {
+  const bad = (what: string) => new QueryError(`${JSON.stringify(value)} is not ${what} (${path})`);
+  switch (name) {
+    case 'DateTime': {
+      const date = value instanceof Date ? value : typeof value === 'string' ? new Date(value) : null;
+      if (!date || Number.isNaN(date.getTime())) throw new QueryError(`${JSON.stringify(value)} is not a date`);
+      return;
+    }
+    case 'ObjectId':
+      if (normalizeObjectId(value) === null) throw bad('an ObjectId (24 hex digits)');
+      return;
+    case 'UUID':
+      if (normalizeUuid(value) === null) throw bad('a UUID (8-4-4-4-12 hex digits)');
+      return;
+    case 'Long':
+      if (normalizeLong(value) === null) throw bad('a 64-bit integer (a decimal string or a safe integer)');
+      return;
+    case 'Decimal':
+      if (decimalText(value) === null) throw bad('a decimal number (a string such as "1.10", or a number)');
+      return;
+    default:
+      return;
+  }
+}
+
+/** The wire form of a typed operand, normalized (lowercase hex, canonical integers, decimal text). */
+export function normalizeOperand(name: ScalarName, value: unknown): unknown {
+  switch (name) {
+    case 'ObjectId':
+      return normalizeObjectId(value) ?? value;
+    case 'UUID':
+      return normalizeUuid(value) ?? value;
+    case 'Long':
+      return normalizeLong(value) ?? value;
+    case 'Decimal':
+      return decimalText(value) ?? value;
+    default:
+      return value;
   }
 }
 
@@ -227,6 +279,11 @@ export interface FilterRewrite {
   field?: (name: string) => string;
   /** New value for an operand of a DateTime field. */
   dateOperand?: (value: unknown) => unknown;
+  /**
+   * New value for a (non-null) operand of a field of scalar type `type`, whatever the type (for
+   * DateTime it takes the place of dateOperand).
+   */
+  operand?: (type: ScalarName, value: unknown) => unknown;
   /** New text for a `$regex` pattern. */
   pattern?: (pattern: string) => string;
 }
@@ -248,8 +305,9 @@ export function rewriteFilter(collection: CollectionModel, filter: Filter, rewri
 
 function rewriteCondition(type: FieldType, condition: unknown, rewrite: FilterRewrite): unknown {
   const scalar = type.kind === 'list' ? type.of : type;
-  const isDate = scalar.kind === 'scalar' && scalar.name === 'DateTime' && rewrite.dateOperand !== undefined;
-  const operand = (v: unknown) => (isDate && v !== null ? rewrite.dateOperand!(v) : v);
+  const name = scalar.kind === 'scalar' ? scalar.name : null;
+  const convert = name === null ? undefined : rewrite.operand ? (v: unknown) => rewrite.operand!(name, v) : name === 'DateTime' ? rewrite.dateOperand : undefined;
+  const operand = (v: unknown) => (convert && v !== null ? convert(v) : v);
   if (!isOperatorObject(condition)) return operand(condition);
   return Object.fromEntries(
     Object.entries(condition).map(([op, value]) => {

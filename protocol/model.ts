@@ -1,5 +1,7 @@
 // The data model, read from schema.graphql. Gateway and client SDK both derive everything
-// about a collection (validation, RxDB schema, GraphQL operations, date conversion) from this.
+// about a collection (validation, RxDB schema, GraphQL operations, value conversion) from this.
+// No driver here: the SDK imports this file. What each scalar is in MongoDB and on the wire is
+// in protocol/wire-values.ts (the JSON spellings) and protocol/bson-values.ts (the BSON values).
 import {
   Kind,
   parse,
@@ -8,9 +10,25 @@ import {
   type ObjectTypeDefinitionNode,
   type TypeNode,
 } from 'graphql';
+import { BASE64_PATTERN, DECIMAL_MAX_LENGTH, DECIMAL_PATTERN, LONG_PATTERN, OBJECT_ID_PATTERN, UUID_PATTERN } from './wire-values.ts';
 
-export const SCALARS = ['ID', 'String', 'Int', 'Float', 'Boolean', 'DateTime'] as const;
+/**
+ * The scalars a field may have. Beyond GraphQL's own: DateTime (BSON date), and the BSON types of
+ * Realm apps' data: ObjectId, UUID (binary subtype 4), Long (int64), Decimal (Decimal128), Binary
+ * (generic binary data), Mixed (any value) and Dictionary (an embedded document of Mixed values).
+ * README.md, "BSON types", has the table of stored and wire forms.
+ */
+export const SCALARS = ['ID', 'String', 'Int', 'Float', 'Boolean', 'DateTime', 'ObjectId', 'UUID', 'Long', 'Decimal', 'Binary', 'Mixed', 'Dictionary'] as const;
 export type ScalarName = (typeof SCALARS)[number];
+
+/** Scalars the gateway defines itself (GraphQL's built-in ones are ID, String, Int, Float, Boolean). */
+export const CUSTOM_SCALARS: readonly ScalarName[] = ['DateTime', 'ObjectId', 'UUID', 'Long', 'Decimal', 'Binary', 'Mixed', 'Dictionary'];
+
+/** What a @collection's primary key `id` may be (stored as `_id` with that BSON type). */
+export const KEY_SCALARS: readonly ScalarName[] = ['ID', 'ObjectId', 'UUID', 'Long'];
+
+/** Scalars no filter, subscription or rule may compare (nor @queryable mark). */
+export const UNQUERYABLE_SCALARS: readonly ScalarName[] = ['Binary', 'Mixed', 'Dictionary'];
 
 export type FieldType =
   | { kind: 'scalar'; name: ScalarName }
@@ -119,8 +137,8 @@ export function loadModel(sdl: string): DataModel {
     const typeName = def.name.value;
     const fields = fieldsOf(typeName);
     const id = fields.find((f) => f.name === PRIMARY_KEY);
-    if (!id || id.nullable || id.type.kind !== 'scalar' || id.type.name !== 'ID') {
-      throw new ModelError(`${typeName}: a @collection type needs a primary key field "${PRIMARY_KEY}: ID!"`);
+    if (!id || id.nullable || id.type.kind !== 'scalar' || !KEY_SCALARS.includes(id.type.name)) {
+      throw new ModelError(`${typeName}: a @collection type needs a primary key field "${PRIMARY_KEY}: ID!" (or ObjectId!, UUID!, Long!)`);
     }
     if (!/^[a-z][a-zA-Z0-9]*$/.test(name)) throw new ModelError(`${typeName}: collection name "${name}" must be camelCase letters and digits`);
     if (collections.some((c) => c.name === name)) throw new ModelError(`collection name "${name}" is used twice`);
@@ -140,18 +158,22 @@ function fieldMerge(owner: string, name: string, f: FieldDefinitionNode, type: F
   if (!isCollection) throw new ModelError(`${owner}.${name}: only top-level fields of a @collection type can be ${marked}`);
   if (name === PRIMARY_KEY) throw new ModelError(`${owner}.${name}: the primary key cannot be ${marked}`);
   if (counter && !(type.kind === 'scalar' && (type.name === 'Int' || type.name === 'Float'))) throw new ModelError(`${owner}.${name}: @counter needs Int or Float`);
-  // DateTime is left out: one instant has several spellings, and set elements are compared as written.
+  // Set elements are compared as written, so only types with one spelling per value: not
+  // DateTime or Decimal (one instant or number, several spellings), nor Binary, Mixed or
+  // Dictionary. ObjectId, UUID and Long have one canonical wire form each.
   const element = type.kind === 'list' ? type.of : null;
-  const elementOk = element !== null && ((element.kind === 'scalar' && element.name !== 'DateTime') || element.kind === 'enum');
+  const elementOk = element !== null && ((element.kind === 'scalar' && SET_ELEMENT_SCALARS.includes(element.name)) || element.kind === 'enum');
   if (set && (!elementOk || (type.kind === 'list' && type.itemNullable))) {
-    throw new ModelError(`${owner}.${name}: @addWinsSet needs a list of non-null ID, String, Int, Float, Boolean or enum values`);
+    throw new ModelError(`${owner}.${name}: @addWinsSet needs a list of non-null ID, String, Int, Float, Boolean, ObjectId, UUID, Long or enum values`);
   }
   return counter ? 'counter' : 'add-wins-set';
 }
 
+const SET_ELEMENT_SCALARS: readonly ScalarName[] = ['ID', 'String', 'Int', 'Float', 'Boolean', 'ObjectId', 'UUID', 'Long'];
+
 function isQueryableType(type: FieldType): boolean {
-  if (type.kind === 'list') return type.of.kind === 'scalar' || type.of.kind === 'enum';
-  return type.kind === 'scalar' || type.kind === 'enum';
+  const scalar = type.kind === 'list' ? type.of : type;
+  return (scalar.kind === 'scalar' && !UNQUERYABLE_SCALARS.includes(scalar.name)) || scalar.kind === 'enum';
 }
 
 function collectionName(def: ObjectTypeDefinitionNode): string | undefined {
@@ -191,8 +213,9 @@ function objectSchema(fields: FieldModel[], isRoot: boolean): JsonSchema {
   const properties: Record<string, JsonSchema> = {};
   for (const f of fields) {
     const schema = typeSchema(f.type);
-    if (isRoot && f.name === PRIMARY_KEY) schema.maxLength = 128;
-    properties[f.name] = f.nullable ? nullable(schema) : schema;
+    // RxDB needs a maxLength on the primary key (ObjectId, UUID and Long keys have their own).
+    if (isRoot && f.name === PRIMARY_KEY) schema.maxLength ??= 128;
+    properties[f.name] = orNull(f.type, schema, f.nullable);
   }
   return {
     type: 'object',
@@ -221,6 +244,22 @@ function typeSchema(type: FieldType): JsonSchema {
           return { type: 'boolean' };
         case 'DateTime':
           return { type: 'string', format: 'date-time' };
+        case 'ObjectId':
+          return { type: 'string', pattern: OBJECT_ID_PATTERN, maxLength: 24 };
+        case 'UUID':
+          return { type: 'string', pattern: UUID_PATTERN, maxLength: 36 };
+        case 'Long':
+          return { type: 'string', pattern: LONG_PATTERN, maxLength: 20 };
+        case 'Decimal':
+          return { type: 'string', pattern: DECIMAL_PATTERN, maxLength: DECIMAL_MAX_LENGTH };
+        case 'Binary':
+          return { type: 'string', pattern: BASE64_PATTERN };
+        case 'Mixed':
+          // Any JSON value; what it may hold (Extended JSON wrappers, keys) is checked by the
+          // gateway's codec (protocol/bson-values.ts), which JSON Schema cannot express.
+          return {};
+        case 'Dictionary':
+          return { type: 'object' };
       }
     // eslint-disable-next-line no-fallthrough
     case 'enum':
@@ -229,9 +268,16 @@ function typeSchema(type: FieldType): JsonSchema {
       return objectSchema(type.fields, false);
     case 'list': {
       const items = typeSchema(type.of);
-      return { type: 'array', items: type.itemNullable ? nullable(items) : items };
+      return { type: 'array', items: orNull(type.of, items, type.itemNullable) };
     }
   }
+}
+
+/** The schema of a value of `type` that may (or may not) be null. */
+function orNull(type: FieldType, schema: JsonSchema, allowNull: boolean): JsonSchema {
+  // Null is one of the values a Mixed holds: only a non-null one says so.
+  if (type.kind === 'scalar' && type.name === 'Mixed') return allowNull ? schema : { not: { type: 'null' } };
+  return allowNull ? nullable(schema) : schema;
 }
 
 function nullable(schema: JsonSchema): JsonSchema {
@@ -245,7 +291,9 @@ function nullable(schema: JsonSchema): JsonSchema {
 
 /**
  * Applies `convert` to every DateTime value of a document, following the model through embedded
- * objects and lists. Used at the store boundary (ISO string on the wire, BSON date in MongoDB).
+ * objects and lists.
+ * @deprecated The store boundary converts every type with protocol/bson-values.ts
+ * (toStoredFields / toWireFields); kept until nothing imports it.
  */
 export function mapDateTimes(fields: FieldModel[], doc: Record<string, unknown>, convert: (v: unknown) => unknown): Record<string, unknown> {
   const out: Record<string, unknown> = { ...doc };
@@ -270,6 +318,7 @@ function mapValue(type: FieldType, value: unknown, convert: (v: unknown) => unkn
   }
 }
 
+/** @deprecated See mapDateTimes. */
 export function hasDateTimes(fields: FieldModel[]): boolean {
   const has = (t: FieldType): boolean =>
     t.kind === 'scalar' ? t.name === 'DateTime' : t.kind === 'object' ? t.fields.some((f) => has(f.type)) : t.kind === 'list' ? has(t.of) : false;

@@ -31,12 +31,16 @@ export function unsafeKeyPath(value: unknown): string | null {
   return null;
 }
 
-export function leafPaths(doc: Doc, skip: readonly string[] = [], prefix = ''): string[] {
+/**
+ * `wholeValues`: paths of fields whose objects are values, not embedded documents (Mixed and
+ * Dictionary fields): leaves too, however they nest.
+ */
+export function leafPaths(doc: Doc, skip: readonly string[] = [], prefix = '', wholeValues?: ReadonlySet<string>): string[] {
   return Object.entries(doc).flatMap(([key, value]) => {
     if (isUnsafeKey(key)) return [];
     if (!prefix && (key.startsWith('_') || key === 'id' || skip.includes(key))) return [];
     const path = prefix ? `${prefix}.${key}` : key;
-    return isPlainObject(value) ? leafPaths(value, [], path) : [path];
+    return isPlainObject(value) && !wholeValues?.has(path) ? leafPaths(value, [], path, wholeValues) : [path];
   });
 }
 

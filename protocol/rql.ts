@@ -49,7 +49,7 @@ function syntaxError(query: string, detail: string, position: number): RqlSyntax
 // ---------------------------------------------------------------------------------------------
 // Tokenizer
 
-type TokenKind = 'word' | 'string' | 'number' | 'arg' | 'symbol' | 'modifier' | 'end';
+type TokenKind = 'word' | 'string' | 'number' | 'literal' | 'arg' | 'symbol' | 'modifier' | 'end';
 
 interface Token {
   kind: TokenKind;
@@ -65,6 +65,11 @@ interface Token {
 const WORD = /[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*/y;
 const NUMBER = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 const ARG = /\$(\d+)/y;
+// Typed literals as realm-core writes them: `oid(507f1f77bcf86cd799439011)`,
+// `uuid(3b241101-e2bb-4255-8caf-4136c566a962)`. They become the wire form of the value (lowercase),
+// which the filter converts by the field's type (protocol/filter.ts).
+const OID_LITERAL = /oid\(\s*([0-9a-fA-F]{24})\s*\)/y;
+const UUID_LITERAL = /uuid\(\s*([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\s*\)/y;
 const MODIFIER = /\[([A-Za-z]*)\]/y;
 const OPERATOR_TAIL = /[=<>!]+/y;
 // Longest first, so that `<=` is not read as `<` then `=`.
@@ -96,6 +101,14 @@ function readToken(query: string, pos: number): Token {
 
   let m: RegExpExecArray | null;
   if ((m = matchAt(NUMBER, query, pos))) return { kind: 'number', text: m[0], pos, value: Number(m[0]) };
+  if (query.startsWith('oid(', pos)) {
+    if ((m = matchAt(OID_LITERAL, query, pos))) return { kind: 'literal', text: m[0], pos, value: m[1]!.toLowerCase() };
+    throw syntaxError(query, 'expected oid(<24 hex digits>)', pos);
+  }
+  if (query.startsWith('uuid(', pos)) {
+    if ((m = matchAt(UUID_LITERAL, query, pos))) return { kind: 'literal', text: m[0], pos, value: m[1]!.toLowerCase() };
+    throw syntaxError(query, 'expected uuid(<8-4-4-4-12 hex digits>)', pos);
+  }
   if ((m = matchAt(WORD, query, pos))) {
     const end = pos + m[0].length;
     if (query[end] === '.') throw syntaxError(query, 'expected an identifier after "."', end + 1);
@@ -257,6 +270,7 @@ class Parser {
     switch (token.kind) {
       case 'string':
       case 'number':
+      case 'literal':
         this.index++;
         return { kind: 'value', value: token.value, text, pos };
       case 'arg':
