@@ -147,7 +147,7 @@ export function recordOutsideChange(fields: MergedFields, changed: readonly stri
     }
     stamp ??= tick();
     const value = own(now, name);
-    const paths = new Set([...(value === undefined ? [] : leafPaths({ [name]: value })), ...Object.keys(stamps).filter((p) => p === name || p.startsWith(`${name}.`))]);
+    const paths = new Set([...(value === undefined ? [] : changePaths(fields, { [name]: value })), ...Object.keys(stamps).filter((p) => p === name || p.startsWith(`${name}.`))]);
     if (paths.size === 0) paths.add(name);
     for (const path of paths) put(out, path, stamp);
   }

@@ -25,7 +25,8 @@ import {
   wireDocumentProblem,
   wireValue,
 } from '../protocol/bson-values.ts';
-import { changePaths, mergedFields } from '../protocol/field-state.ts';
+import { changePaths, mergedFields, recordOutsideChange } from '../protocol/field-state.ts';
+import { formatStamp } from '../protocol/hlc.ts';
 import { exactDecimal, matchForm, numericKey } from '../protocol/match-form.ts';
 import { documentJsonSchema, loadModel, type FieldType, type ScalarName } from '../protocol/model.ts';
 import { parseRql, RqlSyntaxError } from '../protocol/rql.ts';
@@ -466,6 +467,9 @@ describe('the model and its JSON Schema', () => {
     const fields = mergedFields(items);
     expect(changePaths(fields, { any: { a: { b: 1 } }, dict: { k: 1 }, part: { weight: 1, extra: { x: 1 } }, ratio: 1 }).sort()).toEqual(['any', 'dict', 'part.extra', 'part.weight', 'ratio']);
     expect(Object.keys(fields)).toEqual(['refs']);
+    // A change another service made is stamped the same way.
+    const outside = recordOutsideChange(fields, ['any', 'part'], {}, { any: { a: { b: 1 } }, part: { extra: { x: 1 }, weight: 2 } }, () => formatStamp(1, 0, 'dev'), 'server');
+    expect(Object.keys(outside).sort()).toEqual(['any', 'part.extra', 'part.weight']);
   });
 });
 
