@@ -27,12 +27,20 @@ export async function openDatabase(name: string, storage: RxStorage<unknown, unk
 }> {
   const database = await createRxDatabase({ name, storage, multiInstance: false, eventReduce: true, localDocuments: true });
   try {
-    const collections = await database.addCollections(
-      Object.fromEntries(model.collections.map((c) => [c.name, { schema: rxSchema(c) }])),
-    );
+    const created = await database.addCollections(Object.fromEntries(model.collections.map((c) => [localCollectionName(c.name), { schema: rxSchema(c) }])));
+    // Keyed by the collection's name in MongoDB (and schema.graphql), e.g. `Task`.
+    const collections = Object.fromEntries(model.collections.map((c) => [c.name, created[localCollectionName(c.name)]!]));
     return { database, collections: collections as Record<string, RxCollection<LocalDocument>> };
   } catch (error) {
     await database.close();
     throw error;
   }
+}
+
+/**
+ * The RxDB collection of a MongoDB collection: RxDB names start with a lowercase letter, so a
+ * capitalised name (Realm's `Task`) starts lowercase locally (`task`); others stay as they are.
+ */
+export function localCollectionName(name: string): string {
+  return name[0]!.toLowerCase() + name.slice(1);
 }

@@ -7,7 +7,7 @@
 import type { RxCollection, RxDatabase, RxQuery, RxStorage } from 'rxdb';
 import { Subject, type Observable } from 'rxjs';
 import { loadModel, type DataModel } from '../protocol/model.ts';
-import { openDatabase, type LocalDocument } from './database.ts';
+import { localCollectionName, openDatabase, type LocalDocument } from './database.ts';
 import { tokenExpiry, type AuthenticatedUser } from './auth.ts';
 import type { SyncError } from './errors.ts';
 import { FlexibleSync } from './flexible-sync.ts';
@@ -104,6 +104,8 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
   const { user, refreshToken } = options;
   const databaseName = user ? `${baseName}-${user.id.toLowerCase().replace(/[^a-z0-9_$()+/-]/g, '_')}` : baseName;
   const { database, collections } = await openDatabase(databaseName, options.storage, model);
+  /** The MongoDB name of an RxDB collection (client-sdk/database.ts localCollectionName). */
+  const modelName = (local: string) => model.collections.find((c) => localCollectionName(c.name) === local)?.name ?? local;
 
   const clock = await deviceClock(database, options.clock);
   for (const c of model.collections) stampChanges(collections[c.name]!, clock, mergedFields(c));
@@ -210,10 +212,10 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
       return requireSubscriptions();
     },
     subscribe(query, addOptions) {
-      return requireSubscriptions().update((m) => m.add(query.collection.name, query.mangoQuery.selector ?? {}, addOptions));
+      return requireSubscriptions().update((m) => m.add(modelName(query.collection.name), query.mangoQuery.selector ?? {}, addOptions));
     },
     unsubscribe(query) {
-      return requireSubscriptions().update((m) => m.remove(query.collection.name, query.mangoQuery.selector ?? {}));
+      return requireSubscriptions().update((m) => m.remove(modelName(query.collection.name), query.mangoQuery.selector ?? {}));
     },
     async close() {
       if (closed) return;

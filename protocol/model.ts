@@ -140,8 +140,10 @@ export function loadModel(sdl: string): DataModel {
     if (!id || id.nullable || id.type.kind !== 'scalar' || !KEY_SCALARS.includes(id.type.name)) {
       throw new ModelError(`${typeName}: a @collection type needs a primary key field "${PRIMARY_KEY}: ID!" (or ObjectId!, UUID!, Long!)`);
     }
-    if (!/^[a-z][a-zA-Z0-9]*$/.test(name)) throw new ModelError(`${typeName}: collection name "${name}" must be camelCase letters and digits`);
-    if (collections.some((c) => c.name === name)) throw new ModelError(`collection name "${name}" is used twice`);
+    // MongoDB's name as it is (Realm's are capitalised, like `Task`); the device's RxDB collection
+    // starts with a lowercase letter (client-sdk/database.ts), so names may not differ only there.
+    if (!/^[A-Za-z][a-zA-Z0-9_]*$/.test(name)) throw new ModelError(`${typeName}: collection name "${name}" must be letters, digits and underscores, starting with a letter`);
+    if (collections.some((c) => c.name.toLowerCase()[0] + c.name.slice(1) === name.toLowerCase()[0] + name.slice(1))) throw new ModelError(`collection name "${name}" is used twice`);
     collections.push({ typeName, name, fields });
   }
   if (collections.length === 0) throw new ModelError('schema.graphql declares no @collection type');
@@ -287,40 +289,4 @@ function nullable(schema: JsonSchema): JsonSchema {
     return copy;
   }
   return { anyOf: [schema, { type: 'null' }] };
-}
-
-/**
- * Applies `convert` to every DateTime value of a document, following the model through embedded
- * objects and lists.
- * @deprecated The store boundary converts every type with protocol/bson-values.ts
- * (toStoredFields / toWireFields); kept until nothing imports it.
- */
-export function mapDateTimes(fields: FieldModel[], doc: Record<string, unknown>, convert: (v: unknown) => unknown): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...doc };
-  for (const f of fields) {
-    const value = out[f.name];
-    if (value !== undefined && value !== null) out[f.name] = mapValue(f.type, value, convert);
-  }
-  return out;
-}
-
-function mapValue(type: FieldType, value: unknown, convert: (v: unknown) => unknown): unknown {
-  if (value === null || value === undefined) return value;
-  switch (type.kind) {
-    case 'scalar':
-      return type.name === 'DateTime' ? convert(value) : value;
-    case 'enum':
-      return value;
-    case 'object':
-      return typeof value === 'object' ? mapDateTimes(type.fields, value as Record<string, unknown>, convert) : value;
-    case 'list':
-      return Array.isArray(value) ? value.map((v) => mapValue(type.of, v, convert)) : value;
-  }
-}
-
-/** @deprecated See mapDateTimes. */
-export function hasDateTimes(fields: FieldModel[]): boolean {
-  const has = (t: FieldType): boolean =>
-    t.kind === 'scalar' ? t.name === 'DateTime' : t.kind === 'object' ? t.fields.some((f) => has(f.type)) : t.kind === 'list' ? has(t.of) : false;
-  return fields.some((f) => has(f.type));
 }

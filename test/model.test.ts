@@ -1,6 +1,6 @@
 // Unit: reading schema.graphql into the data model, and what is derived from it.
 import { describe, expect, it } from 'vitest';
-import { documentJsonSchema, loadModel, mapDateTimes } from '../protocol/model.ts';
+import { documentJsonSchema, loadModel } from '../protocol/model.ts';
 import { createValidator } from '../gateway/sync/validate.ts';
 import { SCHEMA } from './helpers/harness.ts';
 
@@ -43,15 +43,6 @@ describe('data model', () => {
     ['a recursive embedded type', 'directive @collection(name: String!) on OBJECT\ntype A @collection(name: "as") { id: ID!, n: N }\ntype N { n: N }', /embeds itself/],
   ])('refuses a schema with %s', (_what, sdl, message) => {
     expect(() => loadModel(sdl)).toThrow(message);
-  });
-
-  it('converts DateTime fields, also inside embedded objects and lists', () => {
-    const model = loadModel(`directive @collection(name: String!) on OBJECT
-      scalar DateTime
-      type Event @collection(name: "events") { id: ID!, at: DateTime!, slots: [Slot!] }
-      type Slot { from: DateTime!, label: String }`);
-    const converted = mapDateTimes(model.collections[0]!.fields, { id: 'e', at: '2026-01-01T00:00:00Z', slots: [{ from: '2026-01-02T00:00:00Z', label: 'x' }] }, (v) => new Date(v as string));
-    expect(converted).toEqual({ id: 'e', at: new Date('2026-01-01T00:00:00Z'), slots: [{ from: new Date('2026-01-02T00:00:00Z'), label: 'x' }] });
   });
 
   it('validates documents, accepting nulls only where the schema allows them', () => {

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { MongoBulkWriteError, type AnyBulkWriteOperation, type Collection, type Db, type Filter, type FindCursor } from 'mongodb';
 import type { Stamps } from '../../protocol/field-state.ts';
-import { DELETED_FIELD, mapDateTimes, hasDateTimes, PRIMARY_KEY, queryableFields, STAMPS_FIELD, type CollectionModel } from '../../protocol/model.ts';
+import { DELETED_FIELD, PRIMARY_KEY, queryableFields, STAMPS_FIELD, type CollectionModel } from '../../protocol/model.ts';
 import type { SyncDocument } from '../../protocol/messages.ts';
 import { CursorCache } from './cursor-cache.ts';
 import { Sequencer, type CounterDocument } from './sequencer.ts';
@@ -49,8 +49,24 @@ export interface SyncMetadata {
 /** A stored `_id`: a string, an ObjectId, a UUID (Binary) or an Int64 (protocol/bson-values.ts). */
 export type StoredId = string | number | object;
 
-/** A document of the side collection: the metadata of the document with the same `_id`. */
-export type MetaDocument = { _id: StoredId } & SyncMetadata;
+/**
+ * A document of the side collection: the metadata of the document with the same `_id`. Its
+ * stamps are kept as JSON text: their keys are field paths with dots and set elements of any
+ * spelling, which MongoDB key rules (and FerretDB's stricter ones) do not all allow.
+ */
+export type MetaDocument = { _id: StoredId } & Omit<SyncMetadata, 'stamps'> & { stamps?: string };
+
+/** The metadata as the side collection stores it. */
+export function toMeta(id: StoredId, sync: SyncMetadata): MetaDocument {
+  const { stamps, ...rest } = sync;
+  return { _id: id, ...rest, ...(stamps === undefined ? {} : { stamps: JSON.stringify(stamps) }) };
+}
+
+/** The metadata of a side-collection document. */
+export function fromMeta(meta: MetaDocument): SyncMetadata {
+  const { _id, stamps, ...rest } = meta;
+  return { ...rest, ...(stamps === undefined ? {} : { stamps: JSON.parse(stamps) as Stamps }) };
+}
 
 /** A document as the engine sees it: the stored fields (none for a tombstone) and `_sync`. */
 export type StoredDocument = { _id: string; _sync: SyncMetadata } & Record<string, unknown>;
@@ -89,7 +105,6 @@ export class CollectionStore {
   /** Cursors of multi-page reads (first syncs, bootstraps) between their pages. */
   readonly cursors: CursorCache;
   readonly invalidDocuments: InvalidDocumentPolicy;
-  private readonly convertsDates: boolean;
   private readonly fieldNames: Set<string>;
   private readonly limits: StoreLimits;
   private readonly updateCommands: Semaphore;
@@ -99,10 +114,11 @@ export class CollectionStore {
     db: Db,
     private readonly options: CollectionStoreOptions,
   ) {
-    this.documents = db.collection<PlainDocument>(model.name);
+    // Values as stored (an int32 stays an Int32, a double a Double): the codec (bson-values.ts)
+    // keeps every BSON type through a read-modify-write.
+    this.documents = db.collection<PlainDocument>(model.name, { promoteValues: false });
     this.meta = db.collection<MetaDocument>(META_COLLECTION_PREFIX + model.name);
     this.sequencer = new Sequencer(db.collection<CounterDocument>(COUNTERS_COLLECTION), model.name, options);
-    this.convertsDates = hasDateTimes(model.fields);
     this.fieldNames = new Set(model.fields.map((f) => f.name));
     this.limits = options.limits;
     this.updateCommands = options.updateCommands;
@@ -164,31 +180,33 @@ export class CollectionStore {
 
   /** A removal from a client's view: the id only, marked deleted. Nothing else leaves. */
   removal(stored: StoredDocument): SyncDocument {
-    return { [PRIMARY_KEY]: stored._id, [DELETED_FIELD]: true } as SyncDocument;
+    return { [PRIMARY_KEY]: toWireId(this.model, stored._id), [DELETED_FIELD]: true } as SyncDocument;
   }
 
   /** The stored `_id` for a wire id (throws on an id that is malformed for the key's type). */
   storedId(wireId: string): StoredId {
-    return wireId;
+    return toStoredId(this.model, wireId) as StoredId;
   }
 
   /** Stored form of a wire document (without metadata). */
   toStored(doc: SyncDocument): Omit<StoredDocument, '_sync'> {
-    return toStoredForm(this.model, doc, this.convertsDates);
+    return toStoredForm(this.model, doc);
   }
 
   toWire(stored: StoredDocument): SyncDocument {
-    return toWireForm(this.model, stored, this.convertsDates);
+    return toWireForm(this.model, stored);
   }
 
   /** The engine's view of a document and its metadata (null: nothing to sync). */
   join(doc: PlainDocument | undefined, meta: MetaDocument | undefined): StoredDocument | null {
     if (!meta) return null; // not adopted yet (sync/reconcile.ts)
-    const { _id, ...sync } = meta;
+    const { _id } = meta;
+    const sync = fromMeta(meta);
     // A tombstone keeps the queryable fields of its last version: filters and rules still tell
     // whom the delete concerns.
     if (meta.deleted || !doc) return { ...meta.state, _id, _sync: { ...sync, deleted: true } } as StoredDocument;
-    const hidden = this.invalidDocuments === 'skip' && meta.invalid != null;
+    // A key of another type than the schema's cannot be sent at all.
+    const hidden = meta.invalid != null && (this.invalidDocuments === 'skip' || meta.invalid.field === PRIMARY_KEY);
     return { ...doc, _sync: hidden ? { ...sync, deleted: true } : sync } as StoredDocument;
   }
 
@@ -225,8 +243,16 @@ export class CollectionStore {
   /** Documents and their metadata by stored `_id`, as they are now (not joined). */
   async readRaw(ids: StoredId[]): Promise<{ docs: Map<string, PlainDocument>; metas: Map<string, MetaDocument> }> {
     if (ids.length === 0) return { docs: new Map(), metas: new Map() };
-    const [docs, metas] = await Promise.all([this.documents.find(byIds(ids)).toArray(), this.meta.find(byIds(ids)).toArray()]);
+    const [docs, metas] = await Promise.all([this.readByIds(this.documents, ids), this.readByIds(this.meta, ids)]);
     return { docs: new Map(docs.map((d) => [idKey(d._id), d])), metas: new Map(metas.map((m) => [idKey(m._id), m])) };
+  }
+
+  /** Documents by `_id`: one `$in`, or a lookup each where the store scans for an `$in` (store-limits.ts). */
+  private async readByIds<T extends { _id: StoredId }>(collection: Collection<T>, ids: StoredId[]): Promise<T[]> {
+    if (ids.length === 0) return [];
+    if (ids.length > this.limits.pointReads) return (await collection.find(byIds<T>(ids)).toArray()) as T[];
+    const found = await Promise.all(ids.map((id) => collection.findOne(byId<T>(id))));
+    return found.filter((d) => d !== null) as T[];
   }
 
   /** Joined documents by stored `_id`, keyed by idKey. */
@@ -250,7 +276,7 @@ export class CollectionStore {
   changesCursor(afterSeq: number, upTo: number, batchSize: number): DocumentCursor {
     const metas = this.meta.find({ seq: { $gt: afterSeq, $lte: upTo } } as Filter<MetaDocument>).sort({ seq: 1 }).batchSize(batchSize);
     return new JoinedCursor(metas, async (batch) => {
-      const docs = await this.documents.find(byIds(batch.filter((m) => !m.deleted).map((m) => m._id))).toArray();
+      const docs = await this.readByIds(this.documents, batch.filter((m) => !m.deleted).map((m) => m._id));
       const byId = new Map(docs.map((d) => [idKey(d._id), d]));
       // A live version whose document is gone was deleted since: its tombstone comes later.
       return batch.flatMap((m) => (m.deleted || byId.has(idKey(m._id)) ? [this.join(byId.get(idKey(m._id)), m)!] : []));
@@ -263,7 +289,7 @@ export class CollectionStore {
    */
   documentsCursor(cursor: FindCursor<PlainDocument>, keep: (meta: MetaDocument) => boolean = () => true): DocumentCursor {
     return new JoinedCursor(cursor, async (batch) => {
-      const metas = await this.meta.find(byIds(batch.map((d) => d._id))).toArray();
+      const metas = await this.readByIds(this.meta, batch.map((d) => d._id));
       const byId = new Map(metas.map((m) => [idKey(m._id), m]));
       return batch.flatMap((d) => {
         const meta = byId.get(idKey(d._id));
@@ -373,9 +399,8 @@ import { toStoredFields, toStoredId, toWireFields, toWireId } from '../../protoc
  * The stored form of a wire document: `id` as `_id` with the key's BSON type (toStoredId), each
  * field's value with its BSON type (protocol/bson-values.ts). Throws a BsonValueError naming the
  * field for a value its type cannot hold; nothing is returned half converted.
- * (`_convertsDates` is no longer used: every type converts.)
  */
-export function toStoredForm(model: CollectionModel, doc: SyncDocument, _convertsDates?: boolean): Omit<StoredDocument, '_sync'> {
+export function toStoredForm(model: CollectionModel, doc: SyncDocument): Omit<StoredDocument, '_sync'> {
   const { [PRIMARY_KEY]: id, [DELETED_FIELD]: _deleted, [STAMPS_FIELD]: _stamps, ...fields } = doc;
   return { _id: toStoredId(model, id) as string, ...toStoredFields(model.fields, fields) };
 }
@@ -386,7 +411,7 @@ export function toStoredForm(model: CollectionModel, doc: SyncDocument, _convert
  * (the write path keeps them: `outsideFields`). Each value in its JSON form (toWireFields); the
  * id from toWireId, which throws for an `_id` of another type than the key's.
  */
-export function toWireForm(model: CollectionModel, stored: StoredDocument, _convertsDates?: boolean): SyncDocument {
+export function toWireForm(model: CollectionModel, stored: StoredDocument): SyncDocument {
   const { _id, _sync } = stored;
   const fields: Record<string, unknown> = {};
   for (const { name } of model.fields) if (name !== PRIMARY_KEY && Object.hasOwn(stored, name)) fields[name] = stored[name];

@@ -23,8 +23,9 @@ import { formatStamp, HybridLogicalClock, parseStamp } from '../../protocol/hlc.
 import { allStamps, mergedFields, recordChange, SERVER_NODE, stampsProblem, type MergedFields } from '../../protocol/field-state.ts';
 import { unsafeKeyPath } from '../../protocol/paths.ts';
 import { isDeepStrictEqual } from 'node:util';
-import { STAMPS_FIELD } from '../../protocol/model.ts';
-import { byId, idKey, withoutStamps, type CollectionStore, type MetaDocument, type PlainDocument, type StoredDocument, type StoredId } from '../store/collection-store.ts';
+import { DELETED_FIELD, STAMPS_FIELD } from '../../protocol/model.ts';
+import { toStoredFields } from '../../protocol/bson-values.ts';
+import { byId, idKey, toMeta, withoutStamps, type CollectionStore, type MetaDocument, type PlainDocument, type StoredDocument, type StoredId } from '../store/collection-store.ts';
 import { Reconciler, type ReconcileCounts } from './reconcile.ts';
 import { merge, type ConflictStrategy, type Stamps, type Version } from './merge.ts';
 import { sameState } from './same-state.ts';
@@ -373,7 +374,7 @@ export class CollectionWriter {
           : null; // the tombstone of an id the store never had
       opOf.push(op ? docOps.push(op) - 1 : null);
       const state = plain ? this.store.queryableSnapshot(plain) : (replaces?._sync.state ?? this.store.queryableSnapshot({ ...this.store.toStored(doc), _id }));
-      return { _id, seq: seqs[i]!, updatedAt, deleted, state, ...this.store.history(replaces), stamps, hashes: plain ? this.store.fieldHashes(plain) : {}, invalid: null };
+      return toMeta(_id, { seq: seqs[i]!, updatedAt, deleted, state, ...this.store.history(replaces), stamps, hashes: plain ? this.store.fieldHashes(plain) : {}, invalid: null });
     });
     const { matched, duplicates } = await this.store.writeMany(this.store.documents, docOps);
     const replacing = planned.flatMap((p, i) => (p.replaces && !p.doc._deleted ? [i] : []));
@@ -471,7 +472,9 @@ export class CollectionWriter {
   }
 
   private stateOf(doc: SyncDocument): Record<string, unknown> {
-    return { ...this.store.toStored(doc), _deleted: doc._deleted === true };
+    // Lenient: an assumedMasterState is not validated, and a state that does not convert is just unequal.
+    const { id, [DELETED_FIELD]: _deleted, [STAMPS_FIELD]: _stamps, ...fields } = doc;
+    return { id, ...toStoredFields(this.store.model.fields, fields, { lenient: true }), _deleted: doc._deleted === true };
   }
 }
 
@@ -492,7 +495,7 @@ function checkRow(row: unknown, store: CollectionStore): PushRejection | null {
   try {
     store.storedId(id);
   } catch (error) {
-    return bad(`newDocumentState.id: ${(error as Error).message}`);
+    return bad(`newDocumentState.id: ${(error as Error).message}`, id);
   }
   if (assumed !== null && assumed !== undefined && (typeof assumed !== 'object' || Array.isArray(assumed))) {
     return bad('assumedMasterState must be an object or null', id);

@@ -21,7 +21,9 @@ import type { Logger } from 'pino';
 import type { AnyBulkWriteOperation } from 'mongodb';
 import { allStamps, recordChange, recordOutsideChange, SERVER_NODE, type MergedFields, type Stamps } from '../../protocol/field-state.ts';
 import type { HybridLogicalClock } from '../../protocol/hlc.ts';
-import { byId, idKey, withoutStamps, type CollectionStore, type MetaDocument, type PlainDocument, type StoredDocument, type StoredId } from '../store/collection-store.ts';
+import { byId, fromMeta, idKey, toMeta, withoutStamps, type CollectionStore, type MetaDocument, type PlainDocument, type StoredDocument, type StoredId } from '../store/collection-store.ts';
+import { isStoredIdOf, keyScalar } from '../../protocol/bson-values.ts';
+import { PRIMARY_KEY } from '../../protocol/model.ts';
 import type { DocumentValidator, FieldViolation } from './validate.ts';
 
 const MAX_RESEQUENCE_ATTEMPTS = 3;
@@ -62,7 +64,7 @@ export class Reconciler {
     const metas = read.metas ?? new Map<string, MetaDocument>();
     const insertOnly = known !== undefined && known.metas === undefined;
     const counts: ReconcileCounts = { adopted: 0, changed: 0, deleted: 0 };
-    const updates: Array<Omit<MetaDocument, 'seq'>> = [];
+    const updates: MetaDocument[] = [];
     const seen = new Set<string>();
     for (const id of ids) {
       const key = idKey(id);
@@ -76,7 +78,7 @@ export class Reconciler {
       for (const meta of written) metas.set(idKey(meta._id), meta);
       if (taken.length > 0) {
         const again = await this.repair(taken);
-        for (const [key, doc] of again.current) metas.set(key, { _id: doc._id, ...doc._sync } as MetaDocument);
+        for (const [key, doc] of again.current) metas.set(key, toMeta(doc._id, doc._sync));
         for (const [name, n] of Object.entries(again.counts)) counts[name as keyof ReconcileCounts] += n;
       }
     }
@@ -89,24 +91,24 @@ export class Reconciler {
   }
 
   /** The metadata a document needs now (without its sequence), or null when it is up to date. */
-  private nextMetadata(key: string, doc: PlainDocument | undefined, meta: MetaDocument | undefined, counts: ReconcileCounts): Omit<MetaDocument, 'seq'> | null {
+  private nextMetadata(key: string, doc: PlainDocument | undefined, stored: MetaDocument | undefined, counts: ReconcileCounts): MetaDocument | null {
     const updatedAt = new Date();
+    const meta = stored && fromMeta(stored);
+    // The version the change replaces, as the engine sees it (for `prev` and `past`).
+    const replaced = stored && this.store.join(doc, { ...stored, deleted: false, invalid: null });
     if (!doc) {
       if (!meta || meta.deleted) return null;
       counts.deleted++;
-      const { _id, seq: _seq, ...sync } = meta;
-      return { _id, ...sync, updatedAt, deleted: true, ...this.store.history(this.store.join(undefined, { ...meta, deleted: false })), hashes: {}, invalid: null };
+      return toMeta(stored._id, { ...meta, seq: 0, updatedAt, deleted: true, ...this.store.history(replaced!), hashes: {}, invalid: null });
     }
     const hashes = this.store.fieldHashes(doc);
     if (meta && !meta.deleted && isDeepStrictEqual(hashes, meta.hashes ?? {})) return null;
-    const fresh = !meta || meta.deleted;
-    const sync = { seq: 0, updatedAt, deleted: false };
-    const wire = withoutStamps(this.store.toWire({ ...doc, _sync: sync } as StoredDocument));
-    const violation = this.validate(wire);
-    if (violation) this.options.log.warn({ collection: this.store.model.name, id: wire.id, field: violation.field, problem: violation.message }, 'document fails schema.graphql');
+    const violation = this.violation(doc);
+    if (violation) this.options.log.warn({ collection: this.store.model.name, id: String(doc._id), field: violation.field, problem: violation.message }, 'document fails schema.graphql');
     if (violation || meta?.invalid) this.options.onInvalid?.(key, violation);
     let stamps: Stamps;
-    if (fresh) {
+    const wire = violation?.field === PRIMARY_KEY ? {} : this.wireFields(doc);
+    if (!meta || meta.deleted) {
       // Only counters and sets need a state from the start; unstamped fields are older than any stamp.
       const merged = Object.fromEntries(Object.entries(wire).filter(([name]) => Object.hasOwn(this.fields, name)));
       stamps = recordChange(this.fields, {}, merged, {}, () => this.tick(meta?.stamps), SERVER_NODE) ?? {};
@@ -117,8 +119,28 @@ export class Reconciler {
       stamps = recordOutsideChange(this.fields, changed, meta.stamps ?? {}, wire, () => this.tick(meta.stamps), SERVER_NODE);
       counts.changed++;
     }
-    const history = meta ? this.store.history(this.store.join(doc, { ...meta, deleted: false })) : { prev: null, past: [] };
-    return { _id: doc._id, updatedAt, deleted: false, state: this.store.queryableSnapshot(doc), ...history, stamps, hashes, invalid: violation };
+    const history = replaced ? this.store.history(replaced) : { prev: null, past: [] };
+    return toMeta(doc._id, { seq: 0, updatedAt, deleted: false, state: this.store.queryableSnapshot(doc), ...history, stamps, hashes, invalid: violation });
+  }
+
+  /** How a stored document breaks schema.graphql, its key's type included, or null. */
+  private violation(doc: PlainDocument): FieldViolation | null {
+    if (!isStoredIdOf(this.store.model, doc._id)) return { field: PRIMARY_KEY, message: `${this.store.model.typeName}.${PRIMARY_KEY}: the stored _id is not of the key's type (${keyScalar(this.store.model)})` };
+    try {
+      return this.validate(withoutStamps(this.store.toWire({ ...doc, _sync: { seq: 0, updatedAt: new Date(), deleted: false } } as StoredDocument)));
+    } catch (error) {
+      // A value of another BSON type than its field's has no wire form.
+      return { field: null, message: `${this.store.model.typeName}: ${(error as Error).message}` };
+    }
+  }
+
+  /** The wire form's fields of a stored document, as far as they convert (for counters and sets). */
+  private wireFields(doc: PlainDocument): Record<string, unknown> {
+    try {
+      return withoutStamps(this.store.toWire({ ...doc, _sync: { seq: 0, updatedAt: new Date(), deleted: false } } as StoredDocument));
+    } catch {
+      return {};
+    }
   }
 
   /** The gateway's clock, moved past the stamps the change replaces first. */
@@ -131,7 +153,7 @@ export class Reconciler {
    * Sequences and writes metadata under one lease (re-sequenced if the lease expired first).
    * `insertOnly`: inserted, and the ids whose metadata exists already come back as `taken`.
    */
-  private async writeMetadata(updates: Array<Omit<MetaDocument, 'seq'>>, insertOnly: boolean): Promise<{ written: MetaDocument[]; taken: StoredId[] }> {
+  private async writeMetadata(updates: MetaDocument[], insertOnly: boolean): Promise<{ written: MetaDocument[]; taken: StoredId[] }> {
     let metas: MetaDocument[] = [];
     let taken: StoredId[] = [];
     for (let attempt = 0, pending = updates; pending.length > 0; attempt++) {

@@ -3,6 +3,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { createRequire } from 'node:module';
 import { documentJsonSchema, DELETED_FIELD, STAMPS_FIELD, type CollectionModel } from '../../protocol/model.ts';
+import { wireDocumentProblem } from '../../protocol/bson-values.ts';
 
 // ajv-formats is CommonJS with a default export that ESM sees wrapped; require() unwraps it.
 const addFormats = createRequire(import.meta.url)('ajv-formats') as typeof import('ajv-formats').default;
@@ -22,7 +23,7 @@ export function createValidator(collection: CollectionModel): DocumentValidator 
   const validate: ValidateFunction = ajv.compile(documentJsonSchema(collection));
   return (doc, ignore) => {
     const { [DELETED_FIELD]: _deleted, [STAMPS_FIELD]: _stamps, ...fields } = doc;
-    if (validate(fields)) return null;
+    if (validate(fields)) return wireDocumentProblem(collection, fields, ignore);
     const violations = (validate.errors ?? []).map((error) => describe(collection.typeName, error));
     return violations.find((v) => !(ignore && v.field !== null && ignore(v.field.split('.')[0]!))) ?? null;
   };

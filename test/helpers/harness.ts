@@ -171,8 +171,8 @@ export async function syncedDocument(db: Db, collection: string, id: unknown): P
     db.collection(`_tributary_sync_${collection}`).findOne({ _id: id as never }),
   ]);
   if (!meta) return null;
-  const { _id, ...sync } = meta;
-  return { ...(doc ?? sync.state), _id, _sync: sync };
+  const { _id, stamps, ...sync } = meta;
+  return { ...(doc ?? sync.state), _id, _sync: { ...sync, stamps: stamps === undefined ? undefined : JSON.parse(stamps as string) } };
 }
 
 /** The ids of a collection's documents that sync, live or deleted, as the gateway's metadata says. */

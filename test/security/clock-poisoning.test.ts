@@ -23,7 +23,7 @@ async function gatewayAndOps() {
 async function storedStamps(gateway: Gateway & { database: string }): Promise<Array<[string, string]>> {
   const docs = await (await openDb(gateway.database)).collection('_tributary_sync_tasks').find().toArray();
   return docs.flatMap((doc) =>
-    Object.entries((doc.stamps ?? {}) as Record<string, unknown>).flatMap(([path, state]): Array<[string, string]> => {
+    Object.entries((doc.stamps ? JSON.parse(doc.stamps as string) : {}) as Record<string, unknown>).flatMap(([path, state]): Array<[string, string]> => {
       if (typeof state === 'string') return [[`${doc._id}.${path}`, state]];
       const set = state as { add?: Record<string, Record<string, string>>; remove?: Record<string, Record<string, string>> };
       if (!set.add) return []; // a counter's state holds no stamps
