@@ -58,7 +58,10 @@ export class Reconciler {
    * taken to have none (a full pass found none): their metadata is inserted, and any that
    * exists after all (written meanwhile) is read and repaired again.
    */
-  async repair(ids: StoredId[], known?: { docs: Map<string, PlainDocument>; metas?: Map<string, MetaDocument> }): Promise<{ current: Map<string, StoredDocument>; counts: ReconcileCounts }> {
+  async repair(
+    ids: StoredId[],
+    known?: { docs: Map<string, PlainDocument>; metas?: Map<string, MetaDocument> },
+  ): Promise<{ current: Map<string, StoredDocument>; metas: Map<string, MetaDocument>; counts: ReconcileCounts }> {
     const read = known ?? (await this.store.readRaw(ids));
     const docs = read.docs;
     const metas = read.metas ?? new Map<string, MetaDocument>();
@@ -77,8 +80,10 @@ export class Reconciler {
       const { written, taken } = await this.writeMetadata(updates, insertOnly);
       for (const meta of written) metas.set(idKey(meta._id), meta);
       if (taken.length > 0) {
+        // Written meanwhile (a push adopted them first): read and repaired like any other.
         const again = await this.repair(taken);
-        for (const [key, doc] of again.current) metas.set(key, toMeta(doc._id, doc._sync));
+        for (const [key, meta] of again.metas) metas.set(key, meta);
+        counts.adopted -= taken.length;
         for (const [name, n] of Object.entries(again.counts)) counts[name as keyof ReconcileCounts] += n;
       }
     }
@@ -87,7 +92,7 @@ export class Reconciler {
       const joined = this.store.join(docs.get(key), metas.get(key));
       if (joined) current.set(key, joined);
     }
-    return { current, counts };
+    return { current, metas, counts };
   }
 
   /** The metadata a document needs now (without its sequence), or null when it is up to date. */
