@@ -5,6 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { resolve } from 'node:path';
+import { MongoClient, MongoServerError } from 'mongodb';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 export const FERRETDB_BINARY = resolve(process.env.TRIBUTARY_BIN_DIR ?? resolve(ROOT, '.tributary/bin'), 'ferretdb');
@@ -22,6 +23,26 @@ export interface EmbeddedFerretDBOptions {
   /** 0 or unset picks a free port. */
   port?: number;
   onLog?: (line: string) => void;
+  /** The oplog FerretDB keeps for outside changes (see ensureOplog); `false` leaves it alone. */
+  oplog?: false | OplogOptions;
+}
+
+export interface OplogOptions {
+  /** Upper bound in bytes. Default 256 MiB. */
+  sizeBytes?: number;
+  /**
+   * Upper bound in entries, the bound that matters in practice. Default 250. FerretDB's SQLite
+   * backend has no index on `ts`: every read of the oplog decodes all of it (60-150 µs an entry
+   * here), and the outside-change reader reads it whenever it changed, so this bounds the cost
+   * of a read (250 entries: 15-40 ms) and with it the latency of outside changes. A follower
+   * further behind than this is told its position was lost and the caller does a full pass.
+   */
+  maxEntries?: number;
+  /**
+   * FerretDB trims capped collections only on a timer (default every minute), so between trims
+   * the oplog grows past its bounds; we trim every this many seconds. Default 1.
+   */
+  trimIntervalSeconds?: number;
 }
 
 /** Builds FerretDB if it is not built yet (a minute or so, once). */
@@ -36,6 +57,7 @@ export async function startEmbeddedFerretDB(options: EmbeddedFerretDBOptions): P
   const dataDir = resolve(options.dataDir);
   mkdirSync(dataDir, { recursive: true });
   const port = options.port || (await freePort());
+  const oplog = options.oplog === false ? undefined : (options.oplog ?? {});
   const child = spawn(
     FERRETDB_BINARY,
     [
@@ -46,6 +68,7 @@ export async function startEmbeddedFerretDB(options: EmbeddedFerretDBOptions): P
       '--debug-addr=-',
       '--telemetry=disable',
       '--log-level=warn',
+      ...(oplog ? [`--test-capped-cleanup-interval=${oplog.trimIntervalSeconds ?? 1}s`] : []),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -68,8 +91,18 @@ export async function startEmbeddedFerretDB(options: EmbeddedFerretDBOptions): P
     await new Promise((r) => setTimeout(r, 100));
   }
 
+  const uri = `mongodb://127.0.0.1:${port}/`;
+  if (oplog) {
+    try {
+      await ensureOplog(uri, oplog);
+    } catch (error) {
+      child.kill('SIGKILL');
+      throw new Error(`could not create the oplog in FerretDB: ${String(error)}\n${output}`);
+    }
+  }
+
   return {
-    uri: `mongodb://127.0.0.1:${port}/`,
+    uri,
     port,
     dataDir,
     async stop() {
@@ -80,6 +113,37 @@ export async function startEmbeddedFerretDB(options: EmbeddedFerretDBOptions): P
       clearTimeout(timer);
     },
   };
+}
+
+/**
+ * Creates `local.oplog.rs` as a capped collection unless it exists (so, idempotent across
+ * restarts on one data folder; an existing oplog keeps the bounds it was created with).
+ *
+ * FerretDB writes an oplog entry for every insert, update and delete once this collection
+ * exists, and not before: it is how the gateway learns of writes that other services make to
+ * the store without going through it (store/outside-changes.ts; FerretDB has no change streams).
+ * Caveats (FerretDB v1.24): the entry is written after the data, not atomically with it, and a
+ * failed entry is only logged by FerretDB; dropping a collection or database logs nothing.
+ */
+export async function ensureOplog(uri: string, options: OplogOptions = {}): Promise<void> {
+  const client = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000 });
+  try {
+    await client.connect();
+    const local = client.db('local');
+    if ((await local.listCollections({ name: 'oplog.rs' }, { nameOnly: true }).toArray()).length > 0) return;
+    try {
+      await local.createCollection('oplog.rs', {
+        capped: true,
+        size: options.sizeBytes ?? 256 * 1024 * 1024,
+        max: options.maxEntries ?? 250,
+      });
+    } catch (error) {
+      // Created meanwhile by someone else: fine.
+      if (!(error instanceof MongoServerError && error.code === 48 /* NamespaceExists */)) throw error;
+    }
+  } finally {
+    await client.close();
+  }
 }
 
 export function freePort(): Promise<number> {
