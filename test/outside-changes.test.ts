@@ -383,9 +383,10 @@ describe('outside changes from the oplog (FerretDB)', () => {
 describe('the embedded FerretDB oplog', () => {
   it('is created once, survives restarts, and a follower outlives the store going away', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'tributary-oplog-'));
+    let store: Awaited<ReturnType<typeof startEmbeddedFerretDB>> | undefined;
     try {
       // Without an oplog: no source, and a clear warning.
-      let store = await startEmbeddedFerretDB({ dataDir, oplog: false });
+      store = await startEmbeddedFerretDB({ dataDir, oplog: false });
       let client = await connect(store.uri);
       const { log, lines } = captureLog();
       const none = await detectOutsideChangeSource(client, client.db('app'), { collections: ['tasks'], resumeStore: client.db('app').collection('_resume'), log });
@@ -420,8 +421,8 @@ describe('the embedded FerretDB oplog', () => {
       const began = performance.now();
       await recorder.source.stop();
       expect(performance.now() - began).toBeLessThan(300);
-      await store.stop();
     } finally {
+      await store?.stop();
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
