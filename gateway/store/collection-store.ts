@@ -77,6 +77,10 @@ export type PlainDocument = { _id: StoredId } & Record<string, unknown>;
 export const COUNTERS_COLLECTION = '_tributary_sequences';
 export const META_COLLECTION_PREFIX = '_tributary_sync_';
 
+/** How many documents' last writes `CollectionStore.wrote` remembers. */
+const RECENT_WRITES = 100_000;
+const DELETED_DIGEST = 'deleted';
+
 /** How many queryable states before the previous one a document remembers (`_sync.past`). */
 export const PAST_STATES = 3;
 
@@ -108,6 +112,8 @@ export class CollectionStore {
   private readonly fieldNames: Set<string>;
   private readonly limits: StoreLimits;
   private readonly updateCommands: Semaphore;
+  /** What the gateway last wrote of recently written documents (wrote, isOwnWrite). */
+  private readonly recentWrites = new Map<string, string>();
 
   constructor(
     readonly model: CollectionModel,
@@ -176,6 +182,36 @@ export class CollectionStore {
       hashes[name] = createHash('sha1').update(canonical(doc[name])).digest('base64url').slice(0, 16);
     }
     return hashes;
+  }
+
+  /** One string for a document's field hashes, the same for equal hashes whatever their order. */
+  static digest(hashes: Record<string, string>): string {
+    const entries = Object.entries(hashes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return createHash('sha1').update(JSON.stringify(entries)).digest('base64url').slice(0, 16);
+  }
+
+  /**
+   * Records what the gateway just wrote of a document (its metadata's hashes, or a delete), so
+   * that the outside-change source's report of that same write is known for ours without
+   * reading the store (isOwnWrite). Bounded: the oldest entries go first.
+   */
+  wrote(id: StoredId, meta: Pick<SyncMetadata, 'deleted' | 'hashes'>): void {
+    const key = idKey(id);
+    this.recentWrites.delete(key);
+    this.recentWrites.set(key, meta.deleted ? DELETED_DIGEST : CollectionStore.digest(meta.hashes ?? {}));
+    if (this.recentWrites.size > RECENT_WRITES) this.recentWrites.delete(this.recentWrites.keys().next().value!);
+  }
+
+  /**
+   * Whether a reported change leaves the document as the gateway's last write of it did: then
+   * there is nothing to repair. A change whose document the source did not say is never taken
+   * for ours.
+   */
+  isOwnWrite(id: StoredId, op: 'upsert' | 'delete', document: PlainDocument | undefined): boolean {
+    const last = this.recentWrites.get(idKey(id));
+    if (last === undefined) return false;
+    if (op === 'delete') return last === DELETED_DIGEST;
+    return document !== undefined && last === CollectionStore.digest(this.fieldHashes(document));
   }
 
   /** A removal from a client's view: the id only, marked deleted. Nothing else leaves. */

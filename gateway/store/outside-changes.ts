@@ -19,6 +19,12 @@ export interface OutsideChange {
   /** The BSON _id exactly as stored (a Long stays a Long). */
   id: unknown;
   op: 'upsert' | 'delete';
+  /**
+   * The document as this change left it, where the source says (FerretDB's oplog logs an insert
+   * and every update as the whole new document); lets the caller tell its own writes apart
+   * without reading the store. Absent otherwise.
+   */
+  document?: Record<string, unknown>;
 }
 
 export interface OutsideChangeHandlers {
@@ -305,20 +311,28 @@ function changeOf(event: ChangeStreamDocument): OutsideChange {
 // - Its SQLite backend pushes no filter on `ts` down: every query on the oplog decodes all of it
 //   (60-150 µs an entry). A tailable awaitData cursor is no better: FerretDB serves one by
 //   re-running the query every 10 ms while a getMore waits, so one open cursor kept a core busy
-//   with 1000 entries in the oplog, idle, and woke 130-270 ms after a write. So we poll, and
+//   with 1000 entries in the oplog, idle, and woke 130-270 ms after a write (and FerretDB closes
+//   a tailable cursor whose first batch is not full, and fails a getMore on one that has not
+//   returned anything yet, since it finds its place again by the last record returned). So we poll, and
 //   read only when a cheap probe (entry count and oldest entry) says the oplog changed; and all
 //   followers of one server in a process share one poller (OplogPoller), so a test run with many
 //   gateways reads the oplog once per change, not once per gateway.
-// - `ts` comes from a process-wide counter when the entry is built, before it is inserted; two
-//   writers can commit their entries in the other order. So each read looks back a little
-//   (REORDER_WINDOW_S) before the newest entry seen, and skips the entries already delivered
-//   (remembered with the resume point, so a restart neither repeats nor misses them).
+// - `ts` comes from a process-wide counter when the entry is built, before it waits for the
+//   SQLite write lock; writers commit their entries out of `ts` order, often (a tenth of them
+//   with 8 concurrent writers here, up to 2 s late; a 1 s look-back missed 1-4 changes in 450
+//   in stress runs here, this one none). So each read also looks back
+//   REORDER_WINDOW_S (FerretDB's SQLite busy timeout is 10 s: an entry cannot be later than that)
+//   before the newest entry seen, at the followed namespaces only, and skips the entries
+//   already delivered (the newest of them remembered with the resume point, so a restart
+//   neither misses them nor, mostly, repeats them).
 // - Entries leave from the oldest end only (capped trimming). The resume point is the newest
 //   entry seen (any namespace): if a read no longer contains it, entries after it may be gone
 //   too, and the position is lost.
 
-const REORDER_WINDOW_S = 2;
+const REORDER_WINDOW_S = 15;
 const SEEN_MAX = 50_000;
+/** Delivered entries stored with the resume point (more would be re-delivered after a restart, not missed). */
+const SEEN_STORED_MAX = 200;
 /** How often a resume point moved only by other namespaces' entries is written. */
 const IDLE_PERSIST_MS = 5_000;
 
@@ -326,13 +340,23 @@ interface OplogEntry {
   ts: Timestamp;
   op: string;
   ns: string;
-  o?: { _id?: unknown };
+  o?: { _id?: unknown; $set?: Record<string, unknown> } & Record<string, unknown>;
   o2?: { _id?: unknown };
 }
 
-/** One read of the oplog: every entry with `ts` > `from` (all of them without `from`), in natural order. */
+/** Where a follower is: it needs every entry from `position` on, and its own namespaces' from `floor` on. */
+interface ReadNeed {
+  position: bigint;
+  floor: bigint;
+}
+
+/**
+ * One read of the oplog, in natural order: every entry (`covers` undefined), or every entry with
+ * `ts` >= `covers.position`, and every entry of `namespaces` with `ts` > `covers.floor`.
+ */
 interface OplogRead {
-  from: bigint | undefined;
+  covers: ReadNeed | undefined;
+  namespaces: Set<string>;
   entries: OplogEntry[];
 }
 
@@ -399,11 +423,14 @@ class OplogPoller {
         if (this.readAgain || probe !== lastProbe) {
           this.readAgain = false;
           const began = Date.now();
-          const floors = followers.map((f) => f.floor());
-          const from = floors.includes(undefined) ? undefined : floors.reduce((a, b) => (b! < a! ? b : a));
-          const entries = await this.read(first.client, from, abort.signal);
+          const needs = followers.map((f) => f.need());
+          const covers = needs.includes(undefined)
+            ? undefined
+            : needs.reduce((a, b) => ({ position: b!.position < a!.position ? b!.position : a!.position, floor: b!.floor < a!.floor ? b!.floor : a!.floor }));
+          const namespaces = new Set(followers.flatMap((f) => [...f.followed]));
+          const entries = await this.read(first.client, covers, namespaces, abort.signal);
           lastProbe = probe; // taken before the read: an entry added during it is read next time
-          for (const follower of this.followers) follower.offer({ from, entries });
+          for (const follower of this.followers) follower.offer({ covers, namespaces, entries });
           // Under a steady stream of writes keep the store at most about half busy with our reads.
           wait = Math.max(interval, Date.now() - began);
         }
@@ -462,13 +489,16 @@ class OplogPoller {
     return `${count}:${oldest[0]?.ts?.toString() ?? '-'}`;
   }
 
-  private read(client: MongoClient, from: bigint | undefined, signal: AbortSignal): Promise<OplogEntry[]> {
+  private read(client: MongoClient, covers: ReadNeed | undefined, namespaces: Set<string>, signal: AbortSignal): Promise<OplogEntry[]> {
+    const filter = covers
+      ? { $or: [{ ts: { $gte: new Timestamp(covers.position) } }, { ts: { $gt: new Timestamp(covers.floor) }, ns: { $in: [...namespaces] } }] }
+      : {};
     return client
       .db('local')
       .collection<OplogEntry>('oplog.rs')
-      .find(from !== undefined && from > 0n ? { ts: { $gt: new Timestamp(from) } } : {}, {
-        projection: { _id: 0, ts: 1, op: 1, ns: 1, 'o._id': 1, 'o2._id': 1 },
-        promoteLongs: false, // a Long _id stays a Long
+      .find(filter, {
+        projection: { _id: 0, ts: 1, op: 1, ns: 1, o: 1, 'o2._id': 1 },
+        promoteValues: false, // a Long _id stays a Long; values as stored
         batchSize: 5_000,
         signal,
       })
@@ -479,7 +509,7 @@ class OplogPoller {
 class OplogSource extends Follower {
   readonly kind = 'oplog' as const;
   readonly pollIntervalMs: number;
-  private readonly followed: Set<string>;
+  readonly followed: Set<string>;
   private readonly ownNs: string;
   private poller: OplogPoller | undefined;
   /** Newest entry seen (any namespace), once there is one. */
@@ -508,12 +538,12 @@ class OplogSource extends Follower {
     this.ownNs = `${options.resumeStore.dbName}.${options.resumeStore.collectionName}`;
   }
 
-  /** Reads for this follower must cover every entry after this (undefined: the whole oplog). */
-  floor(): bigint | undefined {
-    if (this.fresh || !this.loaded) return undefined;
-    if (!this.position) return 0n; // the oplog was empty when we started
-    const floor = big(this.position) - (BigInt(REORDER_WINDOW_S) << 32n);
-    return floor > 0n ? floor : 0n;
+  /** What a read must hold for this follower (undefined: the whole oplog). */
+  need(): ReadNeed | undefined {
+    if (this.fresh || !this.loaded || !this.position) return undefined; // (no position: the oplog was empty when we started)
+    const position = big(this.position);
+    const floor = position - (BigInt(REORDER_WINDOW_S) << 32n);
+    return { position, floor: floor > 0n ? floor : 0n };
   }
 
   offer(read: OplogRead): void {
@@ -584,9 +614,12 @@ class OplogSource extends Follower {
 
   /** Handles one read; false if it was of no use (begun before this follower joined). */
   private async process(read: OplogRead, handlers: OutsideChangeHandlers): Promise<boolean> {
-    const floor = this.floor();
-    if (read.from !== undefined && (floor === undefined || read.from > floor)) return false;
-    const entries = floor === undefined || floor === 0n ? read.entries : read.entries.filter((e) => big(e.ts) > floor);
+    const need = this.need();
+    if (read.covers) {
+      if (!need || read.covers.position > need.position || read.covers.floor > need.floor) return false;
+      for (const ns of this.followed) if (!read.namespaces.has(ns)) return false;
+    }
+    const entries = need ? read.entries.filter((e) => big(e.ts) > need.floor) : read.entries;
     const newest = entries.reduce<Timestamp | undefined>((max, e) => (!max || big(e.ts) > big(max) ? e.ts : max), undefined);
     if (this.fresh) {
       // First start: everything in the oplog is the past (the caller's full pass covers it).
@@ -628,7 +661,8 @@ class OplogSource extends Follower {
       if (!this.followed.has(e.ns) || this.seen.has(t)) continue;
       const id = e.op === 'u' ? e.o2?._id : e.o?._id;
       if (id === undefined || (e.op !== 'i' && e.op !== 'u' && e.op !== 'd')) continue;
-      batch.push({ collection: e.ns.slice(this.db.databaseName.length + 1), id, op: e.op === 'd' ? 'delete' : 'upsert' });
+      const document = e.op === 'i' ? e.o : e.op === 'u' && e.o?.$set && !Object.keys(e.o).some((k) => k !== '$set' && k !== '$v') ? e.o.$set : undefined;
+      batch.push({ collection: e.ns.slice(this.db.databaseName.length + 1), id, op: e.op === 'd' ? 'delete' : 'upsert', ...(document ? { document } : {}) });
       batchTs.push(t);
       if (batch.length >= this.batchSize) {
         if (this.stopped) return true;
@@ -659,10 +693,8 @@ class OplogSource extends Follower {
   }
 
   private async persist(): Promise<void> {
-    await this.writeResumePoint({
-      ts: this.position ?? null,
-      recent: [...this.seen].map((t) => new Timestamp(t)),
-    });
+    const recent = [...this.seen].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).slice(-SEEN_STORED_MAX);
+    await this.writeResumePoint({ ts: this.position ?? null, recent: recent.map((t) => new Timestamp(t)) });
     this.persistedAt = Date.now();
     this.movedByOthers = false;
   }

@@ -9,9 +9,8 @@
 //    the background at start, whenever the source loses its place, and, without a source, every
 //    `fullPassIntervalMs`. It compares each document's field hashes with its metadata's, so it
 //    reads the collection once and writes only what changed.
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { idKey, type CollectionStore, type PlainDocument, type StoredId } from '../store/collection-store.ts';
+import { CollectionStore, idKey, type PlainDocument, type StoredId } from '../store/collection-store.ts';
 import type { OutsideChange, OutsideChangeSource } from '../store/outside-changes.ts';
 import type { ReconcileCounts } from './reconcile.ts';
 import type { CollectionWriter } from './push.ts';
@@ -115,7 +114,9 @@ export class OutsideWrites {
   private async apply(changes: OutsideChange[]): Promise<void> {
     const byCollection = new Map<string, StoredId[]>();
     for (const change of changes) {
-      if (!this.collections.has(change.collection)) continue;
+      const followed = this.collections.get(change.collection);
+      // The gateway's own writes come back too: those need no repair, nor any read.
+      if (!followed || followed.store.isOwnWrite(change.id as StoredId, change.op, change.document as PlainDocument | undefined)) continue;
       const ids = byCollection.get(change.collection) ?? [];
       ids.push(change.id as StoredId);
       byCollection.set(change.collection, ids);
@@ -153,7 +154,7 @@ export class OutsideWrites {
       const known = new Map<string, { id: StoredId; digest: string | null }>();
       for await (const meta of store.meta.find({}, { projection: { hashes: 1, deleted: 1 } }).batchSize(5_000)) {
         if (this.stopped) return;
-        known.set(idKey(meta._id), { id: meta._id, digest: meta.deleted ? null : digest(meta.hashes ?? {}) });
+        known.set(idKey(meta._id), { id: meta._id, digest: meta.deleted ? null : CollectionStore.digest(meta.hashes ?? {}) });
       }
       let fresh = new Map<string, PlainDocument>();
       let changed: StoredId[] = [];
@@ -170,7 +171,7 @@ export class OutsideWrites {
         const was = known.get(key);
         known.delete(key);
         if (was === undefined) fresh.set(key, doc);
-        else if (was.digest === null || was.digest !== digest(store.fieldHashes(doc))) changed.push(doc._id);
+        else if (was.digest === null || was.digest !== CollectionStore.digest(store.fieldHashes(doc))) changed.push(doc._id);
         if (fresh.size + changed.length >= this.options.batchSize) await flush();
         if (Date.now() - lastLog > 10_000) {
           lastLog = Date.now();
@@ -190,10 +191,4 @@ export class OutsideWrites {
       log.error({ err: error }, 'full comparison pass failed; it runs again at the next start or loss of the resume point');
     }
   }
-}
-
-/** One string for a document's field hashes, the same for equal hashes whatever their order. */
-function digest(hashes: Record<string, string>): string {
-  const entries = Object.entries(hashes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return createHash('sha1').update(JSON.stringify(entries)).digest('base64url').slice(0, 16);
 }

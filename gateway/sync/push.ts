@@ -376,6 +376,10 @@ export class CollectionWriter {
       const state = plain ? this.store.queryableSnapshot(plain) : (replaces?._sync.state ?? this.store.queryableSnapshot({ ...this.store.toStored(doc), _id }));
       return toMeta(_id, { seq: seqs[i]!, updatedAt, deleted, state, ...this.store.history(replaces), stamps, hashes: plain ? this.store.fieldHashes(plain) : {}, invalid: null });
     });
+    // Recorded before the write: its report from the oplog can come before the write returns, and
+    // must not wait for these documents' locks. (A write that does not land is read again and
+    // repaired by the next round, whatever the report did.)
+    for (const meta of metas) this.store.wrote(meta._id, meta);
     const { matched, duplicates } = await this.store.writeMany(this.store.documents, docOps);
     const replacing = planned.flatMap((p, i) => (p.replaces && !p.doc._deleted ? [i] : []));
     // A replacement that matched nothing found its document deleted by another service.

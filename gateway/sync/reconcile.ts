@@ -178,6 +178,7 @@ export class Reconciler {
         else pending = metas;
       }
     }
+    for (const meta of metas) this.store.wrote(meta._id, meta);
     this.onCommitted();
     return { written: metas, taken };
   }

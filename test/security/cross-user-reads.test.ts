@@ -46,7 +46,7 @@ describe('another user’s documents', () => {
     // Bob's task is given to Ann, and Ann's tasks change (and one is deleted).
     const writer = gateway.collections.get('tasks')!.writer;
     const moved = { ...newTask({ id: 'bob-moved', ownerId: 'ann', title: 'now ann secret title' }), _deleted: false };
-    const stored = (await gateway.collections.get('tasks')!.store.findByIds(['bob-moved'])).get('bob-moved')!;
+    const stored = (await gateway.collections.get('tasks')!.store.current('bob-moved'))!;
     expect((await writer.push([{ assumedMasterState: gateway.collections.get('tasks')!.store.toWire(stored), newDocumentState: moved }])).conflicts).toEqual([]);
     await seed(gateway, 'tasks', [newTask({ id: 'ann-secret-new', ownerId: 'ann', title: 'ann secret title new' })]);
     const gone = annTasks[0]!;

@@ -21,7 +21,7 @@ it('updateTask never answers with a state the user may no longer read (concurren
     if (armed && permissions !== UNRESTRICTED) {
       // The lead's write lands right after Bob's: Bob is unassigned, the title becomes secret.
       armed = false;
-      const stored = (await store.findByIds(['shared'])).get('shared')!;
+      const stored = (await store.current('shared'))!;
       const moved = { ...base, assigneeIds: ['carl'], title: 'LEAD-SECRET-TITLE', _deleted: false };
       expect((await push([{ assumedMasterState: store.toWire(stored), newDocumentState: moved }], UNRESTRICTED)).rejected).toEqual([]);
     }

@@ -33,7 +33,9 @@ describe('forged writes', () => {
     expect(await push([tombstone('bob-offline', { ownerId: 'bob' })])).toEqual({ conflicts: [], rejected: [] });
     expect(await push([tombstone('ann-existing', { ownerId: 'bob' })])).toEqual({ conflicts: [], rejected: [] });
 
-    expect(await db.collection('tasks').countDocuments()).toBe(2);
+    // Ann's task, and Bob's tombstone beside the documents (deletes leave no document).
+    expect(await db.collection('tasks').countDocuments()).toBe(1);
+    expect(await db.collection('_tributary_sync_tasks').countDocuments()).toBe(2);
     expect(await syncedDocument(db, 'tasks', 'ann-existing')).toMatchObject({ ownerId: 'ann', _sync: { deleted: false } });
     expect(await syncedDocument(db, 'tasks', 'bob-offline')).toMatchObject({ ownerId: 'bob', _sync: { deleted: true } });
 
