@@ -186,7 +186,7 @@ describe('outside changes from the oplog (FerretDB)', () => {
     const one = await follow(client, db, ['tasks']);
     const two = await follow(otherClient, db2, ['tasks']);
     const writers = 8;
-    const each = 25;
+    const each = 50;
     await Promise.all(
       Array.from({ length: writers }, async (_, w) => {
         // One connection per writer, so that FerretDB really runs them at once.
@@ -203,7 +203,10 @@ describe('outside changes from the oplog (FerretDB)', () => {
         .filter((w) => w % 2 === parity)
         .flatMap((w) => Array.from({ length: each }, (_, i) => `w${w}-${i}`))
         .sort();
-    await waitFor('every insert, in both', () => new Set(one.changes.map((c) => c.id)).size === expected(0).length && new Set(two.changes.map((c) => c.id)).size === expected(1).length);
+    await waitFor('every insert, in both', () => new Set(one.changes.map((c) => c.id)).size === expected(0).length && new Set(two.changes.map((c) => c.id)).size === expected(1).length).catch((error) => {
+      const missing = (r: Recorder, parity: number) => expected(parity).filter((id) => !r.changes.some((c) => c.id === id));
+      throw new Error(`${String(error)}; missing ${JSON.stringify([missing(one, 0), missing(two, 1)])}; lost ${JSON.stringify([one.lost, two.lost])}`);
+    });
     expect([...new Set(one.changes.map((c) => c.id as string))].sort()).toEqual(expected(0));
     expect([...new Set(two.changes.map((c) => c.id as string))].sort()).toEqual(expected(1));
     await new Promise((r) => setTimeout(r, 300));
