@@ -14,7 +14,7 @@
 // that finds the `_id` taken, or an update whose document is gone, lost a race with another
 // writer and is re-evaluated. No multi-document transactions: FerretDB v1 has none, and one
 // gateway instance per database is what is supported until the locks are shared (ARCHITECTURE.md).
-import type { AnyBulkWriteOperation } from 'mongodb';
+import type { AnyBulkWriteOperation, UpdateFilter } from 'mongodb';
 import { pino, type Logger } from 'pino';
 import { COMPENSATING_WRITE_CODE, REJECTION_CODES, type PushRejection, type PushResult, type PushRow, type SyncDocument } from '../../protocol/messages.ts';
 import { accessDenial, hiddenFieldNamed, inSet, preMergeDenial, UNRESTRICTED, withHiddenFieldsOf, writeDenial, type CollectionPermissions, type WriteDenial } from '../rules/permissions.ts';
@@ -23,9 +23,9 @@ import { formatStamp, HybridLogicalClock, parseStamp } from '../../protocol/hlc.
 import { allStamps, mergedFields, recordChange, SERVER_NODE, stampsProblem, type MergedFields } from '../../protocol/field-state.ts';
 import { unsafeKeyPath } from '../../protocol/paths.ts';
 import { isDeepStrictEqual } from 'node:util';
-import { DELETED_FIELD, STAMPS_FIELD } from '../../protocol/model.ts';
+import { DELETED_FIELD, PRIMARY_KEY, STAMPS_FIELD } from '../../protocol/model.ts';
 import { toStoredFields } from '../../protocol/bson-values.ts';
-import { byId, idKey, toMeta, withoutStamps, type CollectionStore, type MetaDocument, type PlainDocument, type StoredDocument, type StoredId } from '../store/collection-store.ts';
+import { byId, canonical, idKey, toMeta, withoutStamps, type CollectionStore, type MetaDocument, type PlainDocument, type StoredDocument, type StoredId } from '../store/collection-store.ts';
 import { Reconciler, type ReconcileCounts } from './reconcile.ts';
 import { merge, type ConflictStrategy, type Stamps, type Version } from './merge.ts';
 import { sameState } from './same-state.ts';
@@ -355,8 +355,13 @@ export class CollectionWriter {
 
   /**
    * Writes the documents, then the metadata of those that landed. Returns, per planned write,
-   * whether it landed: an insert whose `_id` was taken, or a replacement of a document that
-   * is gone, met another service's write (the next round reads and repairs it).
+   * whether it landed: an insert whose `_id` was taken, or an update of a document that is gone,
+   * met another service's write (the next round reads and repairs it).
+   *
+   * An update sets and unsets only the fields the merge changed, and adds a counter's
+   * difference with `$inc`: another service's write that lands between this push's read and
+   * its write keeps its other fields and its increments (the repair that its report triggers
+   * then stamps what it changed; reconcile.ts).
    */
   private async writeDocuments(planned: PlannedWrite[], seqs: number[], updatedAt: Date): Promise<boolean[]> {
     const docOps: AnyBulkWriteOperation<PlainDocument>[] = [];
@@ -365,9 +370,10 @@ export class CollectionWriter {
       const _id = this.store.storedId(doc.id);
       const deleted = doc._deleted === true;
       const plain = deleted ? null : ({ ...this.store.outsideFields(replaces), ...this.store.toStored(doc), _id } as PlainDocument);
+      const update = plain && replaces ? this.fieldUpdate(replaces, plain) : null;
       const op: AnyBulkWriteOperation<PlainDocument> | null = plain
         ? replaces
-          ? { replaceOne: { filter: byId(_id), replacement: plain } }
+          ? update && { updateOne: { filter: byId(_id), update } }
           : ({ insertOne: { document: plain } } as AnyBulkWriteOperation<PlainDocument>)
         : replaces
           ? { deleteOne: { filter: byId(_id) } }
@@ -381,17 +387,48 @@ export class CollectionWriter {
     // repaired by the next round, whatever the report did.)
     for (const meta of metas) this.store.wrote(meta._id, meta);
     const { matched, duplicates } = await this.store.writeMany(this.store.documents, docOps);
-    const replacing = planned.flatMap((p, i) => (p.replaces && !p.doc._deleted ? [i] : []));
-    // A replacement that matched nothing found its document deleted by another service.
-    const present = matched < replacing.length ? (await this.store.readRaw(replacing.map((i) => metas[i]!._id))).docs : null;
+    const updating = planned.flatMap((p, i) => (p.replaces && !p.doc._deleted && opOf[i] !== null ? [i] : []));
+    // An update that matched nothing found its document deleted by another service.
+    const present = matched < updating.length ? (await this.store.readRaw(updating.map((i) => metas[i]!._id))).docs : null;
     const landed = planned.map((p, i) => {
       const op = opOf[i];
       if (op !== null && op !== undefined && duplicates.has(op)) return false;
-      return !(present && p.replaces && !p.doc._deleted && !present.has(idKey(metas[i]!._id)));
+      return !(present && updating.includes(i) && !present.has(idKey(metas[i]!._id)));
     });
-    const metaOps = metas.flatMap((m, i): AnyBulkWriteOperation<MetaDocument>[] => (landed[i] ? [{ replaceOne: { filter: byId(m._id), replacement: m, upsert: true } }] : []));
-    await this.store.writeMany(this.store.meta, metaOps);
+    // A new document's metadata is inserted (one command for all: an update is a statement each
+    // on FerretDB); one that exists after all (written by another instance) is replaced.
+    const replace = (m: MetaDocument) => ({ replaceOne: { filter: byId<MetaDocument>(m._id), replacement: m, upsert: true } }) as AnyBulkWriteOperation<MetaDocument>;
+    const insert = (m: MetaDocument) => ({ insertOne: { document: m } }) as unknown as AnyBulkWriteOperation<MetaDocument>;
+    const landedAt = planned.flatMap((_, i) => (landed[i] ? [i] : []));
+    const taken = (await this.store.writeMany(this.store.meta, landedAt.map((i) => (planned[i]!.replaces ? replace(metas[i]!) : insert(metas[i]!))))).duplicates;
+    if (taken.size > 0) await this.store.writeMany(this.store.meta, [...taken].map((k) => replace(metas[landedAt[k]!]!)));
     return landed;
+  }
+
+  /** The update from the stored document to `next`, field by field; null when no field changed. */
+  private fieldUpdate(stored: StoredDocument, next: PlainDocument): UpdateFilter<PlainDocument> | null {
+    const set: Record<string, unknown> = {};
+    const unset: Record<string, ''> = {};
+    const inc: Record<string, number> = {};
+    for (const { name, merge } of this.store.model.fields) {
+      if (name === PRIMARY_KEY) continue;
+      const had = Object.hasOwn(stored, name);
+      const has = Object.hasOwn(next, name) && next[name] !== undefined;
+      if (!has) {
+        if (had) unset[name] = '';
+        continue;
+      }
+      if (had && canonical(stored[name]) === canonical(next[name])) continue;
+      const from = numberValue(stored[name]);
+      const to = numberValue(next[name]);
+      if (merge === 'counter' && from !== null && to !== null) inc[name] = to - from;
+      else set[name] = next[name];
+    }
+    const update: UpdateFilter<PlainDocument> = {};
+    if (Object.keys(set).length > 0) update.$set = set;
+    if (Object.keys(unset).length > 0) update.$unset = unset;
+    if (Object.keys(inc).length > 0) update.$inc = inc as UpdateFilter<PlainDocument>['$inc'];
+    return Object.keys(update).length > 0 ? update : null;
   }
 
   /**
@@ -518,3 +555,10 @@ function checkRow(row: unknown, store: CollectionStore): PushRejection | null {
 }
 
 const silentLog: Logger = pino({ enabled: false });
+
+/** A stored number of any BSON type as a number, or null. */
+function numberValue(value: unknown): number | null {
+  if (typeof value === 'number') return value;
+  const type = (value as { _bsontype?: string } | null)?._bsontype;
+  return type === 'Int32' || type === 'Double' ? Number(value!.valueOf()) : null;
+}

@@ -77,7 +77,9 @@ export class Reconciler {
       if (next) updates.push(next);
     }
     if (updates.length > 0) {
-      const { written, taken } = await this.writeMetadata(updates, insertOnly);
+      // Metadata that did not exist is inserted (one command; an update is a statement each on FerretDB).
+      const inserts = new Set(updates.filter((m) => insertOnly || !metas.has(idKey(m._id))).map((m) => idKey(m._id)));
+      const { written, taken } = await this.writeMetadata(updates, inserts);
       for (const meta of written) metas.set(idKey(meta._id), meta);
       if (taken.length > 0) {
         // Written meanwhile (a push adopted them first): read and repaired like any other.
@@ -156,16 +158,16 @@ export class Reconciler {
 
   /**
    * Sequences and writes metadata under one lease (re-sequenced if the lease expired first).
-   * `insertOnly`: inserted, and the ids whose metadata exists already come back as `taken`.
+   * Those in `inserts` are inserted, and the ids whose metadata exists after all come back as `taken`.
    */
-  private async writeMetadata(updates: MetaDocument[], insertOnly: boolean): Promise<{ written: MetaDocument[]; taken: StoredId[] }> {
+  private async writeMetadata(updates: MetaDocument[], inserts: Set<string>): Promise<{ written: MetaDocument[]; taken: StoredId[] }> {
     let metas: MetaDocument[] = [];
     let taken: StoredId[] = [];
     for (let attempt = 0, pending = updates; pending.length > 0; attempt++) {
       if (attempt === MAX_RESEQUENCE_ATTEMPTS) throw new Error(`could not sequence ${pending.length} outside changes within the lease TTL ${attempt} times`);
       const lease = await this.store.sequencer.allocate(pending.length);
       metas = pending.map((m, i) => ({ ...m, seq: lease.lo + i }) as MetaDocument);
-      const ops = metas.map((m): AnyBulkWriteOperation<MetaDocument> => (insertOnly && attempt === 0 ? ({ insertOne: { document: m } } as unknown as AnyBulkWriteOperation<MetaDocument>) : { replaceOne: { filter: byId(m._id), replacement: m, upsert: true } }));
+      const ops = metas.map((m): AnyBulkWriteOperation<MetaDocument> => (inserts.has(idKey(m._id)) && attempt === 0 ? ({ insertOne: { document: m } } as unknown as AnyBulkWriteOperation<MetaDocument>) : { replaceOne: { filter: byId(m._id), replacement: m, upsert: true } }));
       try {
         const { duplicates } = await this.store.writeMany(this.store.meta, ops);
         if (duplicates.size > 0) {
