@@ -29,6 +29,8 @@ export interface GatewayConfig {
   invalidDocuments: InvalidDocumentPolicy;
   /** Without a change stream or oplog, how often every collection is compared in full with its sync metadata (0: at start only). */
   fullPassIntervalMs: number;
+  /** Follow other services' writes live (change streams, FerretDB's oplog); false: full passes only. */
+  followOutsideChanges: boolean;
   maxPullLimit: number;
   maxPushRows: number;
   maxListLimit: number;
@@ -80,6 +82,7 @@ export const DEFAULTS: Omit<GatewayConfig, 'mongoUri'> = {
   pollIntervalMs: 250,
   invalidDocuments: 'skip',
   fullPassIntervalMs: 60_000,
+  followOutsideChanges: true,
   maxPullLimit: 5_000,
   maxPushRows: 1_000,
   maxListLimit: 1_000,
@@ -124,6 +127,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<Gatewa
     pollIntervalMs: int('TRIBUTARY_POLL_INTERVAL_MS', DEFAULTS.pollIntervalMs),
     invalidDocuments: invalidPolicy(env.TRIBUTARY_INVALID_DOCUMENTS),
     fullPassIntervalMs: int('TRIBUTARY_FULL_PASS_INTERVAL_MS', DEFAULTS.fullPassIntervalMs),
+    followOutsideChanges: env.TRIBUTARY_FOLLOW_OUTSIDE_CHANGES !== 'false',
     maxPullLimit: int('TRIBUTARY_MAX_PULL_LIMIT', DEFAULTS.maxPullLimit),
     maxPushRows: int('TRIBUTARY_MAX_PUSH_ROWS', DEFAULTS.maxPushRows),
     maxListLimit: int('TRIBUTARY_MAX_LIST_LIMIT', DEFAULTS.maxListLimit),

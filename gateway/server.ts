@@ -25,7 +25,7 @@ import { CollectionStore } from './store/collection-store.ts';
 import { CollectionWriter } from './sync/push.ts';
 import { createValidator } from './sync/validate.ts';
 import { OutsideWrites } from './sync/outside-writes.ts';
-import { detectOutsideChangeSource } from './store/outside-changes.ts';
+import { detectOutsideChangeSource, NO_OUTSIDE_CHANGES } from './store/outside-changes.ts';
 
 /** Where outside-change sources keep their resume points. */
 const RESUME_COLLECTION = '_tributary_resume';
@@ -78,11 +78,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     collections.set(collectionModel.name, { model: collectionModel, store, writer, feed });
   }
   // Documents already in MongoDB, and what other services write (sync/outside-writes.ts).
-  const source = await detectOutsideChangeSource(mongo, db, {
-    collections: model.collections.map((c) => c.name),
-    resumeStore: db.collection(RESUME_COLLECTION),
-    log,
-  });
+  const source = config.followOutsideChanges
+    ? await detectOutsideChangeSource(mongo, db, { collections: model.collections.map((c) => c.name), resumeStore: db.collection(RESUME_COLLECTION), log })
+    : NO_OUTSIDE_CHANGES;
   outsideWrites = new OutsideWrites(collections, source, { fullPassIntervalMs: config.fullPassIntervalMs, batchSize: 500, log });
   await outsideWrites.start();
 

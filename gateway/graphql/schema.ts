@@ -377,7 +377,8 @@ async function withinQueryTime<T>(limits: ApiLimits, query: () => Promise<T>): P
   try {
     return await query();
   } catch (error) {
-    if ((error as { code?: unknown }).code === MAX_TIME_EXPIRED) {
+    // (Number: read with promoteValues off, a server error's code is an Int32.)
+    if (Number((error as { code?: unknown }).code) === MAX_TIME_EXPIRED) {
       throw new GraphQLError(`the query took longer than ${limits.maxQueryTimeMs} ms; narrow the filter`, { extensions: { code: 'QUERY_TIMEOUT' } });
     }
     throw error;

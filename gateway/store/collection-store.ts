@@ -267,7 +267,8 @@ export class CollectionStore {
       } catch (error) {
         if (!(error instanceof MongoBulkWriteError) || error.writeErrors === undefined) throw error;
         const writeErrors = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors];
-        if (writeErrors.some((e) => e.code !== 11000)) throw error;
+        // (Number: with promoteValues off, a code may come as an Int32.)
+        if (writeErrors.some((e) => Number(e.code) !== 11000)) throw error;
         for (const e of writeErrors) duplicates.add(start + e.index);
         matched += error.result.matchedCount;
       }

@@ -96,8 +96,11 @@ export async function detectOutsideChangeSource(client: MongoClient, db: Db, opt
     { database: db.databaseName },
     'outside changes: the store has neither change streams nor a readable oplog; writes made to it by other services will be seen only by the periodic full comparison passes',
   );
-  return { kind: 'none', async start() {}, async stop() {} };
+  return NO_OUTSIDE_CHANGES;
 }
+
+/** No source: other services' writes are seen by full comparison passes only. */
+export const NO_OUTSIDE_CHANGES: OutsideChangeSource = { kind: 'none', async start() {}, async stop() {} };
 
 /** Keeps the last op per (collection, id), at the position of that last op. */
 export function coalesce(changes: OutsideChange[]): OutsideChange[] {
