@@ -24,7 +24,7 @@ describe('documents already in MongoDB', () => {
     // Fields of another service's stay in the document and never leave the gateway.
     await db.collection('tasks').updateOne({ _id: 'legacy-0' as never }, { $set: { billingCode: 'B-7' } });
 
-    const gateway = await startTestGateway({ database });
+    const gateway = await startTestGateway({ database, followOutsideChanges: true });
     await gateway.outsideWrites.settled();
     const ready = (await (await fetch(gateway.httpUrl.replace('/graphql', '/ready'))).json()) as { outsideWrites: { passes: Record<string, { state: string; counts: { adopted: number } }> } };
     expect(ready.outsideWrites.passes.tasks).toMatchObject({ state: 'done', counts: { adopted: 300 } });
@@ -51,7 +51,7 @@ describe('documents already in MongoDB', () => {
       const database = uniqueName(`invalid_${policy}`);
       const db = await openDb(database);
       await db.collection('tasks').insertMany([legacyTask('good'), legacyTask('no-title', { title: undefined }), legacyTask('bad-status', { status: 'LOST' })] as never[]);
-      const gateway = await startTestGateway({ database, invalidDocuments: policy });
+      const gateway = await startTestGateway({ database, invalidDocuments: policy, followOutsideChanges: true });
       await gateway.outsideWrites.settled();
       const ready = (await (await fetch(gateway.httpUrl.replace('/graphql', '/ready'))).json()) as { outsideWrites: { invalidDocuments: Record<string, number> } };
       expect(ready.outsideWrites.invalidDocuments.tasks).toBe(2);
@@ -76,7 +76,7 @@ describe('writes other services make while the gateway runs', () => {
   // The latency itself is measured in bench/ (outside-writes: p50 and p99 under load); here each
   // change must arrive live, well before a resync or a full pass could have brought it.
   it('reach two live clients, each change on its own, and a client that was offline by pull', async () => {
-    const gateway = await startTestGateway();
+    const gateway = await startTestGateway({ followOutsideChanges: true });
     const db = await openDb(gateway.database);
     const tasks = db.collection('tasks');
     const [alice, bob, carol] = await Promise.all([openTestClient(gateway.wsUrl), openTestClient(gateway.wsUrl), openTestClient(gateway.wsUrl)]);
@@ -119,7 +119,7 @@ describe('writes other services make while the gateway runs', () => {
   });
 
   it('merge like unstamped writes: an offline edit of another field survives, counters add up, a delete wins', async () => {
-    const gateway = await startTestGateway();
+    const gateway = await startTestGateway({ followOutsideChanges: true });
     const db = await openDb(gateway.database);
     const device = await openTestClient(gateway.wsUrl);
     const task = newTask({ title: 'before', minutesLogged: 10 });
@@ -153,7 +153,7 @@ describe('writes other services make while the gateway runs', () => {
   });
 
   it('are not delivered twice: a gateway write reaches a client once', async () => {
-    const gateway = await startTestGateway();
+    const gateway = await startTestGateway({ followOutsideChanges: true });
     const seen: string[] = [];
     const watcher = await openTestClient(gateway.wsUrl);
     watcher.collections.tasks!.$.subscribe((event) => seen.push(`${event.documentId}:${event.operation}`));

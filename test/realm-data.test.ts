@@ -50,7 +50,7 @@ describe('a database a Realm app left behind', () => {
     const projects = Array.from({ length: 50 }, () => new ObjectId());
     await db.collection('Project').insertMany(projects.map((_id, i) => ({ _id, name: `Project ${i}` })) as never[]);
     // Decimal128 only where the store holds it (see the header).
-    const gateway = await startTestGateway({ database, schemaPath: SCHEMA_PATH });
+    const gateway = await startTestGateway({ database, schemaPath: SCHEMA_PATH, followOutsideChanges: true });
     const decimals = currentBsonSupport().decimal128;
     const seeded: Array<Record<string, unknown>> = [];
     for (let i = 0; i < DOCUMENTS; i += 1_000) {

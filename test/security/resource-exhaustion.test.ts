@@ -89,9 +89,7 @@ describe('resource exhaustion', () => {
     const maxQueuedBytes = 1024 * 1024;
     // The socket sweep (maxBufferedBytes) is not what bounds it here: graphql-ws sends one message
     // at a time, so the socket never holds more than one; the queue behind it is what grows.
-    // Not following FerretDB's oplog: 40 MB of 40 KB documents through it cost minutes here
-    // (every read of FerretDB's oplog decodes all of it; bench/README.md, ARCHITECTURE.md).
-    const gateway = await startTestGateway({ maxQueuedBytes, maxBufferedBytes: 64 * 1024 * 1024, followOutsideChanges: false });
+    const gateway = await startTestGateway({ maxQueuedBytes, maxBufferedBytes: 64 * 1024 * 1024 });
     const ops = tasksOps(gateway);
 
     // A raw graphql-ws conversation whose TCP reading we can stop.
