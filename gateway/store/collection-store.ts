@@ -15,7 +15,7 @@ import { MongoBulkWriteError, type AnyBulkWriteOperation, type Collection, type 
 import type { Stamps } from '../../protocol/field-state.ts';
 import { DELETED_FIELD, PRIMARY_KEY, queryableFields, STAMPS_FIELD, type CollectionModel } from '../../protocol/model.ts';
 import type { SyncDocument } from '../../protocol/messages.ts';
-import { CursorCache } from './cursor-cache.ts';
+import { CursorCache, sizeOf } from './cursor-cache.ts';
 import { Sequencer, type CounterDocument } from './sequencer.ts';
 import type { Semaphore, StoreLimits } from './store-limits.ts';
 
@@ -399,6 +399,9 @@ export function canonical(value: unknown): string {
   return `{${entries.join(',')}}`;
 }
 
+const JOIN_BATCH_BYTES = 1024 * 1024;
+const JOIN_BATCH_DOCUMENTS = 1_000;
+
 /**
  * Reads a cursor in the batches the store sends and joins each batch in one more read. Nothing
  * is read past what `next()` has been asked for beyond the current batch, so a cursor kept
@@ -417,7 +420,14 @@ class JoinedCursor<T> implements DocumentCursor {
     while (this.at === this.buffer.length) {
       const first = await this.source.next();
       if (first === null) return null;
-      const batch = [first, ...this.source.readBufferedDocuments()];
+      // What the driver has buffered, up to a mebibyte: a batch is joined (copied) at once, and
+      // big documents must not be held twice over (pages are bounded in bytes: readPage).
+      const batch: T[] = [first];
+      for (let bytes = sizeOf(first); bytes < JOIN_BATCH_BYTES && batch.length < JOIN_BATCH_DOCUMENTS && this.source.bufferedCount() > 0; ) {
+        const next = this.source.readBufferedDocuments(1)[0] as T;
+        batch.push(next);
+        bytes += sizeOf(next);
+      }
       this.buffer = await this.joinBatch(batch);
       this.at = 0;
     }
