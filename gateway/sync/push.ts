@@ -436,6 +436,11 @@ export class CollectionWriter {
    * sequences: give the documents fresh sequences above every reader's horizon.
    */
   private async resequence(written: Array<{ id: StoredId; seq: number }>): Promise<void> {
+    // In parts of the current part size, each under its own lease, like the write itself.
+    for (let start = 0; start < written.length; start += this.partSize) await this.resequencePart(written.slice(start, start + this.partSize));
+  }
+
+  private async resequencePart(written: Array<{ id: StoredId; seq: number }>): Promise<void> {
     let items = written;
     for (let attempt = 0; items.length > 0; attempt++) {
       // Each attempt is one small update per document; if even that cannot finish within the
