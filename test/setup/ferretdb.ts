@@ -21,7 +21,9 @@ export async function setup(project: TestProject): Promise<void> {
     return;
   }
   dataDir = mkdtempSync(join(tmpdir(), 'tributary-test-'));
-  store = await startEmbeddedFerretDB({ dataDir });
+  // A longer oplog than the embedded default (250): the suite's parallel files write a lot, and
+  // a follower that falls that far behind loses its place (outside-changes.test.ts).
+  store = await startEmbeddedFerretDB({ dataDir, oplog: { maxEntries: 2_000 } });
   project.provide('mongoUri', store.uri);
 }
 
