@@ -11,7 +11,7 @@
 // The engine works on the two joined (`StoredDocument`): reads join them here, in batches.
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import { MongoBulkWriteError, type AnyBulkWriteOperation, type Collection, type Db, type Filter, type FindCursor } from 'mongodb';
+import { Binary, BSON, MongoBulkWriteError, type AnyBulkWriteOperation, type Collection, type Db, type Filter, type FindCursor } from 'mongodb';
 import type { Stamps } from '../../protocol/field-state.ts';
 import { DELETED_FIELD, PRIMARY_KEY, queryableFields, STAMPS_FIELD, type CollectionModel } from '../../protocol/model.ts';
 import type { SyncDocument } from '../../protocol/messages.ts';
@@ -53,19 +53,49 @@ export type StoredId = string | number | object;
  * A document of the side collection: the metadata of the document with the same `_id`. Its
  * stamps are kept as JSON text: their keys are field paths with dots and set elements of any
  * spelling, which MongoDB key rules (and FerretDB's stricter ones) do not all allow.
+ *
+ * `version` is the document as this sequence number made it, as BSON (every value keeps its
+ * type, and no key of another service's is parsed by the store): what pulls, live changes and
+ * bootstraps send, read from the side collection alone (ARCHITECTURE.md, "Versions"). Absent on
+ * tombstones.
  */
-export type MetaDocument = { _id: StoredId } & Omit<SyncMetadata, 'stamps'> & { stamps?: string };
+export type MetaDocument = { _id: StoredId } & Omit<SyncMetadata, 'stamps'> & { stamps?: string; version?: Binary };
 
-/** The metadata as the side collection stores it. */
-export function toMeta(id: StoredId, sync: SyncMetadata): MetaDocument {
+/** The metadata as the side collection stores it, with the version of the document it describes (none for a tombstone). */
+export function toMeta(id: StoredId, sync: SyncMetadata, document: PlainDocument | null): MetaDocument {
   const { stamps, ...rest } = sync;
-  return { _id: id, ...rest, ...(stamps === undefined ? {} : { stamps: JSON.stringify(stamps) }) };
+  const meta: MetaDocument = { _id: id, ...rest, ...(stamps === undefined ? {} : { stamps: JSON.stringify(stamps) }) };
+  if (document && !sync.deleted) {
+    const { _id, ...fields } = document;
+    meta.version = new Binary(BSON.serialize(fields));
+  }
+  return meta;
 }
 
 /** The metadata of a side-collection document. */
 export function fromMeta(meta: MetaDocument): SyncMetadata {
-  const { _id, stamps, ...rest } = meta;
+  const { _id, stamps, version, ...rest } = meta;
   return { ...rest, ...(stamps === undefined ? {} : { stamps: JSON.parse(stamps) as Stamps }) };
+}
+
+/** The document a side-collection entry describes, as its sequence made it (values as stored, like `documents` reads them). */
+export function versionOf(meta: MetaDocument): PlainDocument | undefined {
+  if (!meta.version) return undefined;
+  return { ...BSON.deserialize(meta.version.buffer, { promoteValues: false }), _id: meta._id };
+}
+
+/**
+ * A filter on the documents' queryable fields, over the side collection: there each version's
+ * queryable fields are in `state` (SyncMetadata.state). Keys of `$and`/`$or`/`$nor` recurse;
+ * `_id` is the same in both.
+ */
+export function onQueryableState(filter: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(filter).map(([key, value]) => {
+      if (key.startsWith('$')) return [key, Array.isArray(value) ? value.map((f) => onQueryableState(f as Record<string, unknown>)) : value];
+      return [key === '_id' ? key : `state.${key}`, value];
+    }),
+  );
 }
 
 /** A document as the engine sees it: the stored fields (none for a tombstone) and `_sync`. */
@@ -136,13 +166,21 @@ export class CollectionStore {
     await this.sequencer.init();
     await this.meta.createIndex({ seq: 1 }, { name: 'tributary_seq' });
     for (const field of queryableFields(this.model)) {
-      if (field.name !== PRIMARY_KEY) await this.documents.createIndex({ [field.name]: 1 }, { name: `tributary_q_${field.name}` });
+      if (field.name === PRIMARY_KEY) continue;
+      // Plain queries read the documents; bootstraps read the versions (bootstrap.ts).
+      await this.documents.createIndex({ [field.name]: 1 }, { name: `tributary_q_${field.name}` });
+      await this.meta.createIndex({ [`state.${field.name}`]: 1 }, { name: `tributary_q_${field.name}` });
     }
   }
 
-  /** The queryable fields of a stored version, as `_sync.state` keeps them. */
+  /**
+   * The queryable fields of a stored version, as `_sync.state` keeps them (a field the document
+   * lacks stays absent, so `$exists` means the same on the side collection).
+   */
   queryableSnapshot(stored: PlainDocument): Record<string, unknown> {
-    return Object.fromEntries(queryableFields(this.model).map((f) => (f.name === PRIMARY_KEY ? ['_id', stored._id] : [f.name, stored[f.name] ?? null])));
+    return Object.fromEntries(
+      queryableFields(this.model).flatMap((f) => (f.name === PRIMARY_KEY ? [['_id', stored._id]] : stored[f.name] === undefined ? [] : [[f.name, stored[f.name]]])),
+    );
   }
 
   /** The most updates that go under one sequence lease (store-limits.ts). */
@@ -309,28 +347,56 @@ export class CollectionStore {
     return (await this.findByIds([id])).get(idKey(id));
   }
 
-  /** Changes with afterSeq < seq <= upTo, in sequence order. */
+  /** Changes with afterSeq < seq <= upTo, in sequence order: the versions, from the side collection alone. */
   changesCursor(afterSeq: number, upTo: number, batchSize: number): DocumentCursor {
     const metas = this.meta.find({ seq: { $gt: afterSeq, $lte: upTo } } as Filter<MetaDocument>).sort({ seq: 1 }).batchSize(batchSize);
-    return new JoinedCursor(metas, async (batch) => {
-      const docs = await this.readByIds(this.documents, batch.filter((m) => !m.deleted).map((m) => m._id));
-      const byId = new Map(docs.map((d) => [idKey(d._id), d]));
-      // A live version whose document is gone was deleted since: its tombstone comes later.
-      return batch.flatMap((m) => (m.deleted || byId.has(idKey(m._id)) ? [this.join(byId.get(idKey(m._id)), m)!] : []));
+    return new JoinedCursor(metas, (batch) => this.versions(batch));
+  }
+
+  /**
+   * Live versions whose queryable fields match `filter` (a filter on the documents, see
+   * onQueryableState) and that `where` (on the side collection) selects, from the side
+   * collection alone, in `_id` order (bootstraps, a change of permissions).
+   */
+  versionsCursor(filter: Filter<PlainDocument>, where: Filter<MetaDocument> = {}, options: { batchSize?: number; maxTimeMs?: number } = {}): DocumentCursor {
+    const query = { $and: [onQueryableState(filter as Record<string, unknown>), { deleted: false }, where] } as Filter<MetaDocument>;
+    let metas = this.meta.find(query).sort({ _id: 1 });
+    if (options.batchSize) metas = metas.batchSize(options.batchSize);
+    if (options.maxTimeMs) metas = metas.maxTimeMS(options.maxTimeMs);
+    return new JoinedCursor(metas, async (batch) => (await this.versions(batch)).filter((d) => !d._sync.deleted));
+  }
+
+  /** How many live versions `versionsCursor` would read. */
+  countVersions(filter: Filter<PlainDocument>, where: Filter<MetaDocument> = {}, maxTimeMs?: number): Promise<number> {
+    const query = { $and: [onQueryableState(filter as Record<string, unknown>), { deleted: false }, where] } as Filter<MetaDocument>;
+    return this.meta.countDocuments(query, maxTimeMs ? { maxTimeMS: maxTimeMs } : {});
+  }
+
+  /**
+   * Side-collection entries as the engine sees them. Metadata written without its version (by
+   * an older gateway) is joined with the document as it is now; a live one whose document is
+   * gone was deleted since, and its tombstone comes later.
+   */
+  private async versions(batch: MetaDocument[]): Promise<StoredDocument[]> {
+    const unversioned = batch.filter((m) => !m.deleted && !m.version);
+    const docs = new Map((await this.readByIds(this.documents, unversioned.map((m) => m._id))).map((d) => [idKey(d._id), d]));
+    return batch.flatMap((m) => {
+      const doc = m.version ? versionOf(m) : docs.get(idKey(m._id));
+      return m.deleted || doc ? [this.join(doc, m)!] : [];
     });
   }
 
   /**
-   * Documents from a query on the documents themselves (bootstraps, plain lists), joined with
-   * their metadata; documents not adopted yet, and those `keep` refuses, are left out.
+   * Documents from a query on the documents themselves (plain lists: any field, as they are
+   * now), joined with their metadata; documents not adopted yet are left out.
    */
-  documentsCursor(cursor: FindCursor<PlainDocument>, keep: (meta: MetaDocument) => boolean = () => true): DocumentCursor {
+  documentsCursor(cursor: FindCursor<PlainDocument>): DocumentCursor {
     return new JoinedCursor(cursor, async (batch) => {
       const metas = await this.readByIds(this.meta, batch.map((d) => d._id));
       const byId = new Map(metas.map((m) => [idKey(m._id), m]));
       return batch.flatMap((d) => {
         const meta = byId.get(idKey(d._id));
-        const joined = meta && keep(meta) ? this.join(d, meta) : null;
+        const joined = meta ? this.join(d, meta) : null;
         return joined && !joined._sync.deleted ? [joined] : [];
       });
     });

@@ -1,5 +1,5 @@
 // Bootstrap: the documents a newly added subscription query selects, as of one snapshot
-// sequence, in pages ordered by id, with an estimate of the total for progress. Documents the
+// sequence (their versions in the side collection: collection-store.ts), in pages ordered by id, with an estimate of the total for progress. Documents the
 // client already receives through its other queries are excluded, so changing a subscription
 // set re-sends nothing the client holds. Changes after the snapshot reach the client through
 // pull and stream, which already use the new view. A page ends early once its documents reach
@@ -9,7 +9,7 @@ import type { Filter } from 'mongodb';
 import type { BootstrapPage } from '../../protocol/messages.ts';
 import type { CompiledFilter } from '../query/filter.ts';
 import { shape, type View } from './view.ts';
-import type { CollectionStore, PlainDocument, StoredDocument } from '../store/collection-store.ts';
+import type { CollectionStore, MetaDocument, PlainDocument, StoredDocument } from '../store/collection-store.ts';
 import { readPage } from '../store/cursor-cache.ts';
 import { inSet } from '../rules/permissions.ts';
 
@@ -45,18 +45,17 @@ export async function bootstrap(store: CollectionStore, request: BootstrapReques
   if (read === 'none') return { documents: [], snapshot, next: null, estimatedTotal: 0 };
   if (read !== 'all') selection.push(read.stored);
   const all = { $and: selection } as Filter<PlainDocument>;
-  const page = request.after === null ? all : ({ $and: [...selection, { _id: { $gt: store.storedId(request.after) } }] } as Filter<PlainDocument>);
+  // The versions as of the snapshot: later ones reach the client by pull and stream.
+  const asOf = { seq: { $lte: snapshot } } as Filter<MetaDocument>;
+  const page = request.after === null ? asOf : ({ $and: [asOf, { _id: { $gt: store.storedId(request.after) } }] } as Filter<MetaDocument>);
 
   // The cursor's query holds this user's read filter: only the same user with the same
   // permissions may continue it.
   const cacheKey = (after: string | null) => `bootstrap:${request.view.permissions.fingerprint}:${request.key}:${snapshot}:${after ?? ''}`;
-  // Changes after the snapshot reach the client by pull and stream.
-  const cursor =
-    store.cursors.take(cacheKey(request.after))?.cursor ??
-    store.documentsCursor(store.documents.find(page).sort({ _id: 1 }).batchSize(request.limit).maxTimeMS(request.maxTimeMs), (meta) => meta.seq <= snapshot);
+  const cursor = store.cursors.take(cacheKey(request.after))?.cursor ?? store.versionsCursor(all, page, { batchSize: request.limit, maxTimeMs: request.maxTimeMs });
   const [{ documents: found, exhausted }, estimatedTotal] = await Promise.all([
     readPage(cursor, request.limit, request.maxBytes),
-    request.after === null ? store.documents.countDocuments(all, { maxTimeMS: request.maxTimeMs }) : Promise.resolve(null),
+    request.after === null ? store.countVersions(all, asOf, request.maxTimeMs) : Promise.resolve(null),
   ]);
   const next = exhausted ? null : store.toWire(found[found.length - 1]!).id;
   if (next === null) await cursor.close();

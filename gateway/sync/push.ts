@@ -380,7 +380,7 @@ export class CollectionWriter {
           : null; // the tombstone of an id the store never had
       opOf.push(op ? docOps.push(op) - 1 : null);
       const state = plain ? this.store.queryableSnapshot(plain) : (replaces?._sync.state ?? this.store.queryableSnapshot({ ...this.store.toStored(doc), _id }));
-      return toMeta(_id, { seq: seqs[i]!, updatedAt, deleted, state, ...this.store.history(replaces), stamps, hashes: plain ? this.store.fieldHashes(plain) : {}, invalid: null });
+      return toMeta(_id, { seq: seqs[i]!, updatedAt, deleted, state, ...this.store.history(replaces), stamps, hashes: plain ? this.store.fieldHashes(plain) : {}, invalid: null }, plain);
     });
     // Recorded before the write: its report from the oplog can come before the write returns, and
     // must not wait for these documents' locks. (A write that does not land is read again and

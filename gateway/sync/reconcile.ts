@@ -106,7 +106,7 @@ export class Reconciler {
     if (!doc) {
       if (!meta || meta.deleted) return null;
       counts.deleted++;
-      return toMeta(stored._id, { ...meta, seq: 0, updatedAt, deleted: true, ...this.store.history(replaced!), hashes: {}, invalid: null });
+      return toMeta(stored._id, { ...meta, seq: 0, updatedAt, deleted: true, ...this.store.history(replaced!), hashes: {}, invalid: null }, null);
     }
     const hashes = this.store.fieldHashes(doc);
     if (meta && !meta.deleted && isDeepStrictEqual(hashes, meta.hashes ?? {})) return null;
@@ -127,7 +127,7 @@ export class Reconciler {
       counts.changed++;
     }
     const history = replaced ? this.store.history(replaced) : { prev: null, past: [] };
-    return toMeta(doc._id, { seq: 0, updatedAt, deleted: false, state: this.store.queryableSnapshot(doc), ...history, stamps, hashes, invalid: violation });
+    return toMeta(doc._id, { seq: 0, updatedAt, deleted: false, state: this.store.queryableSnapshot(doc), ...history, stamps, hashes, invalid: violation }, doc);
   }
 
   /** How a stored document breaks schema.graphql, its key's type included, or null. */

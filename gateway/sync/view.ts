@@ -108,7 +108,7 @@ export async function viewDifference(store: CollectionStore, before: View, after
   const is = viewSelection(after);
   const only = (a: Filter<StoredDocument>, b: Filter<StoredDocument> | 'none') => ({ $and: [a, ...(b === 'none' ? [] : [{ $nor: [b] }])] }) as Filter<PlainDocument>;
   const all = async (filter: Filter<PlainDocument>) => {
-    const cursor = store.documentsCursor(store.documents.find(filter));
+    const cursor = store.versionsCursor(filter);
     const found: StoredDocument[] = [];
     for (let doc = await cursor.next(); doc !== null; doc = await cursor.next()) found.push(doc);
     return found;
