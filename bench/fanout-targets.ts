@@ -47,7 +47,7 @@ export const TARGETS: Target[] = [
     kind: 'graphql-ws',
     async start(mongoUri) {
       const database = `bench_fanout_${runId()}`;
-      const gateway = await startGateway({ mongoUri, database, port: 0, logger: pino({ level: 'warn' }) });
+      const gateway = await startGateway({ mongoUri, database, port: 0, logger: pino({ level: 'warn' }, pino.destination(2)) });
       const tasks = gateway.collections.get('tasks')!;
       // Listening on the change feed like a subscriber does (and before any of them) tells when
       // each write left the store side: the rest of its latency is the fan-out.

@@ -133,7 +133,7 @@ class OpenLoopWriter {
 }
 
 /** Until every delivery arrived, or nothing arrived for STALL_MS (the row then shows the shortfall). */
-async function awaitDeliveries(children: ClientsChild[], expected: number): Promise<void> {
+export async function awaitDeliveries(children: ClientsChild[], expected: number, stallMs = STALL_MS): Promise<void> {
   let last = -1;
   let lastChange = Date.now();
   for (;;) {
@@ -141,7 +141,7 @@ async function awaitDeliveries(children: ClientsChild[], expected: number): Prom
     const delivered = progress.reduce((sum, p) => sum + p.delivered, 0);
     if (delivered >= expected) return;
     if (delivered !== last) [last, lastChange] = [delivered, Date.now()];
-    if (Date.now() - lastChange > STALL_MS) return;
+    if (Date.now() - lastChange > stallMs) return;
     await sleep(100);
   }
 }

@@ -22,7 +22,7 @@ const send = (message: MemoryServerOut) => process.send!(message);
 async function start(): Promise<{ wsUrl: string; authUrl?: string; stop(): Promise<void> }> {
   switch (values.target) {
     case 'gateway': {
-      const gateway = await startGateway({ mongoUri: values.mongo!, database: values.database!, port: 0, logger: pino({ level: 'warn' }) });
+      const gateway = await startGateway({ mongoUri: values.mongo!, database: values.database!, port: 0, logger: pino({ level: 'warn' }, pino.destination(2)) });
       const authUrl = (await anonymousUser(gateway.httpUrl)) ? new URL('/auth/anonymous', gateway.httpUrl).href : undefined;
       return { wsUrl: gateway.wsUrl, authUrl, stop: () => gateway.stop() };
     }

@@ -38,7 +38,7 @@ const CONCURRENCY = 4;
 export async function runPush({ mongoUri, documents }: PushOptions): Promise<PushBenchRow[]> {
   const run = runId();
   const database = `bench_push_${run}`;
-  const gateway = await startGateway({ mongoUri, database, port: 0, logger: pino({ level: 'warn' }) });
+  const gateway = await startGateway({ mongoUri, database, port: 0, logger: pino({ level: 'warn' }, pino.destination(2)) });
   const user = await anonymousUser(gateway.httpUrl);
   const tasks = loadModel(SCHEMA).collections.find((c) => c.name === 'tasks')!;
   const fields = mergedFields(tasks);

@@ -13,8 +13,10 @@ import { initialSyncTable, runInitialSync } from './initial-sync.ts';
 import { memoryTable, runMemory } from './memory.ts';
 import { runSubscriptionSwap, swapTable } from './subscription-swap.ts';
 import { pushTable, runPush } from './push.ts';
+import { outsideWritesTable, runOutsideWrites } from './outside-writes.ts';
+import { adoptionProgress, adoptionTable, runAdoption } from './adoption.ts';
 
-const BENCHMARKS = ['initial-sync', 'fanout', 'memory', 'subscription-swap', 'push'] as const;
+const BENCHMARKS = ['initial-sync', 'fanout', 'memory', 'subscription-swap', 'push', 'outside-writes', 'adoption'] as const;
 type Benchmark = (typeof BENCHMARKS)[number];
 
 const { values } = parseArgs({
@@ -29,6 +31,10 @@ const { values } = parseArgs({
     connections: { type: 'string' },
     'swap-size': { type: 'string' },
     'push-size': { type: 'string' },
+    'outside-rates': { type: 'string' },
+    'outside-clients': { type: 'string' },
+    'outside-docs': { type: 'string' },
+    'adoption-docs': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -41,10 +47,14 @@ if (values.help) {
   --sizes 10000,100000   initial-sync collection sizes
   --clients 100,1000     fan-out subscriber counts
   --rates 10,50          fan-out writes per second
-  --seconds 5            fan-out measuring time per scenario
+  --seconds 5            fan-out and outside-writes measuring time per scenario
   --connections 1000     memory benchmark connections
   --swap-size 10000      documents each subscription query selects (subscription-swap)
   --push-size 10000      documents inserted, then edited (push)
+  --outside-rates 100,1000   driver writes per second (outside-writes)
+  --outside-clients 100      subscribed clients (outside-writes)
+  --outside-docs 10000       tasks in the collection before the driver's updates (outside-writes)
+  --adoption-docs 100000     documents there before the gateway starts (adoption; comma-separated)
   MONGODB_URI      use this server instead of starting FerretDB`);
   process.exit(0);
 }
@@ -63,9 +73,15 @@ const sizes = {
   memoryConnections: Number(values.connections ?? (quick ? 200 : 1_000)),
   swap: Number(values['swap-size'] ?? (quick ? 1_000 : 10_000)),
   push: Number(values['push-size'] ?? (quick ? 2_000 : 10_000)),
+  outside: {
+    rates: list(values['outside-rates'], [100, 1_000]),
+    clients: Number(values['outside-clients'] ?? 100),
+    documents: Number(values['outside-docs'] ?? (quick ? 5_000 : 10_000)),
+  },
+  adoption: list(values['adoption-docs'], quick ? [10_000] : [100_000]),
 };
 const clientProcesses = Number(values['client-procs']);
-for (const n of [...sizes.initialSync, ...sizes.fanout.clients, ...sizes.fanout.rates, sizes.fanout.seconds, sizes.memoryConnections, sizes.swap, sizes.push, clientProcesses]) {
+for (const n of [...sizes.initialSync, ...sizes.fanout.clients, ...sizes.fanout.rates, sizes.fanout.seconds, sizes.memoryConnections, sizes.swap, sizes.push, ...sizes.outside.rates, sizes.outside.clients, sizes.outside.documents, ...sizes.adoption, clientProcesses]) {
   if (!Number.isFinite(n) || n <= 0) throw new Error('sizes, clients, rates, seconds, connections and client-procs must be positive numbers');
 }
 
@@ -124,6 +140,18 @@ try {
   if (only.includes('push')) {
     const rows = await runPush({ mongoUri, documents: sizes.push });
     console.log(`## Pushes through rules, merge and write (${fmt(sizes.push)} ~1 KB documents, 100 rows per push, 4 in flight)\n\n${pushTable(rows)}\n`);
+  }
+  if (only.includes('outside-writes')) {
+    const { rates, clients, documents } = sizes.outside;
+    const result = await runOutsideWrites({ mongoUri, rates, clients, documents, seconds: sizes.fanout.seconds, clientProcesses });
+    console.log(
+      `## Outside writes: driver write → subscribed device (${fmt(documents)} ~1 KB tasks, ${sizes.fanout.seconds} s per scenario, outside changes through: ${result.source})\n\n${outsideWritesTable(result)}\n\n` +
+        `(info) seeding with insertMany: ${fmt(result.seedDocsPerSec)} docs/s; the gateway's start until its adoption of them was done: ${fmt(result.adoptionSeconds, 1)} s\n`,
+    );
+  }
+  if (only.includes('adoption')) {
+    const results = await runAdoption({ mongoUri, documents: sizes.adoption });
+    console.log(`## Adoption: a gateway started on documents other services wrote (~500-byte tasks)\n\n${adoptionTable(results)}\n\nThe pass's progress (from /ready):\n\n${adoptionProgress(results)}\n`);
   }
 } finally {
   await shutdown();

@@ -30,7 +30,7 @@ const BATCH = 1_000;
 export async function runSubscriptionSwap({ mongoUri, size }: SwapOptions): Promise<SwapRow[]> {
   const run = runId();
   const database = `bench_swap_${run}`;
-  const gateway = await startGateway({ mongoUri, database, port: 0, logger: pino({ level: 'warn' }) });
+  const gateway = await startGateway({ mongoUri, database, port: 0, logger: pino({ level: 'warn' }, pino.destination(2)) });
   // The default rules let a user read what it owns: the client's user owns every task.
   const user = await anonymousUser(gateway.httpUrl);
   // Three slices of `size` documents: projects A, B and C.

@@ -56,6 +56,23 @@ describe('push idempotency', () => {
     expect(updated.data!.pushTasks.rejected).toEqual([]);
     expect(await db.collection('tasks').countDocuments({ title: 'v2' })).toBe(500);
   });
+
+  it('an insert of a deleted id (pushed without a read) still meets its tombstone: the delete stands', async () => {
+    const gateway = await startTestGateway();
+    const ops = syncOperations(gateway.model.collections.find((c) => c.name === 'tasks')!);
+    const db = await openDb(gateway.database);
+    const created = { ...newTask({ title: 'v1' }), _deleted: false };
+    await graphqlHttp(gateway.httpUrl, ops.push, { rows: [{ assumedMasterState: null, newDocumentState: created }] });
+    await graphqlHttp(gateway.httpUrl, ops.push, { rows: [{ assumedMasterState: created, newDocumentState: { ...created, _deleted: true } }] });
+    const tombstone = await syncedDocument(db, 'tasks', created.id);
+    expect(tombstone!._sync.deleted).toBe(true);
+
+    // A device that never saw the document or its delete creates the same id again, unstamped.
+    const again = await graphqlHttp(gateway.httpUrl, ops.push, { rows: [{ assumedMasterState: null, newDocumentState: { ...created, title: 'again' } }] });
+    expect(again.data!.pushTasks.conflicts).toEqual([expect.objectContaining({ id: created.id, _deleted: true })]);
+    expect(await db.collection('tasks').findOne({ _id: created.id as never })).toBeNull();
+    expect((await syncedDocument(db, 'tasks', created.id))!._sync).toEqual(tombstone!._sync);
+  });
 });
 
 async function waitForFeed(check: () => boolean): Promise<void> {

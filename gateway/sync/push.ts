@@ -43,6 +43,8 @@ interface PlannedWrite {
   stamps: Stamps;
   /** Sent back once written: the merged state, when it differs from what the client pushed. */
   reply?: SyncDocument;
+  /** A new document planned without reading its id (applyOnce): it lands only if the id is free. */
+  unread?: boolean;
 }
 
 export interface ConflictOptions {
@@ -156,7 +158,7 @@ export class CollectionWriter {
 
     // Rounds that only apply a later row of the same document are bounded by the rows; rounds
     // of contention (another writer won) by MAX_ROUNDS.
-    for (let contended = 0; pending.length > 0; ) {
+    for (let contended = 0, round = 0; pending.length > 0; round++) {
       if (contended === MAX_ROUNDS) throw new PushError(`gave up after ${MAX_ROUNDS} rounds of write contention`);
       // A batch may hold several rows for one document; they apply one after another.
       const now: PushRow[] = [];
@@ -167,22 +169,31 @@ export class CollectionWriter {
         (seen.has(key) ? later : now).push(row);
         seen.add(key);
       }
-      const lostRaces = await this.documentLocks.run(seen, () => this.applyOnce(now, { conflicts, rejected, permissions }));
-      // Every row was read before its write: one that still lost met another writer.
-      if (lostRaces.length > 0) contended++;
-      pending = [...lostRaces, ...later];
+      const { lost, contention } = await this.documentLocks.run(seen, () => this.applyOnce(now, { conflicts, rejected, permissions }, round === 0));
+      // A row that was read before its write and still lost met another writer.
+      if (contention) contended++;
+      pending = [...lost, ...later];
     }
 
     if (rejectedDocs.length > 0) conflicts.push(...(await this.authoritativeStates(rejectedDocs, permissions)));
     return { conflicts, rejected };
   }
 
-  /** Applies rows for distinct documents; returns the rows that lost a race and must be re-evaluated. */
-  private async applyOnce(rows: PushRow[], out: Outcome): Promise<PushRow[]> {
+  /**
+   * Applies rows for distinct documents; returns the rows that lost a race and must be
+   * re-evaluated, and whether any of them had been read (another writer won: contention).
+   *
+   * Rows read first: an id may be taken by a tombstone (kept beside the documents), or by a
+   * document another service wrote, which is brought up to date before anything merges into it.
+   * Except, in a push's first round, a row that says it creates a document (no assumed state):
+   * it is planned as an insert without a read (on FerretDB a read by `$in` scans the whole
+   * collection) and lands only if both the document's and the metadata's `_id` are free;
+   * otherwise it comes back and is read like the others (writeDocuments).
+   */
+  private async applyOnce(rows: PushRow[], out: Outcome, optimistic: boolean): Promise<{ lost: PushRow[]; contention: boolean }> {
     const planned: Array<PlannedWrite & { row: PushRow }> = [];
-    // Every row reads first: an id may be taken by a tombstone (kept beside the documents), or by
-    // a document another service wrote, which is brought up to date before anything merges into it.
-    const { current } = await this.reconciler.repair(rows.map((r) => this.store.storedId(r.newDocumentState.id)));
+    const unread = new Set(optimistic ? rows.filter((r) => r.assumedMasterState === null && !r.newDocumentState._deleted) : []);
+    const { current } = await this.reconciler.repair(rows.filter((r) => !unread.has(r)).map((r) => this.store.storedId(r.newDocumentState.id)));
     for (const pushed of rows) {
       // (A row that loses a race goes back as it was pushed: it is read and completed again.)
       const stored = current.get(idKey(this.store.storedId(pushed.newDocumentState.id)));
@@ -224,11 +235,13 @@ export class CollectionWriter {
         out.conflicts.push(this.visibleState(stored, doc, out.permissions));
       }
     }
-    if (planned.length === 0) return [];
+    if (planned.length === 0) return { lost: [], contention: false };
 
+    for (const p of planned) if (unread.has(p.row)) p.unread = true;
     const written = await this.write(planned);
     planned.forEach((p, i) => written[i] && p.reply && out.conflicts.push(p.reply));
-    return planned.filter((_, i) => !written[i]).map((p) => p.row);
+    const lost = planned.filter((_, i) => !written[i]);
+    return { lost: lost.map((p) => p.row), contention: lost.some((p) => !p.unread) };
   }
 
   /**
@@ -400,8 +413,14 @@ export class CollectionWriter {
     const replace = (m: MetaDocument) => ({ replaceOne: { filter: byId<MetaDocument>(m._id), replacement: m, upsert: true } }) as AnyBulkWriteOperation<MetaDocument>;
     const insert = (m: MetaDocument) => ({ insertOne: { document: m } }) as unknown as AnyBulkWriteOperation<MetaDocument>;
     const landedAt = planned.flatMap((_, i) => (landed[i] ? [i] : []));
-    const taken = (await this.store.writeMany(this.store.meta, landedAt.map((i) => (planned[i]!.replaces ? replace(metas[i]!) : insert(metas[i]!))))).duplicates;
-    if (taken.size > 0) await this.store.writeMany(this.store.meta, [...taken].map((k) => replace(metas[landedAt[k]!]!)));
+    const taken = [...(await this.store.writeMany(this.store.meta, landedAt.map((i) => (planned[i]!.replaces ? replace(metas[i]!) : insert(metas[i]!))))).duplicates].map((k) => landedAt[k]!);
+    const replaced = taken.filter((i) => !planned[i]!.unread);
+    if (replaced.length > 0) await this.store.writeMany(this.store.meta, replaced.map((i) => replace(metas[i]!)));
+    // An unread insert whose metadata exists (a tombstone: the id was deleted) must merge with
+    // it: its document is taken back and the row read in the next round.
+    const undone = taken.filter((i) => planned[i]!.unread);
+    if (undone.length > 0) await this.store.writeMany(this.store.documents, undone.map((i) => ({ deleteOne: { filter: byId<PlainDocument>(metas[i]!._id) } })));
+    for (const i of undone) landed[i] = false;
     return landed;
   }
 
