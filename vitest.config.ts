@@ -17,6 +17,8 @@ export default defineConfig({
     pool: 'forks',
     // Each file runs real gateways, sockets and RxDB clients against one FerretDB.
     maxWorkers: 2,
+    // Memory tests collect garbage before they measure (global.gc).
+    execArgv: ['--expose-gc'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
   },

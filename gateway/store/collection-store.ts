@@ -11,7 +11,7 @@
 // The engine works on the two joined (`StoredDocument`): reads join them here, in batches.
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import { Binary, BSON, MongoBulkWriteError, type AnyBulkWriteOperation, type Collection, type Db, type Filter, type FindCursor } from 'mongodb';
+import { Binary, BSON, MongoBulkWriteError, type AnyBulkWriteOperation, type Collection, type Db, type Filter, type FindCursor, type FindOptions } from 'mongodb';
 import type { Stamps } from '../../protocol/field-state.ts';
 import { DELETED_FIELD, PRIMARY_KEY, queryableFields, STAMPS_FIELD, type CollectionModel } from '../../protocol/model.ts';
 import type { SyncDocument } from '../../protocol/messages.ts';
@@ -174,12 +174,13 @@ export class CollectionStore {
   }
 
   /**
-   * The queryable fields of a stored version, as `_sync.state` keeps them (a field the document
-   * lacks stays absent, so `$exists` means the same on the side collection).
+   * The queryable fields of a stored version, as `_sync.state` keeps them: a field the document
+   * lacks stays absent, so `$exists` means the same on the side collection; one it holds as
+   * `undefined` is null, as the driver stores it.
    */
   queryableSnapshot(stored: PlainDocument): Record<string, unknown> {
     return Object.fromEntries(
-      queryableFields(this.model).flatMap((f) => (f.name === PRIMARY_KEY ? [['_id', stored._id]] : stored[f.name] === undefined ? [] : [[f.name, stored[f.name]]])),
+      queryableFields(this.model).flatMap((f) => (f.name === PRIMARY_KEY ? [['_id', stored._id]] : Object.hasOwn(stored, f.name) ? [[f.name, stored[f.name] ?? null]] : [])),
     );
   }
 
@@ -315,18 +316,26 @@ export class CollectionStore {
     return { matched, duplicates };
   }
 
+  /** Metadata by stored `_id`, without versions: whoever reads it by id joins it with the document as it is now. */
+  private readMetas(ids: StoredId[]): Promise<MetaDocument[]> {
+    return this.readByIds(this.meta, ids, { projection: { version: 0 } });
+  }
+
   /** Documents and their metadata by stored `_id`, as they are now (not joined). */
   async readRaw(ids: StoredId[]): Promise<{ docs: Map<string, PlainDocument>; metas: Map<string, MetaDocument> }> {
     if (ids.length === 0) return { docs: new Map(), metas: new Map() };
-    const [docs, metas] = await Promise.all([this.readByIds(this.documents, ids), this.readByIds(this.meta, ids)]);
+    const [docs, metas] = await Promise.all([this.readByIds(this.documents, ids), this.readMetas(ids)]);
     return { docs: new Map(docs.map((d) => [idKey(d._id), d])), metas: new Map(metas.map((m) => [idKey(m._id), m])) };
   }
 
-  /** Documents by `_id`: one `$in`, or a lookup each where the store scans for an `$in` (store-limits.ts). */
-  private async readByIds<T extends { _id: StoredId }>(collection: Collection<T>, ids: StoredId[]): Promise<T[]> {
+  /**
+   * Documents by `_id`: one `$in`, or a lookup each where the store scans for an `$in`
+   * (store-limits.ts).
+   */
+  private async readByIds<T extends { _id: StoredId }>(collection: Collection<T>, ids: StoredId[], options: FindOptions = {}): Promise<T[]> {
     if (ids.length === 0) return [];
-    if (ids.length > this.limits.pointReads) return (await collection.find(byIds<T>(ids)).toArray()) as T[];
-    const found = await Promise.all(ids.map((id) => collection.findOne(byId<T>(id))));
+    if (ids.length > this.limits.pointReads) return (await collection.find(byIds<T>(ids), options).toArray()) as T[];
+    const found = await Promise.all(ids.map((id) => collection.findOne(byId<T>(id), options)));
     return found.filter((d) => d !== null) as T[];
   }
 
@@ -392,7 +401,7 @@ export class CollectionStore {
    */
   documentsCursor(cursor: FindCursor<PlainDocument>): DocumentCursor {
     return new JoinedCursor(cursor, async (batch) => {
-      const metas = await this.readByIds(this.meta, batch.map((d) => d._id));
+      const metas = await this.readMetas(batch.map((d) => d._id));
       const byId = new Map(metas.map((m) => [idKey(m._id), m]));
       return batch.flatMap((d) => {
         const meta = byId.get(idKey(d._id));
