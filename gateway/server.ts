@@ -81,7 +81,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const source = config.followOutsideChanges
     ? await detectOutsideChangeSource(mongo, db, { collections: model.collections.map((c) => c.name), resumeStore: db.collection(RESUME_COLLECTION), log })
     : NO_OUTSIDE_CHANGES;
-  outsideWrites = new OutsideWrites(collections, source, { fullPassIntervalMs: config.fullPassIntervalMs, batchSize: 500, log });
+  outsideWrites = new OutsideWrites(collections, source, { fullPassIntervalMs: config.fullPassIntervalMs, batchSize: 500, log, followingDisabled: !config.followOutsideChanges });
   await outsideWrites.start();
 
   const auth = new Authenticator(config.auth, db);

@@ -27,6 +27,8 @@ export interface OutsideWritesOptions {
   /** Documents reconciled under one set of locks and one sequence lease. */
   batchSize: number;
   log: Logger;
+  /** Whether the operator turned following off (TRIBUTARY_FOLLOW_OUTSIDE_CHANGES=false): then no source is no surprise. */
+  followingDisabled?: boolean;
 }
 
 export interface PassStatus {
@@ -82,7 +84,9 @@ export class OutsideWrites {
       },
     });
     if (this.source.kind === 'none') {
-      this.options.log.warn('no change stream or oplog: writes made by other services are seen only by full comparison passes');
+      const message = 'no change stream or oplog: writes made by other services are seen only by full comparison passes';
+      if (this.options.followingDisabled) this.options.log.info(message);
+      else this.options.log.warn(message);
       if (this.options.fullPassIntervalMs > 0) {
         this.timer = setInterval(() => this.passAll(), this.options.fullPassIntervalMs);
         this.timer.unref();
