@@ -70,7 +70,9 @@ import { startGateway, type Gateway } from '../gateway/server.ts';
 import { pino } from 'pino';
 import { freePort } from '../gateway/store/embedded-ferretdb.ts';
 import { idKey } from '../gateway/store/collection-store.ts';
-import { cleanup, converged, mongoUri, openTestClient, rulesFixture, TEST_JWT, uniqueName, waitFor } from './helpers/harness.ts';
+import { cleanup, converged, mongoUri, openTestClient, rulesFixture, TEST_JWT, uniqueName, waitFor, useOplogStore } from './helpers/harness.ts';
+
+useOplogStore(); // these tests follow FerretDB's oplog (test/setup/ferretdb.ts)
 import { MongoClient, MongoServerError, type Db } from 'mongodb';
 import { removeRxDatabase } from 'rxdb';
 import { getRxStorageMemory } from 'rxdb/plugins/storage-memory';

@@ -10,7 +10,9 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startEmbeddedFerretDB } from '../gateway/store/embedded-ferretdb.ts';
 import { coalesce, detectOutsideChangeSource, type OutsideChange, type OutsideChangeOptions, type OutsideChangeSource } from '../gateway/store/outside-changes.ts';
-import { cleanup, mongoUri, uniqueName, waitFor } from './helpers/harness.ts';
+import { cleanup, mongoUri, uniqueName, waitFor, useOplogStore } from './helpers/harness.ts';
+
+useOplogStore(); // these tests follow FerretDB's oplog (test/setup/ferretdb.ts)
 
 const clients: MongoClient[] = [];
 const sources: OutsideChangeSource[] = [];

@@ -18,7 +18,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { TributaryClient } from '../client-sdk/index.ts';
 import { freePort } from '../gateway/store/embedded-ferretdb.ts';
 import type { OutsideWritesStatus } from '../gateway/sync/outside-writes.ts';
-import { cleanup, converged, mongoUri, newTask, openDb, openTestClient, rulesFixture, TEST_JWT, uniqueName, waitFor } from './helpers/harness.ts';
+import { cleanup, converged, mongoUri, newTask, openDb, openTestClient, rulesFixture, TEST_JWT, uniqueName, waitFor, useOplogStore } from './helpers/harness.ts';
+
+useOplogStore(); // these tests follow FerretDB's oplog (test/setup/ferretdb.ts)
 
 const ROOT = resolve(import.meta.dirname, '..');
 const children: ChildProcess[] = [];

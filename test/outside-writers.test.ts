@@ -3,7 +3,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { syncOperations } from '../protocol/operations.ts';
 import { loadModel } from '../protocol/model.ts';
-import { cleanup, graphqlHttp, newTask, openDb, openTestClient, SCHEMA, startTestGateway, syncedDocument, testToken, uniqueName, waitFor } from './helpers/harness.ts';
+import { cleanup, graphqlHttp, newTask, openDb, openTestClient, SCHEMA, startTestGateway, syncedDocument, testToken, uniqueName, waitFor, useOplogStore } from './helpers/harness.ts';
+
+useOplogStore(); // these tests follow FerretDB's oplog (test/setup/ferretdb.ts)
 
 afterEach(cleanup);
 

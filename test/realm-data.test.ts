@@ -9,7 +9,9 @@ import { readFileSync } from 'node:fs';
 import { Binary, Decimal128, Double, Int32, Long, ObjectId, UUID, type Db } from 'mongodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { currentBsonSupport } from '../protocol/bson-values.ts';
-import { cleanup, openDb, openTestClient, startTestGateway, uniqueName, waitFor } from './helpers/harness.ts';
+import { cleanup, openDb, openTestClient, startTestGateway, uniqueName, waitFor, useOplogStore } from './helpers/harness.ts';
+
+useOplogStore(); // these tests follow FerretDB's oplog (test/setup/ferretdb.ts)
 
 afterEach(cleanup);
 

@@ -26,8 +26,18 @@ export function uniqueName(prefix: string): string {
   return `${prefix}_${randomBytes(4).toString('hex')}`;
 }
 
+let oplogStore = false;
+
+/**
+ * Called at the top of a test file whose tests follow other services' writes: the file then
+ * uses the store that keeps an oplog (test/setup/ferretdb.ts) for everything.
+ */
+export function useOplogStore(): void {
+  oplogStore = true;
+}
+
 export function mongoUri(): string {
-  return inject('mongoUri');
+  return inject(oplogStore ? 'oplogMongoUri' : 'mongoUri');
 }
 
 /** A folder of rules under test/fixtures/rules/ (test gateways use `open`: everyone may do everything). */
@@ -59,8 +69,8 @@ export async function startTestGateway(options: Partial<GatewayOptions> = {}): P
     logger: pino({ level: process.env.LOG_LEVEL ?? 'warn' }),
     auth: { jwt: TEST_JWT, anonymous: { enabled: true } },
     rulesPath: rulesFixture('open'),
-    // Following FerretDB's oplog costs every gateway a share of the one FerretDB all tests
-    // share (each read decodes the whole oplog): only the tests of outside writes turn it on.
+    // Following FerretDB's oplog costs every gateway a share of the FerretDB the tests share
+    // (each read decodes the whole oplog): only the tests of outside writes turn it on.
     followOutsideChanges: false,
     ...options,
   });

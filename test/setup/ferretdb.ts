@@ -1,5 +1,10 @@
-// One FerretDB (SQLite backend, fresh data folder) for the whole test run. Tests isolate
-// themselves by database name. Set MONGODB_URI to run the suite against MongoDB instead.
+// Two FerretDBs (SQLite backend, fresh data folders) for the whole test run; tests isolate
+// themselves by database name. FerretDB keeps one oplog for all of a server's databases, every
+// read of it decodes all of it, and it is trimmed to a bound: a test that writes 100,000
+// documents (bootstrap) would push the followers of other files past their place. So the tests
+// of outside writes, which follow the oplog, get a store of their own (`useOplogStore()` in
+// test/helpers/harness.ts), and every other test one without an oplog.
+// Set MONGODB_URI to run the suite against MongoDB instead (both then use it).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,25 +14,32 @@ import { startEmbeddedFerretDB, type EmbeddedFerretDB } from '../../gateway/stor
 declare module 'vitest' {
   export interface ProvidedContext {
     mongoUri: string;
+    oplogMongoUri: string;
   }
 }
 
-let store: EmbeddedFerretDB | undefined;
-let dataDir: string | undefined;
+const stores: EmbeddedFerretDB[] = [];
+const dataDirs: string[] = [];
 
 export async function setup(project: TestProject): Promise<void> {
   if (process.env.MONGODB_URI) {
     project.provide('mongoUri', process.env.MONGODB_URI);
+    project.provide('oplogMongoUri', process.env.MONGODB_URI);
     return;
   }
-  dataDir = mkdtempSync(join(tmpdir(), 'tributary-test-'));
-  // A longer oplog than the embedded default (250): the suite's parallel files write a lot, and
-  // a follower that falls that far behind loses its place (outside-changes.test.ts).
-  store = await startEmbeddedFerretDB({ dataDir, oplog: { maxEntries: 2_000 } });
-  project.provide('mongoUri', store.uri);
+  const start = async (oplog: Parameters<typeof startEmbeddedFerretDB>[0]['oplog']) => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tributary-test-'));
+    dataDirs.push(dataDir);
+    const store = await startEmbeddedFerretDB({ dataDir, oplog });
+    stores.push(store);
+    return store.uri;
+  };
+  project.provide('mongoUri', await start(false));
+  // Longer than the embedded default (250): the outside-writer files run beside each other.
+  project.provide('oplogMongoUri', await start({ maxEntries: 2_000 }));
 }
 
 export async function teardown(): Promise<void> {
-  await store?.stop();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  await Promise.all(stores.map((s) => s.stop()));
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
 }
