@@ -368,8 +368,7 @@ export class CollectionStore {
    * collection alone, in `_id` order (bootstraps, a change of permissions).
    */
   versionsCursor(filter: Filter<PlainDocument>, where: Filter<MetaDocument> = {}, options: { batchSize?: number; maxTimeMs?: number } = {}): DocumentCursor {
-    const query = { $and: [onQueryableState(filter as Record<string, unknown>), { deleted: false }, where] } as Filter<MetaDocument>;
-    let metas = this.meta.find(query).sort({ _id: 1 });
+    let metas = this.meta.find(this.versionsQuery(filter, where)).sort({ _id: 1 });
     if (options.batchSize) metas = metas.batchSize(options.batchSize);
     if (options.maxTimeMs) metas = metas.maxTimeMS(options.maxTimeMs);
     return new JoinedCursor(metas, async (batch) => (await this.versions(batch)).filter((d) => !d._sync.deleted));
@@ -377,8 +376,12 @@ export class CollectionStore {
 
   /** How many live versions `versionsCursor` would read. */
   countVersions(filter: Filter<PlainDocument>, where: Filter<MetaDocument> = {}, maxTimeMs?: number): Promise<number> {
-    const query = { $and: [onQueryableState(filter as Record<string, unknown>), { deleted: false }, where] } as Filter<MetaDocument>;
-    return this.meta.countDocuments(query, maxTimeMs ? { maxTimeMS: maxTimeMs } : {});
+    return this.meta.countDocuments(this.versionsQuery(filter, where), maxTimeMs ? { maxTimeMS: maxTimeMs } : {});
+  }
+
+  /** The side-collection query for the live versions that `filter` and `where` select. */
+  private versionsQuery(filter: Filter<PlainDocument>, where: Filter<MetaDocument>): Filter<MetaDocument> {
+    return { $and: [onQueryableState(filter as Record<string, unknown>), { deleted: false }, where] } as Filter<MetaDocument>;
   }
 
   /**
