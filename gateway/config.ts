@@ -31,6 +31,8 @@ export interface GatewayConfig {
   fullPassIntervalMs: number;
   /** Follow other services' writes live (change streams, FerretDB's oplog); false: full passes only. */
   followOutsideChanges: boolean;
+  /** How long the follower lease lasts without renewal: one instance follows outside changes, another takes over this long after it died (at once on its own host). */
+  followerLeaseMs: number;
   maxPullLimit: number;
   maxPushRows: number;
   maxListLimit: number;
@@ -83,6 +85,7 @@ export const DEFAULTS: Omit<GatewayConfig, 'mongoUri'> = {
   invalidDocuments: 'skip',
   fullPassIntervalMs: 60_000,
   followOutsideChanges: true,
+  followerLeaseMs: 10_000,
   maxPullLimit: 5_000,
   maxPushRows: 1_000,
   maxListLimit: 1_000,
@@ -128,6 +131,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<Gatewa
     invalidDocuments: invalidPolicy(env.TRIBUTARY_INVALID_DOCUMENTS),
     fullPassIntervalMs: int('TRIBUTARY_FULL_PASS_INTERVAL_MS', DEFAULTS.fullPassIntervalMs),
     followOutsideChanges: env.TRIBUTARY_FOLLOW_OUTSIDE_CHANGES !== 'false',
+    followerLeaseMs: int('TRIBUTARY_FOLLOWER_LEASE_MS', DEFAULTS.followerLeaseMs),
     maxPullLimit: int('TRIBUTARY_MAX_PULL_LIMIT', DEFAULTS.maxPullLimit),
     maxPushRows: int('TRIBUTARY_MAX_PUSH_ROWS', DEFAULTS.maxPushRows),
     maxListLimit: int('TRIBUTARY_MAX_LIST_LIMIT', DEFAULTS.maxListLimit),

@@ -26,6 +26,7 @@ import { CollectionWriter } from './sync/push.ts';
 import { createValidator } from './sync/validate.ts';
 import { OutsideWrites } from './sync/outside-writes.ts';
 import { detectOutsideChangeSource, NO_OUTSIDE_CHANGES } from './store/outside-changes.ts';
+import { LEASES_COLLECTION, RoleLease, type LeaseDocument } from './store/role-lease.ts';
 
 /** Where outside-change sources keep their resume points. */
 const RESUME_COLLECTION = '_tributary_resume';
@@ -81,7 +82,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const source = config.followOutsideChanges
     ? await detectOutsideChangeSource(mongo, db, { collections: model.collections.map((c) => c.name), resumeStore: db.collection(RESUME_COLLECTION), log })
     : NO_OUTSIDE_CHANGES;
-  outsideWrites = new OutsideWrites(collections, source, { fullPassIntervalMs: config.fullPassIntervalMs, batchSize: 500, log, followingDisabled: !config.followOutsideChanges });
+  const followerLease = new RoleLease(db.collection<LeaseDocument>(LEASES_COLLECTION), 'outside-changes', { ttlMs: config.followerLeaseMs });
+  outsideWrites = new OutsideWrites(collections, source, followerLease, { fullPassIntervalMs: config.fullPassIntervalMs, batchSize: 500, log, followingDisabled: !config.followOutsideChanges });
   await outsideWrites.start();
 
   const auth = new Authenticator(config.auth, db);

@@ -171,3 +171,42 @@ describe('writes other services make while the gateway runs', () => {
   });
 });
 
+
+describe('several gateway instances on one database', () => {
+  it('one follows outside changes and each change is sequenced once; the other takes over when it stops', async () => {
+    const database = uniqueName('instances');
+    const db = await openDb(database);
+    const first = await startTestGateway({ database, followOutsideChanges: true });
+    const second = await startTestGateway({ database, followOutsideChanges: true });
+    const roles = async () =>
+      Promise.all([first, second].map(async (g) => ((await (await fetch(g.httpUrl.replace('/graphql', '/ready'))).json()) as { outsideWrites: { role: string } }).outsideWrites.role));
+    expect(await roles()).toEqual(['leader', 'standby']);
+
+    // One client on each instance; each counts the changes it is handed per document.
+    const clients = await Promise.all([openTestClient(first.wsUrl), openTestClient(second.wsUrl)]);
+    const seen = clients.map(() => [] as string[]);
+    clients.forEach((client, i) => client.collections.tasks!.$.subscribe((event) => seen[i]!.push(`${event.documentId}:${event.operation}`)));
+    const tasks = db.collection('tasks');
+    const counter = async () => (await db.collection('_tributary_sequences').findOne({ _id: 'tasks' as never }))!.seq as number;
+
+    await tasks.insertOne(legacyTask('shared-1', { title: 'one' }) as never);
+    await waitFor('both clients have the insert', async () => (await Promise.all(clients.map((c) => c.collections.tasks!.findOne('shared-1').exec()))).every(Boolean));
+    await tasks.updateOne({ _id: 'shared-1' as never }, { $set: { title: 'two' } });
+    await waitFor('both clients have the update', async () => (await Promise.all(clients.map((c) => c.collections.tasks!.findOne('shared-1').exec()))).every((d) => d?.get('title') === 'two'));
+    await tasks.deleteOne({ _id: 'shared-1' as never });
+    await waitFor('both clients dropped it', async () => (await Promise.all(clients.map((c) => c.collections.tasks!.findOne('shared-1').exec()))).every((d) => d === null));
+    // Time for a second follower, if there were one, to have sequenced the same changes again.
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(await counter()).toBe(3);
+    for (const events of seen) expect(events).toEqual(['shared-1:INSERT', 'shared-1:UPDATE', 'shared-1:DELETE']);
+
+    // The follower stops (a rolling restart): the other instance follows from where it left off, at once.
+    await first.stop();
+    await waitFor('the second instance follows', async () => (await (await fetch(second.httpUrl.replace('/graphql', '/ready'))).json()).outsideWrites.role === 'leader', 5_000);
+    await tasks.insertOne(legacyTask('shared-2', { title: 'after the handover' }) as never);
+    await waitFor('the client of the second instance has it', async () => (await clients[1]!.collections.tasks!.findOne('shared-2').exec())?.get('title') === 'after the handover');
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(await counter()).toBe(4);
+    expect(seen[1]!.filter((e) => e.startsWith('shared-2'))).toEqual(['shared-2:INSERT']);
+  });
+});

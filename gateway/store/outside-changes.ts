@@ -46,7 +46,7 @@ export interface OutsideChangeSource {
    * come again after a backoff.
    */
   start(handlers: OutsideChangeHandlers): Promise<void>;
-  /** Stops following; waits for an `apply`/`lost` under way, not for the store. */
+  /** Stops following; waits for an `apply`/`lost` under way, not for the store. `start` may follow again. */
   stop(): Promise<void>;
 }
 
@@ -137,7 +137,7 @@ const sleep = (ms: number, signal: AbortSignal) =>
 /** Runs `loop` until stopped; start() resolves when the loop says it is under way. */
 abstract class Follower implements OutsideChangeSource {
   abstract readonly kind: 'change-stream' | 'oplog';
-  protected readonly abort = new AbortController();
+  protected abort = new AbortController();
   protected readonly batchSize: number;
   protected readonly log: Logger;
   protected readonly resumeId: string;
@@ -159,6 +159,8 @@ abstract class Follower implements OutsideChangeSource {
 
   async start(handlers: OutsideChangeHandlers): Promise<void> {
     if (this.running) throw new Error('outside changes: already started');
+    // Started again after a stop (this instance leads again: sync/outside-writes.ts).
+    if (this.abort.signal.aborted) this.abort = new AbortController();
     let started!: () => void;
     const ready = new Promise<void>((r) => (started = r));
     this.running = this.loop(handlers, started).finally(started);
@@ -168,6 +170,7 @@ abstract class Follower implements OutsideChangeSource {
   async stop(): Promise<void> {
     this.abort.abort(new Error('outside changes: stopped'));
     await this.running?.catch(() => {});
+    this.running = undefined;
   }
 
   protected abstract loop(handlers: OutsideChangeHandlers, started: () => void): Promise<void>;
@@ -584,6 +587,10 @@ class OplogSource extends Follower {
       }
     } finally {
       this.poller?.leave(this);
+      // A start after this one reads the resume point again: another instance may have moved it.
+      this.poller = undefined;
+      this.loaded = false;
+      this.pending = undefined;
     }
   }
 

@@ -9,9 +9,14 @@
 //    the background at start, whenever the source loses its place, and, without a source, every
 //    `fullPassIntervalMs`. It compares each document's field hashes with its metadata's, so it
 //    reads the collection once and writes only what changed.
+//  - Both run on one gateway instance at a time, the holder of the follower lease
+//    (store/role-lease.ts): two followers would sequence each outside change twice. The other
+//    instances stand by, take the lease over when its holder stops or dies, and learn of the
+//    repairs like of any write, from the side collection (store/change-feed.ts).
 import type { Logger } from 'pino';
 import { CollectionStore, idKey, type PlainDocument, type StoredId } from '../store/collection-store.ts';
 import type { OutsideChange, OutsideChangeSource } from '../store/outside-changes.ts';
+import type { RoleLease } from '../store/role-lease.ts';
 import type { ReconcileCounts } from './reconcile.ts';
 import type { CollectionWriter } from './push.ts';
 import type { FieldViolation } from './validate.ts';
@@ -42,6 +47,8 @@ export interface PassStatus {
 
 export interface OutsideWritesStatus {
   source: OutsideChangeSource['kind'];
+  /** Whether this instance follows outside changes ('leader') or another one does ('standby'). */
+  role: 'leader' | 'standby';
   passes: Record<string, PassStatus>;
   /** Documents that fail schema.graphql, per collection (TRIBUTARY_INVALID_DOCUMENTS). */
   invalidDocuments: Record<string, number>;
@@ -51,12 +58,18 @@ export class OutsideWrites {
   private readonly passes = new Map<string, PassStatus>();
   private readonly running = new Map<string, Promise<void>>();
   private readonly invalid = new Map<string, Map<string, FieldViolation>>();
-  private timer: NodeJS.Timeout | null = null;
+  private passTimer: NodeJS.Timeout | null = null;
+  private leaseTimer: NodeJS.Timeout | null = null;
   private stopped = false;
+  /** Whether this instance follows now; `term` counts the times it started to, so a pass of an earlier term stops. */
+  private leading = false;
+  private term = 0;
+  private refreshing: Promise<void> | null = null;
 
   constructor(
     private readonly collections: Map<string, FollowedCollection>,
     private readonly source: OutsideChangeSource,
+    private readonly lease: RoleLease,
     private readonly options: OutsideWritesOptions,
   ) {
     for (const name of collections.keys()) {
@@ -74,30 +87,26 @@ export class OutsideWrites {
     };
   }
 
-  /** Follows the source from now, then runs a full pass of every collection in the background. */
+  /**
+   * Claims the follower lease, and keeps renewing or claiming it. While this instance holds it,
+   * it follows the source and runs a full pass of every collection in the background; holding it
+   * from the start, this resolves once the source's starting point is fixed.
+   */
   async start(): Promise<void> {
-    await this.source.start({
-      apply: (changes) => this.apply(changes),
-      lost: async (reason) => {
-        this.options.log.warn({ reason }, 'outside changes: resume point lost; comparing every collection in full');
-        this.passAll();
-      },
-    });
     if (this.source.kind === 'none') {
       const message = 'no change stream or oplog: writes made by other services are seen only by full comparison passes';
       if (this.options.followingDisabled) this.options.log.info(message);
       else this.options.log.warn(message);
-      if (this.options.fullPassIntervalMs > 0) {
-        this.timer = setInterval(() => this.passAll(), this.options.fullPassIntervalMs);
-        this.timer.unref();
-      }
     }
-    this.passAll();
+    await this.refreshLease();
+    this.leaseTimer = setInterval(() => void this.refreshLease(), this.lease.refreshIntervalMs);
+    this.leaseTimer.unref();
   }
 
   status(): OutsideWritesStatus {
     return {
       source: this.source.kind,
+      role: this.leading ? 'leader' : 'standby',
       passes: Object.fromEntries(this.passes),
       invalidDocuments: Object.fromEntries([...this.invalid].map(([name, found]) => [name, found.size])),
     };
@@ -108,14 +117,74 @@ export class OutsideWrites {
     while (this.running.size > 0) await Promise.allSettled([...this.running.values()]);
   }
 
+  /** Stops following and gives the lease up, so that another instance takes over at once. */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
+    if (this.leaseTimer) clearInterval(this.leaseTimer);
+    await this.refreshing;
+    await this.stopLeading();
+    await this.lease.release().catch((error: unknown) => this.options.log.warn({ err: error }, 'outside changes: could not release the follower lease; another instance takes over when it expires'));
+  }
+
+  /** Renews or claims the lease, and starts or stops following to match. One at a time. */
+  private refreshLease(): Promise<void> {
+    this.refreshing ??= (async () => {
+      try {
+        let holds: boolean;
+        try {
+          holds = await this.lease.refresh();
+        } catch (error) {
+          this.options.log.warn({ err: error }, 'outside changes: could not renew or claim the follower lease');
+          holds = this.lease.holds();
+        }
+        if (this.stopped) return;
+        if (holds && !this.leading) await this.startLeading();
+        else if (!holds && this.leading) {
+          this.options.log.warn('outside changes: this instance lost the follower lease; another instance follows them now');
+          await this.stopLeading();
+        }
+      } finally {
+        this.refreshing = null;
+      }
+    })();
+    return this.refreshing;
+  }
+
+  private async startLeading(): Promise<void> {
+    this.leading = true;
+    this.term++;
+    this.options.log.info({ source: this.source.kind }, 'outside changes: this instance follows them (it holds the follower lease)');
+    await this.source.start({
+      apply: (changes) => this.apply(changes),
+      lost: async (reason) => {
+        this.options.log.warn({ reason }, 'outside changes: resume point lost; comparing every collection in full');
+        this.passAll();
+      },
+    });
+    if (this.source.kind === 'none' && this.options.fullPassIntervalMs > 0) {
+      this.passTimer = setInterval(() => this.passAll(), this.options.fullPassIntervalMs);
+      this.passTimer.unref();
+    }
+    this.passAll();
+  }
+
+  private async stopLeading(): Promise<void> {
+    if (!this.leading) return;
+    this.leading = false;
+    if (this.passTimer) clearInterval(this.passTimer);
+    this.passTimer = null;
     await this.source.stop();
     await Promise.allSettled([...this.running.values()]);
   }
 
+  /** Whether a pass of this term may go on. */
+  private active(term: number): boolean {
+    return !this.stopped && this.leading && this.term === term;
+  }
+
   private async apply(changes: OutsideChange[]): Promise<void> {
+    // A holder that could not renew in time must not write: another instance may follow already.
+    if (!this.lease.holds()) throw new Error('outside changes: this instance no longer holds the follower lease');
     const byCollection = new Map<string, StoredId[]>();
     for (const change of changes) {
       const followed = this.collections.get(change.collection);
@@ -136,13 +205,13 @@ export class OutsideWrites {
   /** Starts a full pass of every collection that is not in one already. */
   private passAll(): void {
     for (const name of this.collections.keys()) {
-      if (this.running.has(name) || this.stopped) continue;
-      const pass = this.fullPass(name).finally(() => this.running.delete(name));
+      if (this.running.has(name) || !this.active(this.term)) continue;
+      const pass = this.fullPass(name, this.term).finally(() => this.running.delete(name));
       this.running.set(name, pass);
     }
   }
 
-  private async fullPass(name: string): Promise<void> {
+  private async fullPass(name: string, term: number): Promise<void> {
     const { store, writer } = this.collections.get(name)!;
     const status: PassStatus = { state: 'running', read: 0, counts: { adopted: 0, changed: 0, deleted: 0 }, startedAt: new Date().toISOString(), finishedAt: null };
     this.passes.set(name, status);
@@ -157,7 +226,7 @@ export class OutsideWrites {
       // About 100 bytes per document for the length of the pass.
       const known = new Map<string, { id: StoredId; digest: string | null }>();
       for await (const meta of store.meta.find({}, { projection: { hashes: 1, deleted: 1 } }).batchSize(5_000)) {
-        if (this.stopped) return;
+        if (!this.active(term)) return void (status.state = 'waiting');
         known.set(idKey(meta._id), { id: meta._id, digest: meta.deleted ? null : CollectionStore.digest(meta.hashes ?? {}) });
       }
       let fresh = new Map<string, PlainDocument>();
@@ -169,7 +238,7 @@ export class OutsideWrites {
         changed = [];
       };
       for await (const doc of store.documents.find({}).batchSize(1_000)) {
-        if (this.stopped) return;
+        if (!this.active(term)) return void (status.state = 'waiting');
         status.read++;
         const key = idKey(doc._id);
         const was = known.get(key);
