@@ -106,6 +106,20 @@ export type PlainDocument = { _id: StoredId } & Record<string, unknown>;
 
 export const COUNTERS_COLLECTION = '_tributary_sequences';
 export const META_COLLECTION_PREFIX = '_tributary_sync_';
+export const PENDING_COLLECTION_PREFIX = '_tributary_pending_';
+
+/**
+ * A write the gateway has begun (`_tributary_pending_<name>`): the metadata it writes once the
+ * document is written (without its version), and the sequence of the metadata it replaces
+ * (`base`, null for none). Recorded before the document is written and removed once the metadata
+ * is: a repair that finds the document as this record says, over that same metadata, completes
+ * the write instead of taking it for another service's change (sync/reconcile.ts).
+ */
+export interface PendingWrite {
+  _id: StoredId;
+  base: number | null;
+  meta: MetaDocument;
+}
 
 /** How many documents' last writes `CollectionStore.wrote` remembers. */
 const RECENT_WRITES = 100_000;
@@ -135,6 +149,8 @@ export interface DocumentCursor {
 export class CollectionStore {
   readonly documents: Collection<PlainDocument>;
   readonly meta: Collection<MetaDocument>;
+  /** Writes under way (PendingWrite): a handful at any time, so even a scan of it is cheap. */
+  readonly pending: Collection<PendingWrite>;
   readonly sequencer: Sequencer;
   /** Cursors of multi-page reads (first syncs, bootstraps) between their pages. */
   readonly cursors: CursorCache;
@@ -154,6 +170,7 @@ export class CollectionStore {
     // keeps every BSON type through a read-modify-write.
     this.documents = db.collection<PlainDocument>(model.name, { promoteValues: false });
     this.meta = db.collection<MetaDocument>(META_COLLECTION_PREFIX + model.name);
+    this.pending = db.collection<PendingWrite>(PENDING_COLLECTION_PREFIX + model.name);
     this.sequencer = new Sequencer(db.collection<CounterDocument>(COUNTERS_COLLECTION), model.name, options);
     this.fieldNames = new Set(model.fields.map((f) => f.name));
     this.limits = options.limits;
@@ -314,6 +331,25 @@ export class CollectionStore {
       start = end;
     }
     return { matched, duplicates };
+  }
+
+  /** Records writes about to be made (PendingWrite); one left by a write that failed is replaced. */
+  async recordPending(writes: PendingWrite[]): Promise<void> {
+    // The version is the document itself, which a repair that completes the write reads anyway.
+    const records = writes.map(({ meta: { version: _version, ...meta }, ...w }): PendingWrite => ({ ...w, meta }));
+    const { duplicates } = await this.writeMany(this.pending, records.map((r) => ({ insertOne: { document: r } }) as unknown as AnyBulkWriteOperation<PendingWrite>));
+    if (duplicates.size > 0) await this.writeMany(this.pending, [...duplicates].map((i) => ({ replaceOne: { filter: byId<PendingWrite>(records[i]!._id), replacement: records[i]!, upsert: true } })));
+  }
+
+  /** The writes under way or interrupted for these documents, by idKey. */
+  async readPending(ids: StoredId[]): Promise<Map<string, PendingWrite>> {
+    if (ids.length === 0) return new Map();
+    return new Map((await this.pending.find(byIds<PendingWrite>(ids)).toArray()).map((p) => [idKey(p._id), p]));
+  }
+
+  /** Forgets the pending records of these documents (their metadata is written). */
+  async clearPending(ids: StoredId[]): Promise<void> {
+    if (ids.length > 0) await this.pending.deleteMany(byIds<PendingWrite>(ids));
   }
 
   /** Metadata by stored `_id`, without versions: whoever reads it by id joins it with the document as it is now. */

@@ -399,6 +399,10 @@ export class CollectionWriter {
     // must not wait for these documents' locks. (A write that does not land is read again and
     // repaired by the next round, whatever the report did.)
     for (const meta of metas) this.store.wrote(meta._id, meta);
+    // A crash between a document and its metadata leaves this record, and the next repair
+    // completes the write with its stamps (reconcile.ts) rather than stamping it as another
+    // service's change: a device that pushes it again must not count a counter twice.
+    await this.store.recordPending(metas.map((meta, i) => ({ _id: meta._id, base: planned[i]!.replaces?._sync.seq ?? null, meta })));
     const { matched, duplicates } = await this.store.writeMany(this.store.documents, docOps);
     const updating = planned.flatMap((p, i) => (p.replaces && !p.doc._deleted && opOf[i] !== null ? [i] : []));
     // An update that matched nothing found its document deleted by another service.
@@ -421,6 +425,7 @@ export class CollectionWriter {
     const undone = taken.filter((i) => planned[i]!.unread);
     if (undone.length > 0) await this.store.writeMany(this.store.documents, undone.map((i) => ({ deleteOne: { filter: byId<PlainDocument>(metas[i]!._id) } })));
     for (const i of undone) landed[i] = false;
+    await this.store.clearPending(metas.map((m) => m._id));
     return landed;
   }
 

@@ -14,14 +14,17 @@
 // collections in the background (adoption at start, and a full comparison pass where changes may
 // have been missed), and before every push reads its documents, so a write always merges into
 // what is stored. Callers hold the documents' locks (push.ts), so a gateway write and a repair of
-// one document never interleave; the gateway writes a document before its metadata, so a crash in
-// between leaves a document that the next repair takes for an outside change.
+// one document never interleave. The gateway writes a document before its metadata, recording
+// the write as pending first: a repair that finds a document as a pending write left it, over the
+// metadata that write replaced, completes that write (its stamps, a device's counter increments
+// included) instead of taking it for an outside change, so a crash in between loses nothing and
+// a device that pushes the same change again is not counted twice.
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import type { AnyBulkWriteOperation } from 'mongodb';
 import { allStamps, recordChange, recordOutsideChange, SERVER_NODE, type MergedFields, type Stamps } from '../../protocol/field-state.ts';
 import type { HybridLogicalClock } from '../../protocol/hlc.ts';
-import { byId, fromMeta, idKey, toMeta, withoutStamps, type CollectionStore, type MetaDocument, type PlainDocument, type StoredDocument, type StoredId } from '../store/collection-store.ts';
+import { byId, CollectionStore, fromMeta, idKey, toMeta, withoutStamps, type MetaDocument, type PendingWrite, type PlainDocument, type StoredDocument, type StoredId } from '../store/collection-store.ts';
 import { isStoredIdOf, keyScalar } from '../../protocol/bson-values.ts';
 import { PRIMARY_KEY } from '../../protocol/model.ts';
 import type { DocumentValidator, FieldViolation } from './validate.ts';
@@ -67,20 +70,28 @@ export class Reconciler {
     const metas = read.metas ?? new Map<string, MetaDocument>();
     const insertOnly = known !== undefined && known.metas === undefined;
     const counts: ReconcileCounts = { adopted: 0, changed: 0, deleted: 0 };
-    const updates: MetaDocument[] = [];
+    const planned = new Map<string, { meta: MetaDocument; kind: keyof ReconcileCounts | 'completed' }>();
     const seen = new Set<string>();
     for (const id of ids) {
       const key = idKey(id);
       if (seen.has(key)) continue;
       seen.add(key);
-      const next = this.nextMetadata(key, docs.get(key), metas.get(key), counts);
-      if (next) updates.push(next);
+      const next = this.nextMetadata(key, docs.get(key), metas.get(key));
+      if (next) planned.set(key, next);
     }
+    const pending = await this.store.readPending([...planned.values()].map((p) => p.meta._id));
+    for (const [key, write] of pending) {
+      const completed = this.completion(write, docs.get(key), metas.get(key));
+      if (completed) planned.set(key, { meta: completed, kind: 'completed' });
+    }
+    const updates = [...planned.values()].map((p) => p.meta);
+    for (const { kind } of planned.values()) if (kind !== 'completed') counts[kind]++;
     if (updates.length > 0) {
       // Metadata that did not exist is inserted (one command; an update is a statement each on FerretDB).
       const inserts = new Set(updates.filter((m) => insertOnly || !metas.has(idKey(m._id))).map((m) => idKey(m._id)));
       const { written, taken } = await this.writeMetadata(updates, inserts);
       for (const meta of written) metas.set(idKey(meta._id), meta);
+      if (pending.size > 0) await this.store.clearPending([...pending.values()].map((p) => p._id));
       if (taken.length > 0) {
         // Written meanwhile (a push adopted them first): read and repaired like any other.
         const again = await this.repair(taken);
@@ -97,16 +108,28 @@ export class Reconciler {
     return { current, metas, counts };
   }
 
+  /**
+   * The metadata that completes a gateway write interrupted between its document and its
+   * metadata: when the document is as the write left it, over the metadata it replaced. Null for
+   * a write that did not land, or was overtaken since (then the document is repaired as it is).
+   */
+  private completion(write: PendingWrite, doc: PlainDocument | undefined, stored: MetaDocument | undefined): MetaDocument | null {
+    if (write.base !== (stored?.seq ?? null)) return null;
+    const landed = write.meta.deleted ? doc === undefined : doc !== undefined && CollectionStore.digest(this.store.fieldHashes(doc)) === CollectionStore.digest(write.meta.hashes ?? {});
+    if (!landed) return null;
+    this.options.log.info({ collection: this.store.model.name, id: String(write._id) }, 'completed a write interrupted between its document and its metadata');
+    return toMeta(write._id, { ...fromMeta(write.meta), seq: 0, updatedAt: new Date() }, doc ?? null);
+  }
+
   /** The metadata a document needs now (without its sequence), or null when it is up to date. */
-  private nextMetadata(key: string, doc: PlainDocument | undefined, stored: MetaDocument | undefined, counts: ReconcileCounts): MetaDocument | null {
+  private nextMetadata(key: string, doc: PlainDocument | undefined, stored: MetaDocument | undefined): { meta: MetaDocument; kind: keyof ReconcileCounts } | null {
     const updatedAt = new Date();
     const meta = stored && fromMeta(stored);
     // The version the change replaces, as the engine sees it (for `prev` and `past`).
     const replaced = stored && this.store.join(doc, { ...stored, deleted: false, invalid: null });
     if (!doc) {
       if (!meta || meta.deleted) return null;
-      counts.deleted++;
-      return toMeta(stored._id, { ...meta, seq: 0, updatedAt, deleted: true, ...this.store.history(replaced!), hashes: {}, invalid: null }, null);
+      return { kind: 'deleted', meta: toMeta(stored._id, { ...meta, seq: 0, updatedAt, deleted: true, ...this.store.history(replaced!), hashes: {}, invalid: null }, null) };
     }
     const hashes = this.store.fieldHashes(doc);
     if (meta && !meta.deleted && isDeepStrictEqual(hashes, meta.hashes ?? {})) return null;
@@ -114,20 +137,21 @@ export class Reconciler {
     if (violation) this.options.log.warn({ collection: this.store.model.name, id: String(doc._id), field: violation.field, problem: violation.message }, 'document fails schema.graphql');
     if (violation || meta?.invalid) this.options.onInvalid?.(key, violation);
     let stamps: Stamps;
+    let kind: keyof ReconcileCounts;
     const wire = violation?.field === PRIMARY_KEY ? {} : this.wireFields(doc);
     if (!meta || meta.deleted) {
       // Only counters and sets need a state from the start; unstamped fields are older than any stamp.
       const merged = Object.fromEntries(Object.entries(wire).filter(([name]) => Object.hasOwn(this.fields, name)));
       stamps = recordChange(this.fields, {}, merged, {}, () => this.tick(meta?.stamps), SERVER_NODE) ?? {};
-      counts.adopted++;
+      kind = 'adopted';
     } else {
       const was = meta.hashes ?? {};
       const changed = [...new Set([...Object.keys(was), ...Object.keys(hashes)])].filter((name) => was[name] !== hashes[name]);
       stamps = recordOutsideChange(this.fields, changed, meta.stamps ?? {}, wire, () => this.tick(meta.stamps), SERVER_NODE);
-      counts.changed++;
+      kind = 'changed';
     }
     const history = replaced ? this.store.history(replaced) : { prev: null, past: [] };
-    return toMeta(doc._id, { seq: 0, updatedAt, deleted: false, state: this.store.queryableSnapshot(doc), ...history, stamps, hashes, invalid: violation }, doc);
+    return { kind, meta: toMeta(doc._id, { seq: 0, updatedAt, deleted: false, state: this.store.queryableSnapshot(doc), ...history, stamps, hashes, invalid: violation }, doc) };
   }
 
   /** How a stored document breaks schema.graphql, its key's type included, or null. */
