@@ -76,6 +76,8 @@ export class CollectionWriter {
 
   /** Counters and add-wins sets of the collection. */
   private readonly fields: MergedFields;
+  /** The fields that are counters (only top-level fields can be: field-state.ts mergedFields). */
+  private readonly counterFields: string[];
 
   /** Brings metadata up to what other services wrote (sync/reconcile.ts). */
   private readonly reconciler: Reconciler;
@@ -88,6 +90,7 @@ export class CollectionWriter {
     outside: { log: Logger; onInvalid?: (key: string, violation: FieldViolation | null) => void } = { log: silentLog },
   ) {
     this.fields = mergedFields(store.model);
+    this.counterFields = Object.keys(this.fields).filter((name) => this.fields[name] === 'counter');
     this.partSize = store.writesPerLease;
     this.reconciler = new Reconciler(store, this.fields, this.clock, validate, onCommitted, { maxClockSkewMs: conflicts.maxClockSkewMs, ...outside });
   }
@@ -401,8 +404,11 @@ export class CollectionWriter {
     for (const meta of metas) this.store.wrote(meta._id, meta);
     // A crash between a document and its metadata leaves this record, and the next repair
     // completes the write with its stamps (reconcile.ts) rather than stamping it as another
-    // service's change: a device that pushes it again must not count a counter twice.
-    await this.store.recordPending(metas.map((meta, i) => ({ _id: meta._id, base: planned[i]!.replaces?._sync.seq ?? null, meta })));
+    // service's change: a device that pushes it again must not count a counter twice. Only a
+    // counter's change needs it: every other write, stamped anew and applied again, comes out
+    // the same.
+    const pending = metas.flatMap((meta, i) => (this.changesCounter(planned[i]!.replaces, meta) ? [{ _id: meta._id, base: planned[i]!.replaces?._sync.seq ?? null, meta }] : []));
+    await this.store.recordPending(pending);
     const { matched, duplicates } = await this.store.writeMany(this.store.documents, docOps);
     const updating = planned.flatMap((p, i) => (p.replaces && !p.doc._deleted && opOf[i] !== null ? [i] : []));
     // An update that matched nothing found its document deleted by another service.
@@ -425,8 +431,14 @@ export class CollectionWriter {
     const undone = taken.filter((i) => planned[i]!.unread);
     if (undone.length > 0) await this.store.writeMany(this.store.documents, undone.map((i) => ({ deleteOne: { filter: byId<PlainDocument>(metas[i]!._id) } })));
     for (const i of undone) landed[i] = false;
-    await this.store.clearPending(metas.map((m) => m._id));
+    await this.store.clearPending(pending.map((p) => p._id));
     return landed;
+  }
+
+  /** Whether this write changes a counter's value (by the field's hash). */
+  private changesCounter(stored: StoredDocument | null, next: MetaDocument): boolean {
+    if (next.deleted) return false;
+    return this.counterFields.some((field) => stored?._sync.hashes?.[field] !== next.hashes?.[field]);
   }
 
   /** The update from the stored document to `next`, field by field; null when no field changed. */

@@ -15,7 +15,7 @@
 // have been missed), and before every push reads its documents, so a write always merges into
 // what is stored. Callers hold the documents' locks (push.ts), so a gateway write and a repair of
 // one document never interleave. The gateway writes a document before its metadata, recording
-// the write as pending first: a repair that finds a document as a pending write left it, over the
+// a write that changes a counter as pending first: a repair that finds a document as a pending write left it, over the
 // metadata that write replaced, completes that write (its stamps, a device's counter increments
 // included) instead of taking it for an outside change, so a crash in between loses nothing and
 // a device that pushes the same change again is not counted twice.
