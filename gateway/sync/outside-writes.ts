@@ -65,6 +65,7 @@ export class OutsideWrites {
   private leading = false;
   private term = 0;
   private refreshing: Promise<void> | null = null;
+  private stopping: Promise<void> | null = null;
 
   constructor(
     private readonly collections: Map<string, FollowedCollection>,
@@ -143,6 +144,8 @@ export class OutsideWrites {
           this.options.log.warn('outside changes: this instance lost the follower lease; another instance follows them now');
           await this.stopLeading();
         }
+      } catch (error) {
+        this.options.log.error({ err: error }, 'outside changes: could not start or stop following; trying again at the next lease renewal');
       } finally {
         this.refreshing = null;
       }
@@ -151,6 +154,7 @@ export class OutsideWrites {
   }
 
   private async startLeading(): Promise<void> {
+    await this.stopping;
     this.leading = true;
     this.term++;
     this.options.log.info({ source: this.source.kind }, 'outside changes: this instance follows them (it holds the follower lease)');
@@ -168,23 +172,34 @@ export class OutsideWrites {
     this.passAll();
   }
 
-  private async stopLeading(): Promise<void> {
-    if (!this.leading) return;
+  /** Stops the source and the passes; `leading` is false from the first moment (a pass may call it). */
+  private stopLeading(): Promise<void> {
+    if (!this.leading) return this.stopping ?? Promise.resolve();
     this.leading = false;
     if (this.passTimer) clearInterval(this.passTimer);
     this.passTimer = null;
-    await this.source.stop();
-    await Promise.allSettled([...this.running.values()]);
+    this.stopping = (async () => {
+      await this.source.stop();
+      await Promise.allSettled([...this.running.values()]);
+    })().finally(() => (this.stopping = null));
+    return this.stopping;
   }
 
-  /** Whether a pass of this term may go on. */
+  /**
+   * Whether a pass of this term may go on: this instance still follows, and its lease is still
+   * valid. A holder whose renewals stalled must not write (another instance may take over once
+   * the lease expires): it stands down now, and follows again once a renewal succeeds.
+   */
   private active(term: number): boolean {
-    return !this.stopped && this.leading && this.term === term;
+    if (this.stopped || !this.leading || this.term !== term) return false;
+    if (this.lease.holds()) return true;
+    this.options.log.warn('outside changes: the follower lease was not renewed in time; this instance stops following until it is');
+    void this.stopLeading();
+    return false;
   }
 
   private async apply(changes: OutsideChange[]): Promise<void> {
-    // A holder that could not renew in time must not write: another instance may follow already.
-    if (!this.lease.holds()) throw new Error('outside changes: this instance no longer holds the follower lease');
+    if (!this.active(this.term)) throw new Error('outside changes: this instance no longer holds the follower lease');
     const byCollection = new Map<string, StoredId[]>();
     for (const change of changes) {
       const followed = this.collections.get(change.collection);
@@ -254,7 +269,10 @@ export class OutsideWrites {
       await flush();
       // Live metadata whose document was not found: deleted by another service.
       const gone = [...known.values()].flatMap(({ id, digest }) => (digest === null ? [] : [id]));
-      for (let i = 0; i < gone.length; i += this.options.batchSize) add(await writer.reconcile(gone.slice(i, i + this.options.batchSize)));
+      for (let i = 0; i < gone.length; i += this.options.batchSize) {
+        if (!this.active(term)) return void (status.state = 'waiting');
+        add(await writer.reconcile(gone.slice(i, i + this.options.batchSize)));
+      }
       status.state = 'done';
       status.finishedAt = new Date().toISOString();
       const seconds = (Date.now() - began) / 1000;
