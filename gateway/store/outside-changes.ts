@@ -214,7 +214,8 @@ abstract class Follower implements OutsideChangeSource {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Change streams (MongoDB 6+ replica sets). Not exercised by the test suite (FerretDB has none).
+// Change streams (MongoDB 6+ replica sets). FerretDB has none: the test suite runs this against a
+// scripted stream only (test/change-stream-source.test.ts).
 
 const LOST_CODES = new Set([
   286, // ChangeStreamHistoryLost
