@@ -102,6 +102,21 @@ export function percentile(sorted: ArrayLike<number>, p: number): number {
   return sorted[rank]!;
 }
 
+/** Write-to-arrival latency and write acknowledgement percentiles, in ms, as the latency tables show them. */
+export interface LatencyColumns {
+  p50: number;
+  p99: number;
+  max: number;
+  ackP50: number;
+  ackP99: number;
+}
+
+export function latencyColumns(latencies: ArrayLike<number>, acks: ArrayLike<number>): LatencyColumns {
+  const latency = Float64Array.from(latencies).sort();
+  const ack = Float64Array.from(acks).sort();
+  return { p50: percentile(latency, 50), p99: percentile(latency, 99), max: percentile(latency, 100), ackP50: percentile(ack, 50), ackP99: percentile(ack, 99) };
+}
+
 export function fmt(n: number, digits = 0): string {
   if (!Number.isFinite(n)) return 'n/a';
   return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });

@@ -7,7 +7,7 @@
 // the latency covers the MongoDB write, the change-feed read and the fan-out; for the limits it
 // is a publish of the same document in the same event shape.
 import { clientsReady, spawnChild, type Child } from './child.ts';
-import { epochMs, fmt, makeTask, markdownTable, percentile, runId, sleep } from './common.ts';
+import { epochMs, fmt, latencyColumns, makeTask, markdownTable, percentile, runId, sleep, type LatencyColumns } from './common.ts';
 import type { ClientsIn, ClientsOut } from './fanout-clients.ts';
 import { stampTitle, TARGETS, type RunningTarget, type Target } from './fanout-targets.ts';
 
@@ -20,7 +20,8 @@ export interface FanoutOptions {
   clientProcesses: number;
 }
 
-export interface FanoutRow {
+/** Latency columns: write due until arrival; ack: until the server accepted the write (gateway: writer.push resolved). */
+export interface FanoutRow extends LatencyColumns {
   server: string;
   clients: number;
   rate: number;
@@ -29,12 +30,6 @@ export interface FanoutRow {
   deliveriesPerSec: number;
   /** Documents per stream event received (> 1 when the gateway's change feed batched writes). */
   docsPerMessage: number;
-  p50: number;
-  p99: number;
-  max: number;
-  /** From when a write was due until the server accepted it (gateway: writer.push resolved). */
-  ackP50: number;
-  ackP99: number;
   /** From the start of the fan-out (gateway: change feed emitted the write) to the client. */
   fanoutP50: number;
   fanoutP99: number;
@@ -167,8 +162,7 @@ function summarize(
       if (started !== undefined) fanout.push(received - started);
     });
   }
-  const sorted = (values: number[]) => Float64Array.from(values).sort();
-  const [latency, fanoutLatency, acks] = [sorted(total), sorted(fanout), sorted(acksMs)];
+  const fanoutLatency = Float64Array.from(fanout).sort();
   const sum = (pick: (r: Report) => number) => reports.reduce((n, r) => n + pick(r), 0);
   const delivered = sum((r) => r.delivered);
   const lastDeliveryAt = Math.max(...reports.map((r) => r.lastDeliveryAt));
@@ -180,11 +174,7 @@ function summarize(
     delivered,
     deliveriesPerSec: delivered / ((lastDeliveryAt - firstSendAt) / 1_000),
     docsPerMessage: delivered / sum((r) => r.messages),
-    p50: percentile(latency, 50),
-    p99: percentile(latency, 99),
-    max: percentile(latency, 100),
-    ackP50: percentile(acks, 50),
-    ackP99: percentile(acks, 99),
+    ...latencyColumns(total, acksMs),
     fanoutP50: percentile(fanoutLatency, 50),
     fanoutP99: percentile(fanoutLatency, 99),
     errors: failedWrites + sum((r) => r.errors),

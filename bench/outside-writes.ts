@@ -25,7 +25,7 @@ import { MongoClient, Timestamp, type Collection } from 'mongodb';
 import { pino } from 'pino';
 import { startGateway, type Gateway } from '../gateway/server.ts';
 import { clientsReady, spawnChild, type Child } from './child.ts';
-import { BENCH_AUTH, benchToken, cpuSeconds, dropDatabase, epochMs, ferretdbPid, fmt, makeTask, markdownTable, percentile, runId, sleep, storedTask, timeMethods } from './common.ts';
+import { BENCH_AUTH, benchToken, cpuSeconds, dropDatabase, epochMs, ferretdbPid, fmt, makeTask, markdownTable, latencyColumns, percentile, runId, sleep, storedTask, timeMethods, type LatencyColumns } from './common.ts';
 import { awaitDeliveries } from './fanout.ts';
 import type { ClientsIn, ClientsOut } from './fanout-clients.ts';
 import { stampTitle } from './fanout-targets.ts';
@@ -43,7 +43,8 @@ export interface OutsideWritesOptions {
 
 export type WriteKind = 'update' | 'insert';
 
-export interface OutsideWritesRow {
+/** Latency columns: driver call until arrival; ack: the driver's own acknowledgement. */
+export interface OutsideWritesRow extends LatencyColumns {
   path: 'gateway' | 'oplog';
   kind: WriteKind;
   targetRate: number;
@@ -57,11 +58,6 @@ export interface OutsideWritesRow {
   delivered: number;
   deliveriesPerSec: number;
   docsPerMessage: number;
-  p50: number;
-  p99: number;
-  max: number;
-  ackP50: number;
-  ackP99: number;
   /**
    * Gateway rows: p50 from the driver call until the gateway's repair of the document began (its
    * oplog reader reported it), until that repair resolved (metadata written), and until the
@@ -214,26 +210,17 @@ async function gatewayScenario(gateway: Gateway, token: string, kind: WriteKind,
 
     const latencies: number[] = [];
     for (const r of reports) r.sentAt.forEach((sent, i) => latencies.push(r.receivedAt[i]! - sent));
-    const sorted = Float64Array.from(latencies).sort();
-    const acks = Float64Array.from(phase.acks).sort();
     const delivered = reports.reduce((s, r) => s + r.delivered, 0);
     const lastDeliveryAt = Math.max(...reports.map((r) => r.lastDeliveryAt));
     return {
       path: 'gateway',
-      kind,
-      targetRate: rate,
-      achievedRate: phase.acks.length / ((phase.lastAckAt - phase.firstCallAt) / 1_000),
-      writes: phase.acks.length,
+      ...writeColumns(kind, rate, phase),
       clients,
       expected,
       delivered,
       deliveriesPerSec: delivered / ((lastDeliveryAt - phase.firstCallAt) / 1_000),
       docsPerMessage: delivered / reports.reduce((s, r) => s + r.messages, 0),
-      p50: percentile(sorted, 50),
-      p99: percentile(sorted, 99),
-      max: percentile(sorted, 100),
-      ackP50: percentile(acks, 50),
-      ackP99: percentile(acks, 99),
+      ...latencyColumns(latencies, phase.acks),
       stages: stages.p50(),
       storeCores,
       benchCores,
@@ -273,24 +260,15 @@ async function oplogScenario(
       if (tail.seen !== last) [last, lastChange] = [tail.seen, Date.now()];
       await sleep(50);
     }
-    const sorted = Float64Array.from(tail.latencies()).sort();
-    const acks = Float64Array.from(phase.acks).sort();
     return {
       path: 'oplog',
-      kind,
-      targetRate: rate,
-      achievedRate: phase.acks.length / ((phase.lastAckAt - phase.firstCallAt) / 1_000),
-      writes: phase.acks.length,
+      ...writeColumns(kind, rate, phase),
       clients: 0,
       expected: phase.acks.length,
       delivered: tail.seen,
       deliveriesPerSec: tail.seen / ((tail.lastSeenAt - phase.firstCallAt) / 1_000),
       docsPerMessage: Number.NaN,
-      p50: percentile(sorted, 50),
-      p99: percentile(sorted, 99),
-      max: percentile(sorted, 100),
-      ackP50: percentile(acks, 50),
-      ackP99: percentile(acks, 99),
+      ...latencyColumns(tail.latencies(), phase.acks),
       storeCores,
       benchCores,
       fullPasses: 0,
@@ -300,6 +278,11 @@ async function oplogScenario(
   } finally {
     await tail.stop();
   }
+}
+
+/** The writer's columns of a row: what was asked, and what the store took. */
+function writeColumns(kind: WriteKind, rate: number, phase: WritePhaseResult): Pick<OutsideWritesRow, 'kind' | 'targetRate' | 'achievedRate' | 'writes'> {
+  return { kind, targetRate: rate, achievedRate: phase.acks.length / ((phase.lastAckAt - phase.firstCallAt) / 1_000), writes: phase.acks.length };
 }
 
 interface WritePhaseResult {
