@@ -92,6 +92,13 @@ function checkExpression(collection: CollectionModel, filter: unknown, at: strin
       value.forEach((v, i) => checkExpression(collection, v, `${key}[${i}]`, options, tally, inner));
       continue;
     }
+    if (isListPosition(collection, key, options)) {
+      if (!isOperatorObject(value) || Object.keys(value).length !== 1 || typeof value.$exists !== 'boolean') {
+        throw new QueryError(`${key}: a position in a list takes only {$exists: true|false} (its length)`);
+      }
+      count(tally);
+      continue;
+    }
     const field = resolvePath(collection, key, options);
     const scalar = field.kind === 'list' ? field.of : field;
     if (scalar.kind === 'scalar' && UNQUERYABLE_SCALARS.includes(scalar.name)) throw new QueryError(`${key} is a ${scalar.name} field, which filters cannot use`);
@@ -256,6 +263,15 @@ export function normalizeOperand(name: ScalarName, value: unknown): unknown {
   }
 }
 
+/**
+ * Whether `path` is a position in a list field (`tags.2`): with `$exists` alone, a list's length
+ * (RQL's `list.@count`, protocol/rql.ts). Positions stop at six digits.
+ */
+function isListPosition(collection: CollectionModel, path: string, options: CheckFilterOptions): boolean {
+  const indexed = /^(.+)\.(\d{1,6})$/.exec(path);
+  return indexed !== null && resolvePath(collection, indexed[1]!, options).kind === 'list';
+}
+
 function resolvePath(collection: CollectionModel, path: string, options: CheckFilterOptions): FieldType {
   let fields: FieldModel[] = collection.fields;
   let type: FieldType | undefined;
@@ -298,6 +314,7 @@ export function rewriteFilter(collection: CollectionModel, filter: Filter, rewri
       if (key.startsWith('$')) return [key, (value as Filter[]).map((v) => rewriteFilter(collection, v, rewrite))];
       const [head, ...rest] = key.split('.');
       const name = [rewrite.field ? rewrite.field(head!) : head, ...rest].join('.');
+      if (isListPosition(collection, key, { queryableOnly: false })) return [name, value]; // {$exists} alone
       return [name, rewriteCondition(resolvePath(collection, key, { queryableOnly: false }), value, rewrite)];
     }),
   );

@@ -49,6 +49,17 @@ describe('filters', () => {
     expect(compileFilter(tasks, { status: 'TODO' }, { queryableOnly: true }).matches(stored({ status: 'TODO' }))).toBe(true);
   });
 
+  it("takes a list's length as a position with $exists (RQL's list.@count), and nothing else on a position", () => {
+    const atLeastTwo = compileFilter(tasks, { 'tags.1': { $exists: true } }, { queryableOnly: true });
+    expect(atLeastTwo.stored).toEqual({ 'tags.1': { $exists: true } });
+    expect(atLeastTwo.matches(stored({ tags: ['a', 'b'] }))).toBe(true);
+    expect(atLeastTwo.matches(stored({ tags: ['a'] }))).toBe(false);
+    expect(() => compileFilter(tasks, { 'tags.1': 'b' })).toThrow('a position in a list takes only {$exists: true|false}');
+    expect(() => compileFilter(tasks, { 'tags.1': { $exists: true, $eq: 'b' } })).toThrow('a position in a list takes only');
+    expect(() => compileFilter(tasks, { 'title.1': { $exists: true } })).toThrow('unknown field title.1 in Task');
+    expect(() => compileFilter(tasks, { 'tags.1234567': { $exists: true } })).toThrow('unknown field');
+  });
+
   it.each([
     [{ $where: 'sleep(100)' }, 'unsupported operator $where'],
     [{ title: { $regex: '(a+)+$' } }, '$regex on title may only hold literal text'],

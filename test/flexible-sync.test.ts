@@ -53,6 +53,32 @@ describe('Flexible Sync subscriptions', () => {
     expect(await localIds(both)).toEqual(['a1', 'a2', 'b1']);
   });
 
+  it('subscribes by list length (RQL @count and @size) and by ANY, ALL and NONE over a list, as the driver counts in MongoDB', async () => {
+    const gateway = await startTestGateway();
+    await seed(gateway, [
+      newTask({ id: 'none', tags: [] }),
+      newTask({ id: 'one', tags: ['x'] }),
+      newTask({ id: 'two', tags: ['x', 'y'] }),
+      newTask({ id: 'three', tags: ['x', 'y', 'z'] }),
+    ]);
+    const cases: Array<[string, string[], Record<string, unknown>]> = [
+      ['tags.@count >= 2', ['three', 'two'], { 'tags.1': { $exists: true } }],
+      ['tags.@size == 1', ['one'], { tags: { $size: 1 } }],
+      ['tags.@count == 0', ['none'], { tags: { $size: 0 } }],
+      ["ANY tags == 'y'", ['three', 'two'], { tags: 'y' }],
+      ["ALL tags == 'x'", ['none', 'one'], { tags: { $nin: ['y', 'z'] } }], // (the tags here are x, y, z)
+      ["NONE tags == 'z'", ['none', 'one', 'two'], { tags: { $ne: 'z' } }],
+    ];
+    for (const [query, expected, driverFilter] of cases) {
+      const client = await openTestClient(gateway.wsUrl, { flexibleSync: true });
+      await client.subscriptions.update((m) => m.add('tasks', query));
+      expect(client.subscriptions.state, query).toBe('complete');
+      expect(await localIds(client), query).toEqual(expected);
+      expect(await serverIds(gateway.database, driverFilter), query).toEqual(expected);
+      await client.close();
+    }
+  });
+
   it('removes a document that moves out of view on that device only, and brings it back when it moves back', async () => {
     const gateway = await startTestGateway();
     await seed(gateway, sampleTasks());
