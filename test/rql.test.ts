@@ -15,6 +15,13 @@ function syntaxErrorOf(query: string, args?: readonly unknown[]): RqlSyntaxError
   throw new Error(`expected ${JSON.stringify(query)} to be rejected`);
 }
 
+/** The query is refused with this message, pointing at this position. */
+function expectRejected(query: string, args: readonly unknown[], position: number, message: RegExp): void {
+  const error = syntaxErrorOf(query, args);
+  expect(error.message).toMatch(message);
+  expect(error.position).toBe(position);
+}
+
 describe('comparisons', () => {
   it.each([
     ['a == 1', { a: { $eq: 1 } }],
@@ -537,11 +544,7 @@ describe('BETWEEN', () => {
     ['a BETWEEN {1, $0}', [[2]], 10, /must be values, not nil or a list/],
     ['5 BETWEEN {1, 2}', [], 0, /^expected a key path before "BETWEEN"/],
     ['a BETWEEN[c] {1, 2}', [], 9, /"\[c\]" is not allowed after "BETWEEN"/],
-  ])('rejects %j', (query, args, position, message) => {
-    const error = syntaxErrorOf(query, args);
-    expect(error.message).toMatch(message);
-    expect(error.position).toBe(position);
-  });
+  ])('rejects %j', expectRejected);
 });
 
 describe('ANY, ALL and NONE over list fields', () => {
@@ -630,11 +633,7 @@ describe('ANY, ALL and NONE over list fields', () => {
     ['ANY true == 1', [], 4, /expected a key path to a list after "ANY"/],
     ['ANY tags.@count > 1', [], 9, /^ANY cannot apply to a count/],
     ['ANY a == ANY b', [], 13, /comparing two key paths is not supported/],
-  ])('rejects %j', (query, args, position, message) => {
-    const error = syntaxErrorOf(query, args);
-    expect(error.message).toMatch(message);
-    expect(error.position).toBe(position);
-  });
+  ])('rejects %j', expectRejected);
 });
 
 describe('@count and @size', () => {
@@ -702,11 +701,7 @@ describe('@count and @size', () => {
     ['tags.@COUNT > 1', [], 5, /^unknown operator "@COUNT" \(realm-core knows @count and @size\)/],
     ['tags.@ > 1', [], 5, /unknown operator "@"/],
     ['@count > 1', [], 0, /^unexpected character "@"/],
-  ])('rejects %j', (query, args, position, message) => {
-    const error = syntaxErrorOf(query, args);
-    expect(error.message).toMatch(message);
-    expect(error.position).toBe(position);
-  });
+  ])('rejects %j', expectRejected);
 });
 
 describe('forms Flexible Sync refuses', () => {
