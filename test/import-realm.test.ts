@@ -219,6 +219,8 @@ describe('import-realm: UUID and string keys, custom user data in a role', () =>
         write: true,
         insert: true,
         delete: true,
+        fields: {},
+        additional_fields: {},
       },
     ]);
     const teammate = roles.get('Member')![0]!;
@@ -286,7 +288,7 @@ describe('import-realm: what cannot be translated', () => {
     const [auditor, owner] = roles.get('Item')!;
     // The role whose condition called a function now applies to everyone and denies everything,
     // so no later (possibly wider) role takes its place.
-    expect(auditor).toEqual({ name: 'auditor', apply_when: {}, document_filters: { read: false, write: false }, read: false, write: false, insert: false, delete: false });
+    expect(auditor).toEqual({ name: 'auditor', apply_when: {}, document_filters: { read: false, write: false }, read: false, write: false, insert: false, delete: false, fields: {}, additional_fields: {} });
     expect(owner!.fields!.costPrice).toEqual({ read: false, write: false });
     const notes = readFileSync(join(out, 'IMPORT-NOTES.md'), 'utf8');
     expect(notes).toContain('## Problems: not translated');

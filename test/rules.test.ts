@@ -97,9 +97,9 @@ describe('permission rules', () => {
       ])
     ).data!.pushTasks;
     expect(result.rejected).toEqual([
-      { id: 'ann-1', code: 'PERMISSION_DENIED', field: null, message: 'the role may not change this document', realmCode: 231 },
-      { id: 'bob-1', code: 'PERMISSION_DENIED', field: null, message: 'the role may not delete documents', realmCode: 231 },
-      { id: 'bob-1', code: 'PERMISSION_DENIED', field: 'priority', message: 'the role may not write Task.priority', realmCode: 231 },
+      { id: 'ann-1', code: 'PERMISSION_DENIED', field: null, message: 'write to "ann-1" in table "Task" not allowed; the role may not change this document', realmCode: 231 },
+      { id: 'bob-1', code: 'PERMISSION_DENIED', field: null, message: 'write to "bob-1" in table "Task" not allowed; the role may not delete this document', realmCode: 231 },
+      { id: 'bob-1', code: 'PERMISSION_DENIED', field: 'priority', message: 'write to "bob-1" in table "Task" not allowed; the role may not write Task.priority', realmCode: 231 },
     ]);
     // The same two through bob's SDK client: refused, reverted on the device, reported with 231.
     const device = await clientFor(gateway, 'bob');
@@ -109,7 +109,7 @@ describe('permission rules', () => {
     await (await device.collections.tasks!.findOne('bob-1').exec())!.incrementalPatch({ priority: 5 });
     await waitFor('the read-only field is reverted', async () => (await device.collections.tasks!.findOne('bob-1').exec())?.priority === bob1.priority);
     expect(await reported).toEqual([
-      expect.objectContaining({ id: 'bob-1', code: 'PERMISSION_DENIED', realmCode: 231, message: 'the role may not delete documents' }),
+      expect.objectContaining({ id: 'bob-1', code: 'PERMISSION_DENIED', realmCode: 231, message: 'write to "bob-1" in table "Task" not allowed; the role may not delete this document' }),
       expect.objectContaining({ id: 'bob-1', code: 'PERMISSION_DENIED', realmCode: 231, field: 'priority' }),
     ]);
 
@@ -192,8 +192,8 @@ describe('permission rules', () => {
   });
 
   it.each([
-    ['malformed', /malformed\/tasks\.json: roles\[0\]\.insert must be true, false or an expression/],
-    ['not-queryable', /not-queryable\/tasks\.json: roles\[0\]\.document_filters\.read: Task\.description is not queryable/],
+    ['malformed', /malformed\/tasks\.json: tasks role "broken": insert: must be true, false or an expression object/],
+    ['not-queryable', /not-queryable\/tasks\.json: tasks role "by-description": document_filters\.read: "description" is not a queryable field/],
   ])('stops startup on a %s rules file, naming the file and the path in it', async (fixture, message) => {
     await expect(startTestGateway({ rulesPath: rulesFixture(fixture) })).rejects.toThrow(message);
   });

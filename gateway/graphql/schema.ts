@@ -13,7 +13,7 @@ import { BSON_SCALARS, missingScalarDefinitions } from './scalars.ts';
 import { compileFilter } from '../query/filter.ts';
 import type { User } from '../auth/authenticator.ts';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../limits/json-depth.ts';
-import { inSet, UNRESTRICTED, writeDenial, type CollectionPermissions } from '../rules/permissions.ts';
+import { denialReason, inSet, UNRESTRICTED, writeDenial, type CollectionPermissions } from '../rules/permissions.ts';
 import { idKey, withoutStamps, type CollectionStore, type PlainDocument, type StoredDocument } from '../store/collection-store.ts';
 import type { ChangeFeed } from '../store/change-feed.ts';
 import { readPage } from '../store/cursor-cache.ts';
@@ -214,7 +214,7 @@ function queryResolvers({ model, store }: CollectionRuntime, n: PlainNames, limi
     ) => {
       checkLimit('limit', args.limit, limits.maxPullLimit);
       const permissions = perms(context);
-      const query = asBadQuery(() => compileFilter(model, args.query, { queryableOnly: true, readableField: permissions.readableField }));
+      const query = asBadQuery(() => compileFilter(model, args.query, { queryableOnly: true, subscription: true, readableField: permissions.readableField }));
       const exclude = args.exclude?.length ? asBadQuery(() => compileView(model, args.exclude, permissions)).filter : null;
       const key = bootstrapKey(args.query, args.exclude ?? null);
       const view = compileView(model, null, permissions, args.stamps);
@@ -293,7 +293,7 @@ function mutationResolvers({ model, store, writer }: CollectionRuntime, n: Plain
       // whoever's document holds it, live or deleted (deletes win: a deleted id stays deleted):
       // the refusal tells nothing more about documents this user cannot read.
       const denial = writeDenial(perms(context), model, undefined, doc);
-      if (denial) throw new GraphQLError(denial.message, { extensions: { code: 'PERMISSION_DENIED', field: denial.field } });
+      if (denial) throw new GraphQLError(denialReason(model, id, denial), { extensions: { code: 'PERMISSION_DENIED', field: denial.field } });
       return writeDocument(context, id, (_current, taken) => {
         if (taken) throw new GraphQLError(`${t} ${id} already exists (ids are never reused)`, { extensions: { code: 'ALREADY_EXISTS' } });
         return doc;

@@ -7,7 +7,6 @@
 // match the write filter before and after, insert/delete need their rights, and every changed
 // field must be writable. Fields a role cannot read are removed from everything sent.
 import { createHash } from 'node:crypto';
-import { Query } from 'mingo';
 import { PRIMARY_KEY, STAMPS_FIELD, type CollectionModel, type DataModel } from '../../protocol/model.ts';
 import type { SyncDocument } from '../../protocol/messages.ts';
 import type { User } from '../auth/authenticator.ts';
@@ -15,6 +14,7 @@ import { QueryError } from '../../protocol/filter.ts';
 import { compileFilter, type CompiledFilter } from '../query/filter.ts';
 import { toStoredForm, toWireForm, type StoredDocument } from '../store/collection-store.ts';
 import { sameState } from '../sync/same-state.ts';
+import { resolve, type Expansions, type Expression } from './expressions.ts';
 import type { Role, RuleSet } from './load.ts';
 
 /** All documents, none, or those matching a filter. */
@@ -27,8 +27,10 @@ export interface CollectionPermissions {
   unrestricted: boolean;
   read: DocumentSet;
   write: DocumentSet;
-  canInsert: boolean;
-  canDelete: boolean;
+  /** The documents the role may insert (its `insert`, an expression over the new document). */
+  insert: DocumentSet;
+  /** The documents the role may delete (its `delete`, over the document deleted). */
+  delete: DocumentSet;
   readableField(field: string): boolean;
   writableField(field: string): boolean;
   /** The document with the fields this user may not read removed. */
@@ -45,8 +47,8 @@ export const UNRESTRICTED: CollectionPermissions = {
   unrestricted: true,
   read: 'all',
   write: 'all',
-  canInsert: true,
-  canDelete: true,
+  insert: 'all',
+  delete: 'all',
   readableField: () => true,
   writableField: () => true,
   project: (doc) => doc,
@@ -64,17 +66,29 @@ export interface WriteDenial {
 }
 
 /**
- * The checks that need only the stored version (`stored`: absent or a tombstone means an
- * insert), made before any merge work. A document this user may not read counts as one it
- * would insert, so a refusal says nothing about whether such a document exists.
+ * A refusal as a client is told it, in Realm's words (apps match on them):
+ * `write to "<id>" in table "<Type>" not allowed; <why>`.
  */
-export function accessDenial(permissions: CollectionPermissions, stored: StoredDocument | undefined, deleting: boolean): WriteDenial | null {
+export function denialReason(model: CollectionModel, id: unknown, denial: WriteDenial): string {
+  return `write to ${JSON.stringify(String(id))} in table ${JSON.stringify(model.typeName)} not allowed; ${denial.message}`;
+}
+
+/**
+ * The checks of whether the role may write at all, made before any merge work: `stored` absent
+ * or a tombstone means an insert, and so does a document this user may not read, so that a
+ * refusal says nothing about whether such a document exists. Insert rights are decided on the
+ * document inserted, delete rights on the document deleted (the pushed state, when the user may
+ * not know the stored one).
+ */
+export function accessDenial(permissions: CollectionPermissions, model: CollectionModel, stored: StoredDocument | undefined, doc: SyncDocument): WriteDenial | null {
   if (permissions.unrestricted) return null;
-  const exists = stored !== undefined && !stored._sync.deleted;
-  const inserting = !exists || !inSet(permissions.read, stored);
-  if (deleting && !permissions.canDelete) return { field: null, message: 'the role may not delete documents' };
-  if (!deleting && inserting && !permissions.canInsert) return { field: null, message: 'the role may not insert documents' };
-  if (exists && !inSet(permissions.write, stored)) return { field: null, message: 'the role may not change this document' };
+  const known = knownTo(permissions, stored);
+  if (doc._deleted) {
+    if (!inSet(permissions.delete, known ? stored : asStored(model, doc))) return { field: null, message: 'the role may not delete this document' };
+  } else if (!known && !inSet(permissions.insert, asStored(model, doc))) {
+    return { field: null, message: 'the role may not insert this document' };
+  }
+  if (stored !== undefined && !stored._sync.deleted && !inSet(permissions.write, stored)) return { field: null, message: 'the role may not change this document' };
   return null;
 }
 
@@ -86,7 +100,7 @@ export function accessDenial(permissions: CollectionPermissions, stored: StoredD
  */
 export function preMergeDenial(permissions: CollectionPermissions, model: CollectionModel, stored: StoredDocument | undefined, doc: SyncDocument): WriteDenial | null {
   if (permissions.unrestricted) return null;
-  const access = accessDenial(permissions, stored, doc._deleted === true);
+  const access = accessDenial(permissions, model, stored, doc);
   if (knownTo(permissions, stored) || doc._deleted) return access;
   return outsideWriteFilter(permissions, model, doc) ?? access;
 }
@@ -97,8 +111,12 @@ function knownTo(permissions: CollectionPermissions, stored: StoredDocument | un
 }
 
 function outsideWriteFilter(permissions: CollectionPermissions, model: CollectionModel, doc: SyncDocument): WriteDenial | null {
-  const after = { ...toStoredForm(model, doc), _sync: { seq: 0, updatedAt: new Date(), deleted: false } } as StoredDocument;
-  return inSet(permissions.write, after) ? null : { field: null, message: 'the document would leave what the role may write (write filter)' };
+  return inSet(permissions.write, asStored(model, doc)) ? null : { field: null, message: 'the document would leave what the role may write (write filter)' };
+}
+
+/** A pushed state as the stored document it would be, for matching filters against. */
+function asStored(model: CollectionModel, doc: SyncDocument): StoredDocument {
+  return { ...toStoredForm(model, doc), _sync: { seq: 0, updatedAt: new Date(), deleted: false } } as StoredDocument;
 }
 
 /**
@@ -196,7 +214,8 @@ export class PermissionEngine {
     let permissions = perUser.get(collection);
     if (!permissions) {
       const model = this.model.collections.find((c) => c.name === collection)!;
-      permissions = decide(model, this.rules.roles.get(collection) ?? [], expansions(user), this.generation);
+      const values = expansionsOf(user, this.rules.constants);
+      permissions = decide(model, roleFor(this.rules.roles.get(collection) ?? [], values), values, this.generation);
       perUser.set(collection, permissions);
     }
     return permissions;
@@ -209,29 +228,29 @@ function denyAll(): CollectionPermissions {
     unrestricted: false,
     read: 'none',
     write: 'none',
-    canInsert: false,
-    canDelete: false,
+    insert: 'none',
+    delete: 'none',
     readableField: (f) => f === PRIMARY_KEY,
     writableField: () => false,
     fingerprint: 'none',
   };
 }
 
-interface Expansions {
-  user: { id: string; data: Record<string, unknown>; custom_data: Record<string, unknown> };
+function expansionsOf(user: User, constants: RuleSet['constants']): Expansions {
+  return { user: { id: user.id, data: user.data, custom_data: user.customData ?? {} }, ...constants };
 }
 
-function expansions(user: User): Expansions {
-  return { user: { id: user.id, data: user.data, custom_data: user.customData ?? {} } };
+/** The first role whose apply_when holds for the user (Realm: chosen once per session), or null. */
+function roleFor(roles: Role[], values: Expansions): Role | null {
+  return roles.find((r) => resolve(r.apply_when, values) === true) ?? null;
 }
 
-function decide(collection: CollectionModel, roles: Role[], values: Expansions, generation: number): CollectionPermissions {
-  const role = roles.find((r) => evaluate(r.apply_when, values));
+function decide(collection: CollectionModel, role: Role | null, values: Expansions, generation: number): CollectionPermissions {
   if (!role) return denyAll();
-  const docRead = role.read === undefined ? false : evaluate(role.read, values);
-  const docWrite = role.write === undefined ? false : evaluate(role.write, values);
-  const fields = role.fields ?? {};
-  const extra = role.additional_fields ?? {};
+  const docRead = role.read;
+  const docWrite = role.write;
+  const fields = role.fields;
+  const extra = role.additional_fields;
   const readableField = (f: string) =>
     f === PRIMARY_KEY || docRead || docWrite || Boolean(fields[f]?.read || fields[f]?.write) || (!(f in fields) && Boolean(extra.read || extra.write));
   const writableField = (f: string) => docWrite || Boolean(fields[f]?.write) || (!(f in fields) && Boolean(extra.write));
@@ -242,16 +261,16 @@ function decide(collection: CollectionModel, roles: Role[], values: Expansions, 
   const readOnly = mayReadSomething ? documentSet(collection, role.document_filters.read, values) : 'none';
   const hidden = collection.fields.map((f) => f.name).filter((f) => !readableField(f));
   const read = union(readOnly, write);
-  const canInsert = role.insert === undefined ? docWrite : evaluate(role.insert, values);
-  const canDelete = role.delete === undefined ? docWrite : evaluate(role.delete, values);
+  const insert = documentSet(collection, role.insert, values);
+  const del = documentSet(collection, role.delete, values);
   let fingerprint: string | undefined;
   return {
     role: role.name,
-    unrestricted: read === 'all' && write === 'all' && docWrite && canInsert && canDelete,
+    unrestricted: read === 'all' && write === 'all' && docWrite && insert === 'all' && del === 'all',
     read,
     write,
-    canInsert,
-    canDelete,
+    insert,
+    delete: del,
     readableField,
     writableField,
     project: hidden.length === 0 ? (doc) => doc : (doc) => withoutFields(doc, hidden),
@@ -272,11 +291,13 @@ function withoutFields(doc: SyncDocument, hidden: string[]): SyncDocument {
   return out;
 }
 
-function documentSet(collection: CollectionModel, filter: Role['document_filters']['read'], values: Expansions): DocumentSet {
-  if (filter === undefined || filter === true) return 'all';
+/** The documents an expression (a document filter, insert or delete) selects for this session. */
+function documentSet(collection: CollectionModel, expression: Expression, values: Expansions): DocumentSet {
+  const filter = resolve(expression, values);
+  if (filter === true) return 'all';
   if (filter === false) return 'none';
   try {
-    return compileFilter(collection, expand(filter, values), { queryableOnly: true });
+    return compileFilter(collection, filter, { queryableOnly: true });
   } catch (error) {
     // The rule was checked at load time; what this user's values made of it is not a filter
     // (say a list where a value belongs): it selects nothing, rather than failing or widening.
@@ -293,63 +314,4 @@ function union(a: DocumentSet, b: DocumentSet): DocumentSet {
     stored: { $or: [a.stored, b.stored] },
     matches: (doc) => a.matches(doc) || b.matches(doc),
   } as CompiledFilter;
-}
-
-/** Replaces `%%user.…`, `%%true`, `%%false` values with what they stand for this session. */
-function expand(value: unknown, values: Expansions): Record<string, unknown> {
-  const replace = (v: unknown): unknown => {
-    if (typeof v === 'string' && v.startsWith('%%')) return asOperand(lookup(v, values));
-    if (Array.isArray(v)) return v.map(replace);
-    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, replace(x)]));
-    return v;
-  };
-  return replace(value) as Record<string, unknown>;
-}
-
-/**
- * A missing value (say `%%user.custom_data.teamId` for a user without a team) must match no
- * document: null would match every document without the field.
- */
-const UNSET = '\u0000tributary:unset';
-
-function lookup(expansion: string, values: Expansions): unknown {
-  if (expansion === '%%true') return true;
-  if (expansion === '%%false') return false;
-  const path = expansion.slice(2).split('.');
-  let current: unknown = values;
-  for (const part of path) current = current !== null && typeof current === 'object' && Object.hasOwn(current, part) ? (current as Record<string, unknown>)[part] : undefined;
-  return current ?? UNSET;
-}
-
-/**
- * An expansion stands for a value, never for a condition: custom data holding
- * `{"$ne": null}` (users may be able to write their own) must not turn `{teamId: "%%…"}` into
- * "any team". Objects count as missing; a list keeps its scalar elements (for `$in`).
- */
-function asOperand(value: unknown): unknown {
-  const scalar = (v: unknown) => v === null || v instanceof Date || typeof v !== 'object';
-  if (Array.isArray(value)) return value.filter(scalar);
-  return scalar(value) ? value : UNSET;
-}
-
-/**
- * An `apply_when` (or read/write/insert/delete) expression: `true`/`false`, or an object whose
- * keys are expansions compared with their values, e.g. `{ "%%user.custom_data.isAdmin": true }`.
- */
-function evaluate(expression: boolean | Record<string, unknown>, values: Expansions): boolean {
-  if (typeof expression === 'boolean') return expression;
-  const subject: Record<string, unknown> = {};
-  const query: Record<string, unknown> = {};
-  let i = 0;
-  const rewrite = (expr: Record<string, unknown>): Record<string, unknown> =>
-    Object.fromEntries(
-      Object.entries(expr).map(([key, condition]) => {
-        if (key === '$and' || key === '$or' || key === '$nor') return [key, (condition as Record<string, unknown>[]).map(rewrite)];
-        const slot = `v${i++}`;
-        subject[slot] = key.startsWith('%%') ? lookup(key, values) : undefined;
-        return [slot, expand(condition === undefined ? null : { c: condition }, values).c];
-      }),
-    );
-  Object.assign(query, rewrite(expression));
-  return new Query(query).test(subject);
 }

@@ -7,6 +7,7 @@
 //   const ann = env.as({ id: 'ann' });
 //   await assertSucceeds(ann.insert('tasks', { id: 't1', ownerId: 'ann', ... }));
 //   await assertFails(ann.insert('tasks', { id: 't2', ownerId: 'bob', ... }));
+//   expect(ann.roleOf('tasks')).toBe('owner');
 import { readFile } from 'node:fs/promises';
 import { loadModel, type CollectionModel, type DataModel } from '../../protocol/model.ts';
 import type { SyncDocument } from '../../protocol/messages.ts';
@@ -35,11 +36,18 @@ export interface TestUser {
   customData?: Record<string, unknown> | null;
 }
 
-export interface RulesTestEnvironment {
-  /** The rules evaluated in memory by the gateway's engine, as `user`. */
-  as(user: TestUser): RulesTestContext;
+/** In memory, a test can also ask which role the user gets. */
+export interface InMemoryRulesTestContext extends RulesTestContext {
+  /** The name of the role the user gets for the collection (the first whose apply_when holds), or null: no access. */
+  roleOf(collection: string): string | null;
 }
 
+export interface RulesTestEnvironment {
+  /** The rules evaluated in memory by the gateway's engine, as `user`. */
+  as(user: TestUser): InMemoryRulesTestContext;
+}
+
+/** `rules`: a rules folder, an App Services export's root, or its data_sources/<service>/ folder. */
 export async function loadRulesForTesting(options: { rules: string; schema: string }): Promise<RulesTestEnvironment> {
   const model = loadModel(await readFile(options.schema, 'utf8'));
   const engine = new PermissionEngine(model, await loadRules(options.rules, model));
@@ -53,6 +61,10 @@ export async function loadRulesForTesting(options: { rules: string; schema: stri
       const stored = (collection: string, doc: Record<string, unknown>) =>
         ({ ...toStoredForm(collectionOf(model, collection), wire(doc)), _sync: { seq: 1, updatedAt: new Date(), deleted: false } }) as StoredDocument;
       return {
+        roleOf: (collection) => {
+          collectionOf(model, collection);
+          return engine.forUser(user, collection).role;
+        },
         read: (collection, doc) =>
           inSet(engine.forUser(user, collection).read, stored(collection, doc)) ? Promise.resolve() : Promise.reject(new PermissionDeniedError('the role may not read this document')),
         insert: (collection, doc) => check(collection, undefined, wire(doc)),

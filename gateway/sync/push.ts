@@ -17,13 +17,13 @@
 import type { AnyBulkWriteOperation, UpdateFilter } from 'mongodb';
 import { pino, type Logger } from 'pino';
 import { COMPENSATING_WRITE_CODE, REJECTION_CODES, type PushRejection, type PushResult, type PushRow, type SyncDocument } from '../../protocol/messages.ts';
-import { accessDenial, hiddenFieldNamed, inSet, preMergeDenial, UNRESTRICTED, withHiddenFieldsOf, writeDenial, type CollectionPermissions, type WriteDenial } from '../rules/permissions.ts';
+import { accessDenial, denialReason, hiddenFieldNamed, inSet, preMergeDenial, UNRESTRICTED, withHiddenFieldsOf, writeDenial, type CollectionPermissions, type WriteDenial } from '../rules/permissions.ts';
 import { randomBytes } from 'node:crypto';
 import { formatStamp, HybridLogicalClock, parseStamp } from '../../protocol/hlc.ts';
 import { allStamps, mergedFields, recordChange, SERVER_NODE, stampsProblem, type MergedFields } from '../../protocol/field-state.ts';
 import { unsafeKeyPath } from '../../protocol/paths.ts';
 import { isDeepStrictEqual } from 'node:util';
-import { DELETED_FIELD, PRIMARY_KEY, STAMPS_FIELD } from '../../protocol/model.ts';
+import { DELETED_FIELD, PRIMARY_KEY, STAMPS_FIELD, type CollectionModel } from '../../protocol/model.ts';
 import { toStoredFields } from '../../protocol/bson-values.ts';
 import { byId, canonical, idKey, toMeta, withoutStamps, type CollectionStore, type MetaDocument, type PlainDocument, type StoredDocument, type StoredId } from '../store/collection-store.ts';
 import { Reconciler, type ReconcileCounts } from './reconcile.ts';
@@ -144,7 +144,7 @@ export class CollectionWriter {
       const doc = (row as PushRow).newDocumentState;
       const hidden = hiddenFieldNamed(permissions, this.store.model, doc);
       if (hidden) {
-        rejected.push({ id: doc.id, ...permissionDenied({ field: hidden, message: `the role may not write ${this.store.model.typeName}.${hidden}` }) });
+        rejected.push({ id: doc.id, ...permissionDenied({ field: hidden, message: `the role may not write ${this.store.model.typeName}.${hidden}` }, this.store.model, doc.id) });
         rejectedDocs.push(doc);
         continue;
       }
@@ -217,7 +217,7 @@ export class CollectionWriter {
         // Permissions first: no merge work for a document this user may not change.
         const denial = preMergeDenial(out.permissions, this.store.model, stored, doc);
         if (denial) {
-          this.refuse(out, stored, doc, permissionDenied(denial));
+          this.refuse(out, stored, doc, permissionDenied(denial, this.store.model, doc.id));
           continue;
         }
         const merged = this.planMerge(row, stored, out);
@@ -228,7 +228,7 @@ export class CollectionWriter {
       if (stored && sameState(this.stateOf(doc), this.stateOfStored(stored)) && inSet(out.permissions.read, stored)) continue;
       const denial = writeDenial(out.permissions, this.store.model, stored, doc);
       if (denial) {
-        this.refuse(out, stored, doc, permissionDenied(denial));
+        this.refuse(out, stored, doc, permissionDenied(denial, this.store.model, doc.id));
         continue;
       }
       if (!stored || (assumed && typeof assumed === 'object' && sameState(this.stateOf(assumed), this.stateOfStored(stored)))) {
@@ -277,7 +277,7 @@ export class CollectionWriter {
     }
     const denial = writeDenial(out.permissions, this.store.model, stored, mergedDoc);
     if (denial) {
-      this.refuse(out, stored, row.newDocumentState, permissionDenied(denial));
+      this.refuse(out, stored, row.newDocumentState, permissionDenied(denial, this.store.model, row.newDocumentState.id));
       return null;
     }
     // (Unstamped writers learn a normalized set from the change feed, like any write: a plain
@@ -536,8 +536,8 @@ export class CollectionWriter {
     const live = { ...doc, _deleted: false } as SyncDocument;
     const violation = this.schemaViolation(live, permissions);
     if (violation) return violation;
-    const denial = writeDenial(permissions, this.store.model, undefined, live) ?? accessDenial(permissions, undefined, true);
-    return denial ? permissionDenied(denial) : null;
+    const denial = writeDenial(permissions, this.store.model, undefined, live) ?? accessDenial(permissions, this.store.model, undefined, doc);
+    return denial ? permissionDenied(denial, this.store.model, doc.id) : null;
   }
 
   /** The row with the stored values of fields this user may not read (rules/permissions.ts). */
@@ -562,8 +562,8 @@ export class CollectionWriter {
 
 
 
-function permissionDenied(denial: WriteDenial): Omit<PushRejection, 'id'> {
-  return { code: REJECTION_CODES.PERMISSION_DENIED, field: denial.field, message: denial.message, realmCode: COMPENSATING_WRITE_CODE };
+function permissionDenied(denial: WriteDenial, model: CollectionModel, id: unknown): Omit<PushRejection, 'id'> {
+  return { code: REJECTION_CODES.PERMISSION_DENIED, field: denial.field, message: denialReason(model, id, denial), realmCode: COMPENSATING_WRITE_CODE };
 }
 
 function checkRow(row: unknown, store: CollectionStore): PushRejection | null {

@@ -64,7 +64,7 @@ describe('fields a user may not read', () => {
     const right = await guess(SECRET);
     const wrong = await guess('a wrong guess');
     expect(right).toEqual(wrong);
-    expect(right.rejected).toEqual([{ id: 'shared-1', code: 'PERMISSION_DENIED', field: 'description', message: 'the role may not write Task.description', realmCode: 231 }]);
+    expect(right.rejected).toEqual([{ id: 'shared-1', code: 'PERMISSION_DENIED', field: 'description', message: 'write to "shared-1" in table "Task" not allowed; the role may not write Task.description', realmCode: 231 }]);
 
     // Stamped pushes too: a stamp on a hidden field is the same refusal.
     const stamped = await bob.http(ops.push, { rows: [{ assumedMasterState: visible, newDocumentState: { ...visible, _stamps: { priority: '000mghl5xb4:0000:dev' } } }] });
