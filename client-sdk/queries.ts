@@ -3,7 +3,7 @@
 // fails at once, and again by the gateway, which trusts no client.
 import { checkFilter, normalizeOperand, rewriteFilter, BAD_QUERY_CODE, QueryError, type Filter } from '../protocol/filter.ts';
 import type { CollectionModel } from '../protocol/model.ts';
-import { parseRql, RqlSyntaxError } from '../protocol/rql.ts';
+import { parseRql, rqlFieldsOf, RqlSyntaxError } from '../protocol/rql.ts';
 
 /** An RxDB Mango selector, or an RQL string such as `status == 'TODO' AND priority <= $0`. */
 export type SubscriptionQuery = string | Record<string, unknown>;
@@ -17,8 +17,11 @@ export class BadQueryError extends Error {
 
 export function toFilter(collection: CollectionModel, query: SubscriptionQuery, args: readonly unknown[] = []): Filter {
   try {
-    const filter = typeof query === 'string' ? parseRql(query, args) : query;
-    const checked = checkFilter(collection, normalize(filter), { queryableOnly: true });
+    // With the collection's fields, RQL reads as realm-core reads it against the schema (a
+    // comparison on a list compares its elements).
+    const filter = typeof query === 'string' ? parseRql(query, args, rqlFieldsOf(collection)) : query;
+    // Checked as the gateway checks subscriptions (gateway/sync/view.ts).
+    const checked = checkFilter(collection, normalize(filter), { queryableOnly: true, subscription: true });
     // Dates as the gateway sends them (`...00.000Z`), and other typed values in their canonical
     // wire form (lowercase hex, Long as a decimal string), so local matching compares like with like.
     return rewriteFilter(collection, checked, { operand: (type, v) => (type === 'DateTime' ? new Date(v as string).toISOString() : normalizeOperand(type, v)) });

@@ -55,13 +55,50 @@ export interface CheckFilterOptions {
    * field holds (gateway/rules/permissions.ts). Absent: all fields.
    */
   readableField?: (field: string) => boolean;
+  /**
+   * The filter is a Flexible Sync subscription: it may not reach through embedded objects or
+   * links, and, when the collection has an @indexedQueryable field, it must constrain that
+   * field at the top level with equality or `$in`.
+   */
+  subscription?: boolean;
 }
 
 /** Throws QueryError unless `filter` only uses allowed operators on fields of `collection`, within the limits above. */
 export function checkFilter(collection: CollectionModel, filter: unknown, options: CheckFilterOptions): Filter {
-  if (filter === undefined || filter === null) return {};
+  if (filter === undefined || filter === null) {
+    if (options.subscription) checkIndexedQueryable(collection, {});
+    return {};
+  }
   checkExpression(collection, filter, '', options, { nodes: 0, patterns: 0 }, 0);
+  if (options.subscription) checkIndexedQueryable(collection, filter as Filter);
   return filter as Filter;
+}
+
+/**
+ * Realm's indexed queryable field: a subscription must say which values of it it wants, with
+ * `field == v` or `field IN {…}` at the top level, alone or ANDed with anything else.
+ */
+function checkIndexedQueryable(collection: CollectionModel, filter: Filter): void {
+  const field = collection.indexedQueryable;
+  if (field === undefined || constrainsByEquality(filter, field)) return;
+  throw new QueryError(
+    `${collection.typeName}.${field} is the indexed queryable field: every Flexible Sync subscription on ${collection.typeName} must constrain it ` +
+      `at the top level with == or IN, ANDed with anything else (such as "${field} == $0 AND …"); ` +
+      `this query does not (a comparison inside OR or NOT, or with another operator, does not count)`,
+  );
+}
+
+function constrainsByEquality(filter: Filter, field: string): boolean {
+  return Object.entries(filter).some(([key, value]) => {
+    if (key === '$and') return Array.isArray(value) && value.some((part) => isPlainObject(part) && constrainsByEquality(part, field));
+    if (key !== field) return false;
+    if (!isOperatorObject(value)) return true; // {field: v}
+    return Object.hasOwn(value, '$eq') || Object.hasOwn(value, '$in');
+  });
+}
+
+function isPlainObject(v: unknown): v is Filter {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** What the filter checked so far holds. */
@@ -102,12 +139,19 @@ function checkExpression(collection: CollectionModel, filter: unknown, at: strin
     const field = resolvePath(collection, key, options);
     const scalar = field.kind === 'list' ? field.of : field;
     if (scalar.kind === 'scalar' && UNQUERYABLE_SCALARS.includes(scalar.name)) throw new QueryError(`${key} is a ${scalar.name} field, which filters cannot use`);
-    checkCondition(field, key, value, tally, depth);
+    checkCondition(field, { collection, path: key }, value, tally, depth);
   }
 }
 
-function checkCondition(type: FieldType, path: string, condition: unknown, tally: Tally, depth: number): void {
-  if (!isOperatorObject(condition)) return checkOperand(type, path, condition, tally);
+/** Where an operand is compared: a field path of a collection, for messages. */
+interface Place {
+  collection: CollectionModel;
+  path: string;
+}
+
+function checkCondition(type: FieldType, place: Place, condition: unknown, tally: Tally, depth: number): void {
+  const { path } = place;
+  if (!isOperatorObject(condition)) return checkOperand(type, place, condition, tally);
   for (const [op, value] of Object.entries(condition)) {
     if (!FIELD_OPERATORS.has(op)) throw new QueryError(`unsupported operator ${op} on ${path}`);
     count(tally);
@@ -116,16 +160,18 @@ function checkCondition(type: FieldType, path: string, condition: unknown, tally
       count(tally);
     } else if (op === '$not') {
       if (!isOperatorObject(value)) throw new QueryError(`$not on ${path} needs an operator object`);
-      checkCondition(type, path, value, tally, nest(depth));
+      checkCondition(type, place, value, tally, nest(depth));
     } else if (op === '$in' || op === '$nin') {
       if (!Array.isArray(value)) throw new QueryError(`${op} on ${path} needs an array`);
       if (value.length > MAX_IN_VALUES) throw new QueryError(`${op} on ${path} has more than ${MAX_IN_VALUES} values (MAX_IN_VALUES)`);
-      value.forEach((v) => checkOperand(type, path, v, tally));
+      value.forEach((v) => checkOperand(type, place, v, tally));
     } else if (op === '$regex') {
       if (++tally.patterns > MAX_FILTER_PATTERNS) throw new QueryError(`filter has more than ${MAX_FILTER_PATTERNS} $regex conditions (MAX_FILTER_PATTERNS)`);
       // Stored as BSON values, not strings: a pattern would match their spelling in memory only.
       const scalar = type.kind === 'list' ? type.of : type;
-      if (scalar.kind === 'scalar' && TYPED_OPERANDS.has(scalar.name) && scalar.name !== 'DateTime') throw new QueryError(`$regex on ${path}: ${scalar.name} values are not text`);
+      if (scalar.kind === 'scalar' && NOT_TEXT.has(scalar.name)) {
+        throw new QueryError(`$regex on ${place.collection.typeName}.${path}: ${scalar.name} values are not text (BEGINSWITH, CONTAINS, ENDSWITH, LIKE and [c] apply to strings)`);
+      }
       checkPattern(path, value);
       count(tally);
     } else if (op === '$options') {
@@ -133,10 +179,13 @@ function checkCondition(type: FieldType, path: string, condition: unknown, tally
       if (!Object.hasOwn(condition, '$regex')) throw new QueryError(`$options on ${path} needs $regex`);
       count(tally);
     } else {
-      checkOperand(type, path, value, tally);
+      checkOperand(type, place, value, tally);
     }
   }
 }
+
+/** Scalars a pattern (BEGINSWITH, CONTAINS, LIKE, ==[c]) cannot apply to. */
+const NOT_TEXT = new Set<ScalarName>(['Int', 'Float', 'Boolean', 'ObjectId', 'UUID', 'Long', 'Decimal']);
 
 function checkPattern(path: string, pattern: unknown): void {
   if (typeof pattern !== 'string') throw new QueryError(`$regex on ${path} needs a string`);
@@ -204,42 +253,90 @@ export function isOperatorObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date) && Object.keys(v).some((k) => k.startsWith('$'));
 }
 
-function checkOperand(type: FieldType, path: string, value: unknown, tally: Tally): void {
+function checkOperand(type: FieldType, place: Place, value: unknown, tally: Tally): void {
+  const { path } = place;
   count(tally);
   if (value !== null && typeof value === 'object' && !(value instanceof Date)) throw new QueryError('filter values must be scalars');
   if (typeof value === 'string' && value.length > MAX_OPERAND_LENGTH) {
     throw new QueryError(`a value for ${path} is longer than ${MAX_OPERAND_LENGTH} characters (MAX_OPERAND_LENGTH)`);
   }
-  const scalar = type.kind === 'list' ? type.of : type;
-  if (scalar.kind === 'scalar' && value !== null) checkTypedOperand(scalar.name, path, value);
+  // null: the field is missing or null (RQL's nil), whatever its type.
+  if (value === null) return;
+  // A list's operand is compared with its elements (lists of lists there are none).
+  const scalar = (type.kind === 'list' ? type.of : type) as Exclude<FieldType, { kind: 'list' }>;
+  const typeName = type.kind === 'list' ? `[${scalar.name}]` : scalar.name;
+  if (scalar.kind === 'object') throw mismatch(place, typeName, value, 'an embedded object is compared through its fields');
+  if (scalar.kind === 'enum') {
+    if (typeof value !== 'string') throw mismatch(place, typeName, value);
+  } else {
+    checkTypedOperand(scalar.name, typeName, place, value);
+  }
 }
 
 /** Scalars whose operands arrive in their wire form and are compared as BSON values. */
 const TYPED_OPERANDS = new Set<ScalarName>(['DateTime', 'ObjectId', 'UUID', 'Long', 'Decimal']);
 
+/** What a filter value is, as messages name it. */
+function kindOf(value: unknown): string {
+  if (value instanceof Date) return 'a date';
+  if (typeof value === 'string') return 'a string';
+  if (typeof value === 'number') return 'a number';
+  if (typeof value === 'boolean') return 'a boolean';
+  return `a ${typeof value}`;
+}
+
+function describe(value: unknown): string {
+  return value instanceof Date ? (Number.isNaN(value.getTime()) ? 'an invalid date' : value.toISOString()) : (JSON.stringify(value) ?? String(value));
+}
+
+/** `cannot compare Task.priority (Int) with "high" (a string)`, and why, if more is to be said. */
+function mismatch(place: Place, typeName: string, value: unknown, why?: string): QueryError {
+  const field = `${place.collection.typeName}.${place.path}`;
+  return new QueryError(`cannot compare ${field} (${typeName}) with ${describe(value)} (${kindOf(value)})${why ? `: ${why}` : ''}`);
+}
+
 /**
- * The wire form of an operand of a typed scalar, as the gateway turns it into a BSON value
- * (Long also takes a safe integer, Decimal a number: RQL writes numbers so). Precision and range
- * of a Decimal are checked where it is converted (gateway/query/filter.ts).
+ * An operand must be a value of its field's type, in its wire form: a comparison between other
+ * types would select nothing in MongoDB (which compares values of one type only), so it is a
+ * BAD_QUERY, as in Realm. Typed scalars arrive as the gateway turns them into BSON values (Long
+ * also takes a safe integer, Decimal a number: RQL writes numbers so; DateTime a Date or an ISO
+ * string). Precision and range of a Decimal are checked where it is converted
+ * (gateway/query/filter.ts).
  */
-function checkTypedOperand(name: ScalarName, path: string, value: unknown): void {
-  const bad = (what: string) => new QueryError(`${JSON.stringify(value)} is not ${what} (${path})`);
+function checkTypedOperand(name: ScalarName, typeName: string, place: Place, value: unknown): void {
+  const bad = (what: string) => mismatch(place, typeName, value, `${describe(value)} is not ${what}`);
   switch (name) {
+    case 'ID':
+    case 'String':
+      if (typeof value !== 'string') throw mismatch(place, typeName, value);
+      return;
+    case 'Int':
+    case 'Float':
+      if (typeof value !== 'number') throw mismatch(place, typeName, value);
+      return;
+    case 'Boolean':
+      if (typeof value !== 'boolean') throw mismatch(place, typeName, value);
+      return;
     case 'DateTime': {
-      const date = value instanceof Date ? value : typeof value === 'string' ? new Date(value) : null;
-      if (!date || Number.isNaN(date.getTime())) throw new QueryError(`${JSON.stringify(value)} is not a date`);
+      if (!(value instanceof Date) && typeof value !== 'string') throw mismatch(place, typeName, value);
+      const date = value instanceof Date ? value : new Date(value);
+      if (Number.isNaN(date.getTime())) throw bad('a date');
       return;
     }
     case 'ObjectId':
+      if (typeof value !== 'string') throw mismatch(place, typeName, value);
       if (normalizeObjectId(value) === null) throw bad('an ObjectId (24 hex digits)');
       return;
     case 'UUID':
+      if (typeof value !== 'string') throw mismatch(place, typeName, value);
       if (normalizeUuid(value) === null) throw bad('a UUID (8-4-4-4-12 hex digits)');
       return;
     case 'Long':
+      if (typeof value !== 'string' && typeof value !== 'number') throw mismatch(place, typeName, value);
       if (normalizeLong(value) === null) throw bad('a 64-bit integer (a decimal string or a safe integer)');
       return;
     case 'Decimal':
+      if (typeof value !== 'string' && typeof value !== 'number') throw mismatch(place, typeName, value);
       if (decimalText(value) === null) throw bad('a decimal number (a string such as "1.10", or a number)');
       return;
     default:
@@ -280,8 +377,12 @@ function resolvePath(collection: CollectionModel, path: string, options: CheckFi
     if (UNSAFE_KEYS.has(part)) throw new QueryError(`field path ${path} names ${part}, which no filter may use`);
     const field = fields.find((f) => f.name === part);
     if (!field || (i === 0 && options.readableField && !options.readableField(part))) throw new QueryError(`unknown field ${path} in ${collection.typeName}`);
+    if (i === 0 && options.subscription && parts.length > 1) {
+      throw new QueryError(`${collection.typeName}.${path}: Flexible Sync subscriptions cannot query through embedded objects or links, only top-level @queryable fields`);
+    }
     if (i === 0 && options.queryableOnly && !field.queryable) {
-      throw new QueryError(`${collection.typeName}.${part} is not queryable; mark it @queryable in schema.graphql to use it in subscriptions`);
+      // Realm's text first; the rest says what to do about it.
+      throw new QueryError(`"${part}" is not a queryable field (${collection.typeName}.${part} is not queryable: mark it @queryable in schema.graphql to use it in subscriptions and rules)`);
     }
     type = field.type;
     const inner = type.kind === 'list' ? type.of : type;

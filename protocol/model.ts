@@ -57,6 +57,12 @@ export interface CollectionModel {
   /** Collection name in MongoDB and RxDB, e.g. `tasks`. */
   name: string;
   fields: FieldModel[];
+  /**
+   * The field marked @indexedQueryable, if any (Realm's indexed queryable field): every Flexible
+   * Sync subscription on the collection must constrain it at the top level with == or IN
+   * (protocol/filter.ts).
+   */
+  indexedQueryable?: string;
 }
 
 export interface DataModel {
@@ -122,8 +128,12 @@ export function loadModel(sdl: string): DataModel {
     if (name === 'constructor' || name === 'prototype') throw new ModelError(`${owner}.${name}: "${name}" cannot be a field name`);
     if (f.arguments?.length) throw new ModelError(`${owner}.${name}: stored fields cannot take arguments`);
     const { type, nullable } = typeOf(owner, name, f.type);
-    const marked = f.directives?.some((d) => d.name.value === 'queryable') ?? false;
-    if (marked && !isCollection) throw new ModelError(`${owner}.${name}: only top-level fields of a @collection type can be @queryable`);
+    const indexed = f.directives?.some((d) => d.name.value === 'indexedQueryable') ?? false;
+    const marked = indexed || (f.directives?.some((d) => d.name.value === 'queryable') ?? false);
+    if (marked && !isCollection) throw new ModelError(`${owner}.${name}: only top-level fields of a @collection type can be ${indexed ? '@indexedQueryable' : '@queryable'}`);
+    if (indexed && !(type.kind === 'enum' || (type.kind === 'scalar' && !UNQUERYABLE_SCALARS.includes(type.name)))) {
+      throw new ModelError(`${owner}.${name}: @indexedQueryable needs a scalar or an enum, not a list`);
+    }
     if (marked && !isQueryableType(type)) {
       throw new ModelError(`${owner}.${name}: @queryable needs a scalar, an enum, or a list of those`);
     }
@@ -144,7 +154,9 @@ export function loadModel(sdl: string): DataModel {
     // starts with a lowercase letter (client-sdk/database.ts), so names may not differ only there.
     if (!/^[A-Za-z][a-zA-Z0-9_]*$/.test(name)) throw new ModelError(`${typeName}: collection name "${name}" must be letters, digits and underscores, starting with a letter`);
     if (collections.some((c) => c.name.toLowerCase()[0] + c.name.slice(1) === name.toLowerCase()[0] + name.slice(1))) throw new ModelError(`collection name "${name}" is used twice`);
-    collections.push({ typeName, name, fields });
+    const indexed = (def.fields ?? []).filter((f) => f.directives?.some((d) => d.name.value === 'indexedQueryable')).map((f) => f.name.value);
+    if (indexed.length > 1) throw new ModelError(`${typeName}: at most one field can be @indexedQueryable (${indexed.join(', ')} are)`);
+    collections.push({ typeName, name, fields, ...(indexed.length === 1 ? { indexedQueryable: indexed[0]! } : {}) });
   }
   if (collections.length === 0) throw new ModelError('schema.graphql declares no @collection type');
   return { collections, sdl, document };

@@ -11,9 +11,39 @@
 // $lt $lte $in $nin $exists $not $regex $options $and $or $nor. On arrays MongoDB reads $eq,
 // $gt, $regex, $in… as "some element" and $ne, $nin, $not as "no element", and that is what
 // ANY, ALL and NONE are built from.
-import { PRIMARY_KEY } from './model.ts';
+import { PRIMARY_KEY, type CollectionModel, type FieldType } from './model.ts';
 
 export type Filter = Record<string, unknown>;
+
+/**
+ * What the parser may know of the queried fields. Some RQL forms mean different things by the
+ * field's type (realm-core decides them from the schema): a comparison on a list field compares
+ * its elements (an implicit ANY), and ALL or NONE need a list. Without it, every field is read
+ * as a scalar and quantifiers are taken as written.
+ */
+export interface RqlFields {
+  /** Whether `path` (a key path, `_id` already read as `id`) is a list; undefined if unknown. */
+  isList(path: string): boolean | undefined;
+}
+
+/** The fields of a collection of the data model, as the parser needs them. */
+export function rqlFieldsOf(collection: CollectionModel): RqlFields {
+  return {
+    isList(path) {
+      let fields = collection.fields;
+      let list = false;
+      for (const part of path.split('.')) {
+        const field = fields.find((f) => f.name === part);
+        if (!field) return undefined;
+        const type: FieldType = field.type;
+        list ||= type.kind === 'list';
+        const inner = type.kind === 'list' ? type.of : type;
+        fields = inner.kind === 'object' ? inner.fields : [];
+      }
+      return list;
+    },
+  };
+}
 
 export class RqlSyntaxError extends Error {
   override name = 'RqlSyntaxError';
@@ -26,10 +56,13 @@ export class RqlSyntaxError extends Error {
   }
 }
 
-/** Parses `query`, substituting `$0`, `$1`, … from `args` (passed through unchanged). */
-export function parseRql(query: string, args: readonly unknown[] = []): Filter {
+/**
+ * Parses `query`, substituting `$0`, `$1`, … from `args` (passed through unchanged). With
+ * `fields`, the forms that depend on a field's type read as realm-core reads them (RqlFields).
+ */
+export function parseRql(query: string, args: readonly unknown[] = [], fields?: RqlFields): Filter {
   if (query.trim() === '') throw syntaxError(query, 'expected a predicate, got an empty query', 0);
-  return new Parser(query, tokenize(query), args).parseQuery();
+  return new Parser(query, tokenize(query), args, fields).parseQuery();
 }
 
 /** Escapes every regex metacharacter, so the result matches `s` literally (JS and PCRE alike). */
@@ -299,6 +332,8 @@ interface PathOperand {
   pos: number;
   /** `ANY tags`, `ALL tags`, `NONE tags`: a list field, compared element by element. */
   quantifier?: Quantifier;
+  /** ANY without the keyword: a comparison on a list field (realm-core's implicit ANY). */
+  implicit?: boolean;
   /** `tags.@count` (or `@size`): the list's number of elements. */
   count?: boolean;
 }
@@ -359,6 +394,7 @@ class Parser {
     private readonly query: string,
     private readonly tokens: readonly Token[],
     private readonly args: readonly unknown[],
+    private readonly fields?: RqlFields,
   ) {}
 
   parseQuery(): Filter {
@@ -464,6 +500,20 @@ class Parser {
       operand.count = true;
       operand.text += postfix.text;
     }
+    const list = this.fields?.isList(path);
+    if (list === false && operand.count) {
+      throw this.error(`${postfix.text.slice(1)} applies to a list, and ${token.text} is not one (a string's length cannot be queried in Flexible Sync subscriptions)`, postfix.pos + 1);
+    }
+    if (list === false && quantifier) {
+      // realm-core reads ANY before a single value as that value, and refuses ALL and NONE:
+      // "The keypath following 'ALL' must contain a list".
+      if (quantifier !== 'ANY') throw this.error(`The keypath following '${quantifier}' must contain a list (${token.text} is not a list)`, token.pos);
+      delete operand.quantifier;
+    }
+    if (list === true && !quantifier && !operand.count) {
+      operand.quantifier = 'ANY';
+      operand.implicit = true;
+    }
     return operand;
   }
 
@@ -522,7 +572,10 @@ class Parser {
     if (left.kind === 'path') {
       const values = right.kind === 'set' ? right.values : right.kind === 'value' && Array.isArray(right.value) ? (right.value as unknown[]) : undefined;
       if (!values) throw this.error(`expected a set {…} or an array argument after "${op.text}"`, right.pos);
-      if (left.quantifier) throw this.error(LIST_TO_LIST, left.pos);
+      if (left.quantifier) {
+        const hint = left.implicit ? ` (${left.text} is a list: to ask whether it holds one of the values, join "'a' IN ${left.text}" with OR)` : '';
+        throw this.error(LIST_TO_LIST + hint, left.pos);
+      }
       if (left.count) return anyOf(values.map((n) => this.countPredicate(left, '==', { kind: 'value', value: n, text: right.text, pos: right.pos })));
       // A date between two milliseconds equals no stored date.
       return { [left.path]: { $in: values.filter((v) => !(v instanceof Date && BETWEEN_MILLISECONDS.has(v))) } };
@@ -543,6 +596,7 @@ class Parser {
     const [low, high] = right.values.map((value): ValueOperand => ({ kind: 'value', value, text: right.text, pos: right.pos })) as [ValueOperand, ValueOperand];
     if (left.count) return { $and: [this.countPredicate(left, '>=', low), this.countPredicate(left, '<=', high)] };
     // realm-core: "Only 'ALL' supported for operator 'BETWEEN' when applied to lists."
+    if (left.implicit) throw this.error(`only ALL is supported with "${op.text}" on a list (${left.text} is one): write "ALL ${left.text} ${op.text} {…}"`, left.pos);
     if (left.quantifier && left.quantifier !== 'ALL') throw this.error(`only ALL is supported with "${op.text}" on a list, not ${left.quantifier}`, left.pos);
     return this.quantified(left, op, { kind: 'match', op: { ...relational('>=', low.value), ...relational('<=', high.value) } });
   }
@@ -552,7 +606,8 @@ class Parser {
     if (path.quantifier && Array.isArray(operand.value)) throw this.error(LIST_TO_LIST, operand.pos);
     if (path.quantifier && operand.value === null) {
       // MongoDB's {list: null} also matches a list that is missing or null, which Realm reads as empty.
-      throw this.error(`comparing the elements of a list with nil (${path.quantifier} ${path.text} ${op.text} nil) is not supported`, operand.pos);
+      const written = path.implicit ? `${path.text} ${op.text} nil, an implicit ANY on a list` : `${path.quantifier} ${path.text} ${op.text} nil`;
+      throw this.error(`comparing the elements of a list with nil (${written}) is not supported`, operand.pos);
     }
     return this.quantified(path, op, this.condition(op, operand));
   }
@@ -609,7 +664,8 @@ class Parser {
         return Object.entries(condition.op).flatMap(([mongoOp, value]) => {
           const complements = COMPLEMENTS.get(mongoOp);
           if (!complements) {
-            throw this.error(`"${path.quantifier} ${path.text} ${op.text} …" is not supported: a MongoDB filter cannot ask for a list element that does not match a pattern`, path.pos);
+            const written = path.implicit ? `"${path.text} ${op.text} …" (an implicit ANY on a list)` : `"${path.quantifier} ${path.text} ${op.text} …"`;
+            throw this.error(`${written} is not supported: a MongoDB filter cannot ask for a list element that does not match a pattern`, path.pos);
           }
           return complements.map((c) => ({ [field]: { [c]: value } }));
         });

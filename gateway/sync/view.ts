@@ -26,7 +26,9 @@ export function compileView(collection: CollectionModel, queries: unknown[] | nu
   if (queries === null || queries === undefined) return { filter: null, permissions, stamps };
   if (!Array.isArray(queries)) throw new QueryError('view must be a list of queries');
   if (queries.length > MAX_VIEW_QUERIES) throw new QueryError(`a view holds at most ${MAX_VIEW_QUERIES} queries (MAX_VIEW_QUERIES)`);
-  return { filter: compileUnion(collection, queries, { queryableOnly: true, readableField: permissions.readableField }), permissions, stamps };
+  // Subscription queries: top-level @queryable fields only, and the indexed queryable field
+  // constrained if the collection has one (protocol/filter.ts).
+  return { filter: compileUnion(collection, queries, { queryableOnly: true, subscription: true, readableField: permissions.readableField }), permissions, stamps };
 }
 
 /** A document as this client may receive it: readable fields only, stamps if it wants them. */
