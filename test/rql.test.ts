@@ -3,7 +3,11 @@
 // that the filters mean what the RQL means.
 import { Query } from 'mingo';
 import { describe, expect, it } from 'vitest';
-import { escapeRegex, parseRql, RqlSyntaxError } from '../protocol/rql.ts';
+import { toFilter } from '../client-sdk/queries.ts';
+import { compileFilter } from '../gateway/query/filter.ts';
+import { loadModel } from '../protocol/model.ts';
+import { escapeRegex, parseRql, rqlFieldsOf, RqlSyntaxError, type RqlFields } from '../protocol/rql.ts';
+import { SCHEMA } from './helpers/harness.ts';
 
 function syntaxErrorOf(query: string, args?: readonly unknown[]): RqlSyntaxError {
   try {
@@ -737,5 +741,157 @@ describe('forms Flexible Sync refuses', () => {
 
   it('keeps sort, distinct and limit usable as field names, as realm-core does', () => {
     expect(parseRql('sort == 1 AND limit > 2 AND distinct != 3')).toEqual({ $and: [{ sort: { $eq: 1 } }, { limit: { $gt: 2 } }, { distinct: { $ne: 3 } }] });
+  });
+});
+
+// Issue 13, point 7: forms whose meaning depends on the field's type, read as realm-core reads
+// them against the schema (parseRql's third argument, which the SDK passes).
+describe('read against the schema', () => {
+  const tasks = loadModel(SCHEMA).collections.find((c) => c.name === 'tasks')!;
+  const fields = rqlFieldsOf(tasks);
+  const withSchema = (query: string, args: unknown[] = []) => parseRql(query, args, fields);
+  const refusalOf = (query: string, args: unknown[] = []): RqlSyntaxError => {
+    try {
+      withSchema(query, args);
+    } catch (error) {
+      if (error instanceof RqlSyntaxError) return error;
+      throw error;
+    }
+    throw new Error(`expected ${JSON.stringify(query)} to be refused`);
+  };
+  // A list a document lacks, or holds as null, is Realm's empty list.
+  const docs = [
+    { _id: 1, priority: 1, tags: ['x'] },
+    { _id: 2, priority: 2, tags: ['x', 'y'] },
+    { _id: 3, priority: 3, tags: ['y'] },
+    { _id: 4, priority: 4, tags: [] },
+    { _id: 5, priority: 5 },
+    { _id: 6, priority: 6, tags: null },
+  ];
+  const matching = (filter: Record<string, unknown>) => docs.filter((d) => new Query(filter).test(d)).map((d) => d._id);
+
+  it('knows lists, scalars and unknown paths of the model', () => {
+    expect(fields.isList('tags')).toBe(true);
+    expect(fields.isList('assigneeIds')).toBe(true);
+    expect(fields.isList('priority')).toBe(false);
+    expect(fields.isList('id')).toBe(false);
+    expect(fields.isList('checklist.done')).toBe(true); // through a list of embedded objects
+    expect(fields.isList('colour')).toBeUndefined();
+  });
+
+  it.each<[string, Record<string, unknown>, number[]]>([
+    // Some element is not 'x' (realm-core's implicit ANY), where MongoDB's {$ne} means "no element is".
+    ["tags != 'x'", { $or: [{ tags: { $lt: 'x' } }, { tags: { $gt: 'x' } }] }, [2, 3]],
+    ["tags <> 'x'", { $or: [{ tags: { $lt: 'x' } }, { tags: { $gt: 'x' } }] }, [2, 3]],
+    ["tags == 'x'", { tags: { $eq: 'x' } }, [1, 2]],
+    ["tags > 'x'", { tags: { $gt: 'x' } }, [2, 3]],
+    ["tags BEGINSWITH 'y'", { tags: { $regex: '^y' } }, [2, 3]],
+    ["tags ==[c] 'X'", { tags: { $regex: '^X$', $options: 'i' } }, [1, 2]],
+    ["'x' IN tags", { tags: { $eq: 'x' } }, [1, 2]],
+    ["NOT tags != 'x'", { $nor: [{ $or: [{ tags: { $lt: 'x' } }, { tags: { $gt: 'x' } }] }] }, [1, 4, 5, 6]],
+    // The written quantifier, as before.
+    ["ANY tags != 'x'", { $or: [{ tags: { $lt: 'x' } }, { tags: { $gt: 'x' } }] }, [2, 3]],
+    ["ALL tags != 'x'", { $nor: [{ tags: { $eq: 'x' } }] }, [3, 4, 5, 6]],
+    ["NONE tags == 'x'", { $nor: [{ tags: { $eq: 'x' } }] }, [3, 4, 5, 6]],
+    // ANY before a single value is that value (realm-core accepts it; only ALL and NONE need a list).
+    ['ANY priority == 2', { priority: { $eq: 2 } }, [2]],
+    ['SOME priority > 4', { priority: { $gt: 4 } }, [5, 6]],
+    ['2 < any priority', { priority: { $gt: 2 } }, [3, 4, 5, 6]],
+    // Scalars and counts are read as before.
+    ['priority != 2', { priority: { $ne: 2 } }, [1, 3, 4, 5, 6]],
+    ['tags.@count == 0', { 'tags.0': { $exists: false } }, [4, 5, 6]],
+    ['ALL tags BETWEEN {"a", "x"}', { $nor: [{ tags: { $lt: 'a' } }, { tags: { $gt: 'x' } }] }, [1, 4, 5, 6]],
+  ])('%s', (query, filter, ids) => {
+    expect(withSchema(query)).toEqual(filter);
+    expect(matching(withSchema(query))).toEqual(ids);
+  });
+
+  it('reads the unquantified list comparison as MongoDB does without the schema (the old meaning)', () => {
+    expect(parseRql("tags != 'x'")).toEqual({ tags: { $ne: 'x' } });
+    expect(matching(parseRql("tags != 'x'"))).toEqual([3, 4, 5, 6]);
+  });
+
+  it('leaves a path the schema does not know to the filter checker', () => {
+    expect(withSchema("colour != 'x'")).toEqual({ colour: { $ne: 'x' } });
+    const unknown: RqlFields = { isList: () => undefined };
+    expect(parseRql("ALL tags != 'x'", [], unknown)).toEqual({ $nor: [{ tags: { $eq: 'x' } }] });
+  });
+
+  it.each<[string, unknown[], number, string]>([
+    ['ALL priority == 1', [], 4, "The keypath following 'ALL' must contain a list (priority is not a list) at position 4"],
+    ['NONE priority > 1', [], 5, "The keypath following 'NONE' must contain a list (priority is not a list)"],
+    ['1 < all priority', [], 8, "The keypath following 'ALL' must contain a list"],
+    ['ALL _id == $0', ['a'], 4, "The keypath following 'ALL' must contain a list (_id is not a list)"],
+    ["tags BETWEEN {'a', 'b'}", [], 0, 'only ALL is supported with "BETWEEN" on a list (tags is one): write "ALL tags BETWEEN {…}"'],
+    ["ANY tags BETWEEN {'a', 'b'}", [], 4, 'only ALL is supported with "BETWEEN" on a list, not ANY'],
+    ['tags == nil', [], 8, 'comparing the elements of a list with nil (tags == nil, an implicit ANY on a list) is not supported'],
+    ['tags != NULL', [], 8, 'comparing the elements of a list with nil (tags != nil, an implicit ANY on a list) is not supported'],
+    ['nil == tags', [], 0, 'comparing the elements of a list with nil (tags == nil, an implicit ANY on a list) is not supported'],
+    ['ANY tags == nil', [], 12, 'comparing the elements of a list with nil (ANY tags == nil) is not supported'],
+    ["tags IN {'a', 'b'}", [], 0, 'comparing a list with a list is not supported in Flexible Sync subscriptions (tags is a list'],
+    ['tags IN $0', [['a']], 0, 'comparing a list with a list is not supported'],
+    ['tags == $0', [['a']], 8, 'comparing a list with a list is not supported'],
+    ["tags !=[c] 'x'", [], 0, '"tags !=[c] …" (an implicit ANY on a list) is not supported: a MongoDB filter cannot ask for a list element that does not match a pattern'],
+    ['title.@count > 3', [], 6, "@count applies to a list, and title is not one (a string's length cannot be queried in Flexible Sync subscriptions)"],
+    ['priority.@size == 1', [], 9, '@size applies to a list, and priority is not one'],
+  ])('refuses %j', (query, args, position, message) => {
+    const error = refusalOf(query, args);
+    expect(error.message).toContain(message);
+    expect(error.position).toBe(position);
+  });
+
+  it('is what the SDK reads subscriptions with', () => {
+    expect(toFilter(tasks, "tags != 'x'")).toEqual({ $or: [{ tags: { $lt: 'x' } }, { tags: { $gt: 'x' } }] });
+    expect(() => toFilter(tasks, 'ALL priority == 1')).toThrow(/^The keypath following 'ALL' must contain a list/);
+    expect(() => toFilter(tasks, 'tags == nil')).toThrow(/implicit ANY on a list/);
+  });
+});
+
+// Issue 13, point 7, each form the way a subscription takes it: parsed against the schema and
+// checked by the SDK (toFilter), then matched by the gateway's compiled filter. The same table
+// runs against a real gateway in test/rql-table.test.ts.
+describe('every Flexible Sync form through the SDK check', () => {
+  const tasks = loadModel(SCHEMA).collections.find((c) => c.name === 'tasks')!;
+  const sync = { seq: 1, updatedAt: new Date(), deleted: false };
+  const docs = [
+    { _id: 'a', title: 'Buy milk', status: 'TODO', priority: 1, tags: ['home'], dueDate: new Date('2024-03-01T10:30:00Z') },
+    { _id: 'b', title: 'buy bread', status: 'DONE', priority: 3, tags: ['home', 'shop'], dueDate: new Date('2024-03-01T10:30:00.001Z') },
+    { _id: 'c', title: 'Report', status: 'BLOCKED', priority: 5, tags: [] },
+  ].map((d) => ({ ...d, _sync: sync }));
+  const select = (query: string, args: unknown[] = []) => {
+    const filter = compileFilter(tasks, toFilter(tasks, query, args), { queryableOnly: true, subscription: true });
+    return docs.filter((d) => filter.matches(d as never)).map((d) => d._id);
+  };
+
+  it.each<[string, unknown[], string[]]>([
+    ['dueDate == nil', [], ['c']],
+    ['dueDate != NIL', [], ['a', 'b']],
+    ['dueDate == Null', [], ['c']],
+    ['dueDate == 2024-03-01@10:30:00', [], ['a']],
+    ['dueDate == 2024-03-01T10:30:00', [], ['a']],
+    ['dueDate == 2024-03-01@10:30:00:1000000', [], ['b']],
+    ['dueDate > T1709289000:0', [], ['b']],
+    ['dueDate == $0', [new Date('2024-03-01T10:30:00.001Z')], ['b']],
+    ['priority BETWEEN {2, 5}', [], ['b', 'c']],
+    ["ANY tags == 'shop'", [], ['b']],
+    ["SOME tags == 'home'", [], ['a', 'b']],
+    ["ALL tags == 'home'", [], ['a', 'c']],
+    ["NONE tags == 'home'", [], ['c']],
+    ["tags != 'home'", [], ['b']],
+    ['tags.@count == 2', [], ['b']],
+    ['tags.@size < 1', [], ['c']],
+    ["_id == 'b'", [], ['b']],
+    ["_id IN {'a', 'c'}", [], ['a', 'c']],
+    ["title ==[c] 'BUY MILK'", [], ['a']],
+    ['priority <> 3', [], ['a', 'c']],
+    ["priority > 1 && status != 'DONE' || ! priority > 1", [], ['a', 'c']],
+    ['FALSEPREDICATE', [], []],
+    ['TRUEPREDICATE', [], ['a', 'b', 'c']],
+    ["status == 'TODO' or priority == 5 aNd tags.@count == 0", [], ['a', 'c']],
+    ['not priority > 1', [], ['a']],
+    ["status == 'DONE' OR NOT priority >= 2", [], ['a', 'b']],
+    ['dueDate == nil Or priority == 1', [], ['a', 'c']],
+  ])('%s', (query, args, ids) => {
+    expect(select(query, args)).toEqual(ids);
   });
 });
