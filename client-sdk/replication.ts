@@ -254,7 +254,8 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
           assumedMasterState: toWire(row.assumedMasterState as Record<string, unknown> | undefined),
           newDocumentState: toWire(row.newDocumentState as Record<string, unknown>)!,
         }));
-        const data = await o.transport.mutate(ops.push, { rows: wireRows });
+        // With Flexible Sync, a write must stay inside the subscriptions (Realm's "query view").
+        const data = await o.transport.mutate(ops.push, { rows: wireRows, view: view.flexible ? view.queries : null });
         const result = data[ops.fields.push] as PushResult;
         o.onUploaded(rows.length - result.conflicts.length);
         for (const rejection of result.rejected) o.onError({ kind: 'rejected', collection: o.model.name, ...rejection });

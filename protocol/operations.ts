@@ -22,8 +22,8 @@ export function syncOperations(collection: CollectionModel): SyncOperations {
     bootstrap: `query Bootstrap${s}($query: JSONObject!, $exclude: [JSONObject!], $after: ID, $snapshot: Float, $limit: Int!, $stamps: Boolean) {
   ${fields.bootstrap}(query: $query, exclude: $exclude, after: $after, snapshot: $snapshot, limit: $limit, stamps: $stamps) { documents snapshot next estimatedTotal }
 }`,
-    push: `mutation Push${s}($rows: [SyncPushRow!]!) {
-  ${fields.push}(rows: $rows) { conflicts rejected { id code field message realmCode } }
+    push: `mutation Push${s}($rows: [SyncPushRow!]!, $view: [JSONObject!]) {
+  ${fields.push}(rows: $rows, view: $view) { conflicts rejected { id code field message realmCode } }
 }`,
     stream: `subscription Stream${s}($view: [JSONObject!], $stamps: Boolean) {
   ${fields.stream}(view: $view, stamps: $stamps) { documents checkpoint { seq } resync }

@@ -141,7 +141,8 @@ function collectionTypeDefs(c: CollectionModel, n: PlainNames): string {
       ${n.get}(id: ${key}!): ${t}
     }
     extend type Mutation {
-      ${sync.push}(rows: [SyncPushRow!]!): SyncPushResult!
+      "view: the pushing client's subscription queries on ${c.name}; a row whose document falls outside them is refused (compensating write), as in Realm."
+      ${sync.push}(rows: [SyncPushRow!]!, view: [JSONObject!]): SyncPushResult!
       ${n.insert}(input: ${t}Input!): ${t}!
       ${hasCounters(c) ? `"inc: amounts to add to @counter fields; they add up with concurrent increments from anywhere."
       ${n.update}(id: ${key}!, set: ${t}Patch = {}, inc: ${t}Increment): ${t}!` : `${n.update}(id: ${key}!, set: ${t}Patch!): ${t}!`}
@@ -282,9 +283,10 @@ function mutationResolvers({ model, store, writer }: CollectionRuntime, n: Plain
   };
 
   return {
-    [sync.push]: (_: unknown, args: { rows: unknown[] }, context: RequestContext) => {
+    [sync.push]: (_: unknown, args: { rows: unknown[]; view?: unknown[] | null }, context: RequestContext) => {
       checkLimit('rows', args.rows.length, limits.maxPushRows);
-      return writer.push(args.rows, perms(context));
+      const permissions = perms(context);
+      return writer.push(args.rows, permissions, asBadQuery(() => compileView(model, args.view, permissions)).filter);
     },
     [n.insert]: async (_: unknown, args: { input: Record<string, unknown> }, context: RequestContext) => {
       const id = String(args.input.id);

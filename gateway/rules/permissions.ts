@@ -115,7 +115,7 @@ function outsideWriteFilter(permissions: CollectionPermissions, model: Collectio
 }
 
 /** A pushed state as the stored document it would be, for matching filters against. */
-function asStored(model: CollectionModel, doc: SyncDocument): StoredDocument {
+export function asStored(model: CollectionModel, doc: SyncDocument): StoredDocument {
   return { ...toStoredForm(model, doc), _sync: { seq: 0, updatedAt: new Date(), deleted: false } } as StoredDocument;
 }
 

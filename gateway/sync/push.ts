@@ -17,7 +17,8 @@
 import type { AnyBulkWriteOperation, UpdateFilter } from 'mongodb';
 import { pino, type Logger } from 'pino';
 import { COMPENSATING_WRITE_CODE, REJECTION_CODES, type PushRejection, type PushResult, type PushRow, type SyncDocument } from '../../protocol/messages.ts';
-import { accessDenial, denialReason, hiddenFieldNamed, inSet, preMergeDenial, UNRESTRICTED, withHiddenFieldsOf, writeDenial, type CollectionPermissions, type WriteDenial } from '../rules/permissions.ts';
+import type { CompiledFilter } from '../query/filter.ts';
+import { accessDenial, asStored, denialReason, hiddenFieldNamed, inSet, preMergeDenial, UNRESTRICTED, withHiddenFieldsOf, writeDenial, type CollectionPermissions, type WriteDenial } from '../rules/permissions.ts';
 import { randomBytes } from 'node:crypto';
 import { formatStamp, HybridLogicalClock, parseStamp } from '../../protocol/hlc.ts';
 import { allStamps, mergedFields, recordChange, SERVER_NODE, stampsProblem, type MergedFields } from '../../protocol/field-state.ts';
@@ -117,8 +118,12 @@ export class CollectionWriter {
     return work;
   }
 
-  push(rows: readonly unknown[], permissions: CollectionPermissions = UNRESTRICTED): Promise<PushResult> {
-    const pushing = this.pushNow(rows, permissions);
+  /**
+   * `view`: the pushing client's Flexible Sync subscriptions on this collection (their union);
+   * as in Realm, a document it writes must stay inside them (absent: no such client, no check).
+   */
+  push(rows: readonly unknown[], permissions: CollectionPermissions = UNRESTRICTED, view: CompiledFilter | null = null): Promise<PushResult> {
+    const pushing = this.pushNow(rows, permissions, view);
     this.inflight.add(pushing);
     void pushing.finally(() => this.inflight.delete(pushing)).catch(() => {});
     return pushing;
@@ -129,7 +134,7 @@ export class CollectionWriter {
     await Promise.allSettled([...this.inflight]);
   }
 
-  private async pushNow(rows: readonly unknown[], permissions: CollectionPermissions): Promise<PushResult> {
+  private async pushNow(rows: readonly unknown[], permissions: CollectionPermissions, view: CompiledFilter | null): Promise<PushResult> {
     const conflicts: SyncDocument[] = [];
     const rejected: PushRejection[] = [];
     const rejectedDocs: SyncDocument[] = [];
@@ -153,6 +158,11 @@ export class CollectionWriter {
       const violation = doc._deleted ? null : this.schemaViolation(doc, permissions);
       if (violation) {
         rejected.push({ id: doc.id, ...violation });
+        rejectedDocs.push(doc);
+        continue;
+      }
+      if (view && !doc._deleted && !view.matches(asStored(this.store.model, doc))) {
+        rejected.push({ id: doc.id, ...permissionDenied({ field: null, message: OUTSIDE_VIEW }, this.store.model, doc.id) });
         rejectedDocs.push(doc);
         continue;
       }
@@ -561,6 +571,9 @@ export class CollectionWriter {
 }
 
 
+
+/** Realm's reason for a write outside the client's subscriptions. */
+const OUTSIDE_VIEW = 'object is outside of the current query view';
 
 function permissionDenied(denial: WriteDenial, model: CollectionModel, id: unknown): Omit<PushRejection, 'id'> {
   return { code: REJECTION_CODES.PERMISSION_DENIED, field: denial.field, message: denialReason(model, id, denial), realmCode: COMPENSATING_WRITE_CODE };
