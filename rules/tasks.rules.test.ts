@@ -27,6 +27,13 @@ describe('tasks rules (in memory)', () => {
     expect(denied.message).toMatch(/write filter/);
     await assertFails(ann.update('tasks', task({}), task({ ownerId: 'bob' })));
   });
+
+  it('makes admins of users whose custom data says so, and only them', async () => {
+    const env = await loadRulesForTesting({ rules: RULES, schema: SCHEMA });
+    expect(env.as({ id: 'ann', customData: { isAdmin: true } }).roleOf('projects')).toBe('admin');
+    expect(env.as({ id: 'ann', customData: { isAdmin: false } }).roleOf('projects')).toBe('owner-or-team');
+    expect(env.as({ id: 'ann' }).roleOf('projects')).toBe('owner-or-team');
+  });
 });
 
 describe('tasks rules (against a running gateway)', () => {

@@ -19,7 +19,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadRules } from '../gateway/rules/load.ts';
+import { loadRules, PERCENT_OPERATORS } from '../gateway/rules/load.ts';
 import { loadModel } from '../protocol/model.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -81,7 +81,6 @@ const RESERVED_TYPE_NAMES = new Set([
 const GENERATED_SUFFIXES = ['Input', 'Patch', 'Increment', 'Change'];
 const GRAPHQL_NAME = /^[_A-Za-z][_0-9A-Za-z]*$/;
 /** Rule operators of App Services expressions that are MongoDB query operators under another name. */
-const PERCENT_OPERATORS: Record<string, string> = { '%in': '$in', '%nin': '$nin', '%exists': '$exists' };
 const ROLE_SETTINGS = new Set(['name', 'apply_when', 'document_filters', 'read', 'write', 'insert', 'delete', 'search', 'fields', 'additional_fields']);
 /** Components of an App Services app that Tributary does not configure. */
 const OUT_OF_SCOPE: Record<string, string> = {

@@ -269,6 +269,17 @@ describe('what Atlas calls not Sync compatible is refused at load', () => {
     await expect(loadRules(stray, MODEL)).rejects.toThrow(/todo\/rules\.json: not a file of an App Services data source/);
   });
 
+  it('a folder of our own takes %%values from its values.json', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rules-'));
+    temps.push(dir);
+    const roles = JSON.parse(readFileSync(join(EXPORTS, 'admins', RULES), 'utf8')).roles.slice(0, 1);
+    writeFileSync(join(dir, 'Task.json'), JSON.stringify({ roles }));
+    writeFileSync(join(dir, 'values.json'), JSON.stringify({ adminIds: ['boss'] }));
+    const env = await loadRulesForTesting({ rules: dir, schema: SCHEMA_PATH });
+    expect(env.as({ id: 'boss' }).roleOf('Task')).toBe('admin');
+    expect(env.as({ id: 'root-1' }).roleOf('Task')).toBeNull();
+  });
+
   it('a %%values name the export does not have is an error; a missing environment value is missing', async () => {
     const unknown = brokenExport((r) => (r.apply_when = { '%%user.id': { $in: '%%values.nobody' } }));
     await expect(loadRules(unknown, MODEL)).rejects.toThrow(/todo\.Task role "owner": apply_when\.%%user\.id\.\$in: %%values\.nobody: there is no value "nobody"/);

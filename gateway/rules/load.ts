@@ -51,7 +51,7 @@ const FILE_KEYS = new Set(['collection', 'database', 'roles', 'filters', 'id', '
 /** Files of an export's data source that are not rules. */
 const NOT_RULES = new Set(['config.json', 'schema.json', 'relationships.json']);
 /** App Services rule operators that are MongoDB's under another name. */
-const PERCENT_OPERATORS: Record<string, string> = { '%and': '$and', '%or': '$or', '%nor': '$nor', '%in': '$in', '%nin': '$nin', '%exists': '$exists' };
+export const PERCENT_OPERATORS: Readonly<Record<string, string>> = { '%and': '$and', '%or': '$or', '%nor': '$nor', '%in': '$in', '%nin': '$nin', '%exists': '$exists' };
 const LOGICAL = new Set(['$and', '$or', '$nor']);
 /** Expansions Device Sync allows in roles ("Sync compatibility" in App Services' docs). */
 const SYNC_EXPANSIONS = '%%user, %%values, %%environment, %%true and %%false';
