@@ -496,6 +496,8 @@ export function translateRealmApp(exportDir: string, options: { environment?: st
 
   // --- queryable fields -----------------------------------------------------------------------
   const queryable = new Map<string, Set<string>>(collectionTypes.map((t) => [t.collection!, new Set<string>()]));
+  // Realm's indexed queryable field: every subscription must constrain it (@indexedQueryable).
+  const indexed = new Set(isObject(sync) && Array.isArray(sync.indexed_queryable_fields_names) ? sync.indexed_queryable_fields_names.filter((f): f is string => typeof f === 'string') : []);
   if (isObject(sync)) {
     const global = [
       ...(Array.isArray(sync.queryable_fields_names) ? sync.queryable_fields_names : []),
@@ -535,7 +537,8 @@ export function translateRealmApp(exportDir: string, options: { environment?: st
         problem(syncFile, `${def.name}.${field.name}`, `queryable field of type ${field.type}: only scalars and lists of scalars can be queried`);
         continue;
       }
-      field.directives.unshift('@queryable');
+      const isIndexed = indexed.has(field.name) && !field.type.startsWith('[');
+      field.directives.unshift(isIndexed ? '@indexedQueryable' : '@queryable');
     }
   }
 
@@ -925,7 +928,7 @@ function getPath(value: Json, path: string): Json {
 
 function modelAccepts(sdl: string): boolean {
   try {
-    loadModel(`directive @collection(name: String!) on OBJECT\ndirective @queryable on FIELD_DEFINITION\ndirective @counter on FIELD_DEFINITION\ndirective @addWinsSet on FIELD_DEFINITION\n${sdl}`);
+    loadModel(`directive @collection(name: String!) on OBJECT\ndirective @queryable on FIELD_DEFINITION\ndirective @indexedQueryable on FIELD_DEFINITION\ndirective @counter on FIELD_DEFINITION\ndirective @addWinsSet on FIELD_DEFINITION\n${sdl}`);
     return true;
   } catch {
     return false;
@@ -940,6 +943,7 @@ function renderSchema(appName: string, exportDir: string, collections: TypeDef[]
     '',
     'directive @collection(name: String!) on OBJECT',
     'directive @queryable on FIELD_DEFINITION',
+    'directive @indexedQueryable on FIELD_DEFINITION',
     'directive @counter on FIELD_DEFINITION',
     'directive @addWinsSet on FIELD_DEFINITION',
     '',

@@ -116,6 +116,8 @@ describe('import-realm: a task app (ObjectId keys, link, embedded list, Decimal1
     const project = collection(model, 'Project');
     expect(types(project)).toMatchObject({ id: 'ObjectId!', name: 'String!', owner_id: 'String!', members: '[String]', archived: 'Boolean', createdAt: 'DateTime' });
     expect(queryable(project)).toEqual(['archived', 'id', 'owner_id', 'team']);
+    // indexed_queryable_fields_names: every subscription must constrain it
+    expect([task.indexedQueryable, project.indexedQueryable]).toEqual(['owner_id', 'owner_id']);
 
     const sdl = readFileSync(join(out, 'schema.graphql'), 'utf8');
     expect(sdl).toMatch(/# link to Project \(collection "Project"\) by its id\n\s+projectId: ObjectId @queryable/);
