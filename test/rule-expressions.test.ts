@@ -42,6 +42,18 @@ describe('rule expressions', () => {
     expect(selected(resolve({ $or: [{ owner: '%%user.id' }, { team: { $in: '%%user.custom_data.teams' } }] }, session()))).toEqual([DOCS[0]]);
   });
 
+  it('a value the field cannot be compared with leaves that condition undecided, not the whole expression', () => {
+    const numbersOnly = (condition: Record<string, unknown>) => {
+      if (!('level' in condition)) return true;
+      const value = typeof condition.level === 'object' && condition.level !== null ? Object.values(condition.level)[0] : condition.level;
+      return typeof value === 'number';
+    };
+    const expression = { $or: [{ owner: '%%user.id' }, { level: { $gte: '%%user.custom_data.level' } }] };
+    expect(resolve(expression, session({ level: 'high' }), numbersOnly)).toEqual({ owner: 'ann' });
+    expect(resolve(expression, session({ level: 2 }), numbersOnly)).toEqual({ $or: [{ owner: 'ann' }, { level: { $gte: 2 } }] });
+    expect(resolve({ $nor: [{ level: '%%user.custom_data.level' }] }, session({ level: 'high' }), numbersOnly)).toBe(false);
+  });
+
   it('custom data cannot smuggle in an operator: an object where a value belongs is missing', () => {
     expect(selected(resolve({ team: '%%user.custom_data.team' }, session({ team: { $ne: null } })))).toEqual([]);
     expect(resolve({ team: { $in: '%%user.custom_data.teams' } }, session({ teams: ['red', { $gt: '' }] }))).toEqual({ team: { $in: ['red'] } });

@@ -11,7 +11,9 @@
 // does not have) is missing, never a placeholder: a condition on a missing subject is decided
 // as MongoDB decides it for an absent field (`$exists: true` is false), and a condition whose
 // operand is missing cannot be decided, so it counts as false where it grants and as true where
-// a `$nor` negates it. A missing value therefore never widens what a role grants.
+// a `$nor` negates it. A missing value therefore never widens what a role grants. So does a
+// value the field cannot be compared with (a number where the field holds strings): that
+// condition alone cannot be decided, the rest of the expression still is.
 import { Query } from 'mingo';
 import type { Filter } from '../../protocol/filter.ts';
 
@@ -82,20 +84,22 @@ function substitute(operand: unknown, values: Expansions): unknown {
 }
 
 /**
- * The expression as a filter on documents for this session. `negated`: inside an odd number of
- * `$nor`s, where an undecidable condition must count as true so that the whole counts as false.
+ * The expression as a filter on documents for this session. `comparable`: whether a condition on
+ * one field, its expansions replaced, is one the field's values can be compared with.
+ * `negated`: inside an odd number of `$nor`s, where an undecidable condition must count as true
+ * so that the whole counts as false.
  */
-export function resolve(expression: Expression, values: Expansions, negated = false): Resolved {
+export function resolve(expression: Expression, values: Expansions, comparable: (condition: Filter) => boolean = () => true, negated = false): Resolved {
   if (typeof expression === 'boolean') return expression;
   const parts: Resolved[] = [];
   for (const [key, condition] of Object.entries(expression)) {
     if (key === '$and' || key === '$or' || key === '$nor') {
-      const inner = (condition as Expression[]).map((c) => resolve(c, values, key === '$nor' ? !negated : negated));
+      const inner = (condition as Expression[]).map((c) => resolve(c, values, comparable, key === '$nor' ? !negated : negated));
       parts.push(key === '$and' ? all(inner) : key === '$or' ? any(inner) : not(any(inner)));
       continue;
     }
     const operand = substitute(condition, values);
-    if (operand === MISSING) {
+    if (operand === MISSING || (!isExpansion(key) && !comparable({ [key]: operand }))) {
       parts.push(negated);
       continue;
     }

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { PRIMARY_KEY, STAMPS_FIELD, type CollectionModel, type DataModel } from '../../protocol/model.ts';
 import type { SyncDocument } from '../../protocol/messages.ts';
 import type { User } from '../auth/authenticator.ts';
-import { QueryError } from '../../protocol/filter.ts';
+import { checkFilter, QueryError } from '../../protocol/filter.ts';
 import { compileFilter, type CompiledFilter } from '../query/filter.ts';
 import { toStoredForm, toWireForm, type StoredDocument } from '../store/collection-store.ts';
 import { sameState } from '../sync/same-state.ts';
@@ -293,7 +293,16 @@ function withoutFields(doc: SyncDocument, hidden: string[]): SyncDocument {
 
 /** The documents an expression (a document filter, insert or delete) selects for this session. */
 function documentSet(collection: CollectionModel, expression: Expression, values: Expansions): DocumentSet {
-  const filter = resolve(expression, values);
+  const comparable = (condition: Record<string, unknown>) => {
+    try {
+      checkFilter(collection, condition, { queryableOnly: true });
+      return true;
+    } catch (error) {
+      if (error instanceof QueryError) return false;
+      throw error;
+    }
+  };
+  const filter = resolve(expression, values, comparable);
   if (filter === true) return 'all';
   if (filter === false) return 'none';
   try {
