@@ -119,7 +119,7 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
     const documents: SyncDocument[] = [];
     let checkpoint: Checkpoint | null = from;
     for (;;) {
-      const data = await o.transport.request(ops.pull, { checkpoint: checkpoint ? { seq: checkpoint.seq } : null, limit: batchSize, view: view.queries, stamps: true });
+      const data = await o.transport.request(ops.pull, { checkpoint: checkpoint ? { seq: checkpoint.seq, ...(checkpoint.epoch ? { epoch: checkpoint.epoch } : {}) } : null, limit: batchSize, view: view.queries, stamps: true });
       const bulk = data[ops.fields.pull] as PullBulk;
       o.onDownloaded(bulk.documents.length);
       documents.push(...(view.flexible ? await withoutUnheldRemovals(bulk.documents) : bulk.documents));

@@ -18,6 +18,7 @@ import { yogaOverWebSocket } from './graphql/websocket.ts';
 import { operationLimitPlugins } from './limits/operation-limits.ts';
 import { noInternalErrorDetail, subscriptionsOverWebSocketOnly } from './limits/transport.ts';
 import { loadRules } from './rules/load.ts';
+import { ClientResets } from './sync/client-reset.ts';
 import { PermissionEngine } from './rules/permissions.ts';
 import { ChangeFeed } from './store/change-feed.ts';
 import { detectStoreLimits, Semaphore } from './store/store-limits.ts';
@@ -67,6 +68,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const collections = new Map<string, CollectionRuntime>();
   // Set once the collections exist; writers report invalid documents to it.
   let outsideWrites: OutsideWrites | undefined;
+  const resets = new ClientResets(db);
   for (const collectionModel of model.collections) {
     const store = new CollectionStore(collectionModel, db, { leaseTtlMs: config.leaseTtlMs, limits, updateCommands, invalidDocuments: config.invalidDocuments });
     await store.init();
@@ -76,7 +78,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       strategy: config.conflictStrategies[collectionModel.name] ?? 'field-lww',
       maxClockSkewMs: config.maxClockSkewMs,
     }, { log, onInvalid: (key, violation) => outsideWrites?.invalidReporter(collectionModel.name)(key, violation) });
-    collections.set(collectionModel.name, { model: collectionModel, store, writer, feed });
+    collections.set(collectionModel.name, { model: collectionModel, store, writer, feed, resets });
   }
   // Documents already in MongoDB, and what other services write (sync/outside-writes.ts).
   const source = config.followOutsideChanges

@@ -10,6 +10,12 @@ export type SyncDocument = { id: string; _deleted: boolean } & Record<string, un
  */
 export interface Checkpoint {
   seq: number;
+  /**
+   * Which history `seq` counts in: the collection's feed, and the resets forced on it and on the
+   * user. A checkpoint of another history (a database made anew, a forced reset) makes the
+   * gateway ask for a client reset (PROTOCOL.md, "Client reset"). Absent: not checked.
+   */
+  epoch?: string;
 }
 
 export interface PullBulk {
@@ -87,4 +93,10 @@ export const CLOSE_CODES = {
   UNAUTHORIZED: 4401,
   /** The token expired (at connect or during the session): get a fresh one and reconnect. */
   TOKEN_EXPIRED: 4440,
+  /**
+   * The client's data model (its `schema` in connection_init) has a breaking difference against
+   * the gateway's: the app must be updated. The reason names the differences (as many as fit).
+   * Retrying cannot help. (Not 4409: graphql-ws uses it for "Subscriber already exists".)
+   */
+  SCHEMA_OUTDATED: 4426,
 } as const;

@@ -6,7 +6,8 @@ import { GraphQLError, GraphQLScalarType, Kind, print, valueFromASTUntyped, type
 import type { Filter } from 'mongodb';
 import { DELETED_FIELD, type CollectionModel, type DataModel, type FieldModel, type FieldType } from '../../protocol/model.ts';
 import { syncOperations } from '../../protocol/operations.ts';
-import type { Checkpoint, PushResult, SyncDocument } from '../../protocol/messages.ts';
+import type { Checkpoint, PushResult, StreamEvent, SyncDocument } from '../../protocol/messages.ts';
+import type { ClientResets } from '../sync/client-reset.ts';
 import { QueryError } from '../../protocol/filter.ts';
 import { keyScalar, toWireId } from '../../protocol/bson-values.ts';
 import { BSON_SCALARS, missingScalarDefinitions } from './scalars.ts';
@@ -28,6 +29,8 @@ export interface CollectionRuntime {
   store: CollectionStore;
   writer: CollectionWriter;
   feed: ChangeFeed;
+  /** Whether a client's checkpoint can be continued (sync/client-reset.ts). */
+  resets: ClientResets;
 }
 
 /** The permissions of the request's user (rules/permissions.ts), and word when they change. */
@@ -56,9 +59,9 @@ const SYNC_SDL = /* GraphQL */ `
   "A JSON object: a document in the sync protocol, validated by the gateway against its type."
   scalar JSONObject
 
-  "Position in a collection's change feed; opaque to clients."
-  type SyncCheckpoint { seq: Float! }
-  input SyncCheckpointInput { seq: Float! }
+  "Position in a collection's change feed; opaque to clients. epoch: which history seq counts in; a checkpoint of another one gets CLIENT_RESET (PROTOCOL.md, Client reset)."
+  type SyncCheckpoint { seq: Float!, epoch: String }
+  input SyncCheckpointInput { seq: Float!, epoch: String }
 
   "hasMore: there is more (the page is full, or at its byte budget); pull again from checkpoint."
   type SyncPullBulk { documents: [JSONObject!]!, checkpoint: SyncCheckpoint!, hasMore: Boolean! }
@@ -201,12 +204,15 @@ function inputTypeRef(type: FieldType): string {
 
 type Perms = (context: RequestContext) => CollectionPermissions;
 
-function queryResolvers({ model, store }: CollectionRuntime, n: PlainNames, limits: ApiLimits, perms: Perms) {
+function queryResolvers({ model, store, resets }: CollectionRuntime, n: PlainNames, limits: ApiLimits, perms: Perms) {
   const sync = syncOperations(model).fields;
   return {
-    [sync.pull]: (_: unknown, args: { checkpoint: Checkpoint | null; limit: number; view?: unknown[] | null; stamps: boolean }, context: RequestContext) => {
+    [sync.pull]: async (_: unknown, args: { checkpoint: Checkpoint | null; limit: number; view?: unknown[] | null; stamps: boolean }, context: RequestContext) => {
       checkLimit('limit', args.limit, limits.maxPullLimit);
-      return pull(store, args.checkpoint, args.limit, asBadQuery(() => compileView(model, args.view, perms(context), args.stamps)), limits.maxPageBytes);
+      const view = asBadQuery(() => compileView(model, args.view, perms(context), args.stamps));
+      const epoch = await resets.admit(store, args.checkpoint, context.user?.id ?? null);
+      const result = await pull(store, args.checkpoint, args.limit, view, limits.maxPageBytes);
+      return { ...result, checkpoint: { ...result.checkpoint, epoch } };
     },
     [sync.bootstrap]: (
       _: unknown,
@@ -316,7 +322,7 @@ function mutationResolvers({ model, store, writer }: CollectionRuntime, n: Plain
   };
 }
 
-function subscriptionResolvers({ model, store, feed }: CollectionRuntime, n: PlainNames, limits: ApiLimits, perms: Perms, watch: PermissionSource['watch']) {
+function subscriptionResolvers({ model, store, feed, resets }: CollectionRuntime, n: PlainNames, limits: ApiLimits, perms: Perms, watch: PermissionSource['watch']) {
   const sync = syncOperations(model).fields;
   return {
     [sync.stream]: {
@@ -325,7 +331,8 @@ function subscriptionResolvers({ model, store, feed }: CollectionRuntime, n: Pla
         makeView(); // a bad view fails the subscription here, before it starts
         return syncStream(feed, store, makeView, { ...limits, watchPermissions: (changed) => watch(context, changed) });
       },
-      resolve: (event: unknown) => event,
+      resolve: async (event: StreamEvent, _: unknown, context: RequestContext) =>
+        event.checkpoint ? { ...event, checkpoint: { ...event.checkpoint, epoch: await resets.epochFor(store, context.user?.id ?? null) } } : event,
     },
     [n.watch]: {
       subscribe: (_: unknown, args: { filter?: unknown }, context: RequestContext) => {

@@ -23,6 +23,10 @@ import type { Collection } from 'mongodb';
 
 const MAX_ALLOCATION_ATTEMPTS = 100;
 
+function newEpoch(): string {
+  return randomBytes(8).toString('hex');
+}
+
 interface LeaseRecord {
   lo: number;
   hi: number;
@@ -33,6 +37,11 @@ export interface CounterDocument {
   _id: string;
   seq: number;
   leases: Record<string, LeaseRecord>;
+  /**
+   * Names this feed: set once when the counter is created. A copy restored from a backup keeps
+   * it; a database made anew has another, which tells its clients to reset (sync/client-reset.ts).
+   */
+  epoch?: string;
 }
 
 export interface Lease {
@@ -63,8 +72,19 @@ export class Sequencer {
     private readonly options: SequencerOptions,
   ) {}
 
+  /** This feed's epoch (CounterDocument.epoch), known after init(). */
+  epoch = '';
+
   async init(): Promise<void> {
-    await this.counters.updateOne({ _id: this.key }, { $setOnInsert: { seq: 0, leases: {} } }, { upsert: true });
+    await this.counters.updateOne({ _id: this.key }, { $setOnInsert: { seq: 0, leases: {}, epoch: newEpoch() } }, { upsert: true });
+    // A counter created before epochs existed gets one (init, not the allocation path, writes it).
+    await this.counters.updateOne({ _id: this.key, epoch: { $exists: false } }, { $set: { epoch: newEpoch() } });
+    this.epoch = (await this.counters.findOne({ _id: this.key }, { projection: { epoch: 1 } }))!.epoch!;
+  }
+
+  /** The highest sequence ever allocated (committed or not). */
+  async allocated(): Promise<number> {
+    return (await this.counters.findOne({ _id: this.key }, { projection: { seq: 1 } }))?.seq ?? 0;
   }
 
   /**
