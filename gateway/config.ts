@@ -31,6 +31,11 @@ export interface GatewayConfig {
   fullPassIntervalMs: number;
   /** Follow other services' writes live (change streams, FerretDB's oplog); false: full passes only. */
   followOutsideChanges: boolean;
+  /**
+   * Start even when schema.graphql has breaking changes against the schema recorded in MongoDB
+   * (gateway/store/schema-history.ts); clients on the older schema are then refused (close 4426).
+   */
+  acceptBreakingSchema: boolean;
   /** How long the follower lease lasts without renewal: one instance follows outside changes, another takes over this long after it died (at once on its own host). */
   followerLeaseMs: number;
   maxPullLimit: number;
@@ -85,6 +90,7 @@ export const DEFAULTS: Omit<GatewayConfig, 'mongoUri'> = {
   invalidDocuments: 'skip',
   fullPassIntervalMs: 60_000,
   followOutsideChanges: true,
+  acceptBreakingSchema: false,
   followerLeaseMs: 10_000,
   maxPullLimit: 5_000,
   maxPushRows: 1_000,
@@ -131,6 +137,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<Gatewa
     invalidDocuments: invalidPolicy(env.TRIBUTARY_INVALID_DOCUMENTS),
     fullPassIntervalMs: int('TRIBUTARY_FULL_PASS_INTERVAL_MS', DEFAULTS.fullPassIntervalMs),
     followOutsideChanges: env.TRIBUTARY_FOLLOW_OUTSIDE_CHANGES !== 'false',
+    acceptBreakingSchema: env.TRIBUTARY_ACCEPT_BREAKING_SCHEMA === 'true',
     followerLeaseMs: int('TRIBUTARY_FOLLOWER_LEASE_MS', DEFAULTS.followerLeaseMs),
     maxPullLimit: int('TRIBUTARY_MAX_PULL_LIMIT', DEFAULTS.maxPullLimit),
     maxPushRows: int('TRIBUTARY_MAX_PUSH_ROWS', DEFAULTS.maxPushRows),

@@ -9,7 +9,8 @@ import { createYoga } from 'graphql-yoga';
 import { MongoClient } from 'mongodb';
 import { pino, type Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { loadModel, type DataModel } from '../protocol/model.ts';
+import { getCollection, loadModel, type DataModel } from '../protocol/model.ts';
+import { canonicalModel } from '../protocol/schema-evolution.ts';
 import { DEFAULTS, type GatewayConfig } from './config.ts';
 import { AuthError, Authenticator, type User } from './auth/authenticator.ts';
 import { CLOSE_CODES } from '../protocol/messages.ts';
@@ -28,6 +29,8 @@ import { createValidator } from './sync/validate.ts';
 import { OutsideWrites } from './sync/outside-writes.ts';
 import { detectOutsideChangeSource, NO_OUTSIDE_CHANGES } from './store/outside-changes.ts';
 import { LEASES_COLLECTION, RoleLease, type LeaseDocument } from './store/role-lease.ts';
+import { recordSchema } from './store/schema-history.ts';
+import { checkClientSchema, type SessionSchema } from './graphql/client-schema.ts';
 
 /** Where outside-change sources keep their resume points. */
 const RESUME_COLLECTION = '_tributary_resume';
@@ -62,6 +65,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const mongo = new MongoClient(config.mongoUri, { serverSelectionTimeoutMS: 10_000 });
   await mongo.connect();
   const db = mongo.db(config.database);
+  // The schema served, against the one recorded before it: a breaking change is refused here,
+  // before anything is created (store/schema-history.ts).
+  const canonical = canonicalModel(model);
+  await recordSchema(db, canonical, { acceptBreaking: config.acceptBreakingSchema, log }).catch(async (error: unknown) => {
+    await mongo.close();
+    throw error;
+  });
 
   const limits = await detectStoreLimits(db);
   const updateCommands = new Semaphore(limits.concurrentUpdateCommands);
@@ -96,7 +106,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   log.info({ rules: rules.files, collections: [...rules.roles.keys()] }, 'permission rules loaded');
   const permissions = new PermissionEngine(model, rules);
   const schema = buildSchema(model, collections, config, {
-    of: (context, collection) => permissions.forUser(context.user, collection),
+    // A client on an older (compatible) schema sees and changes only the fields it knows.
+    of: (context, collection) => {
+      const base = permissions.forUser(context.user, collection);
+      return context.clientSchema ? context.clientSchema.permissions(base, getCollection(model, collection)) : base;
+    },
     watch: (context, changed) => permissions.onChange((user) => (user === null || user === context.user) && changed()),
   });
   const reloadRules = async () => {
@@ -142,7 +156,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       .finally(() => (checkingKeys = false));
   }, config.apiKeyCheckMs);
   apiKeyCheck.unref();
-  const yoga = createYoga<{ req?: IncomingMessage & { user?: User }; user?: User }>({
+  const yoga = createYoga<{ req?: IncomingMessage & { user?: User }; user?: User; clientSchema?: SessionSchema | null }>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
     logging: log,
@@ -156,7 +170,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     plugins: [...operationLimitPlugins(config), subscriptionsOverWebSocketOnly(), noInternalErrorDetail()],
     // Every operation runs as an authenticated user: HTTP requests were checked before Yoga saw
     // them, sockets when they connected.
-    context: ({ req, user }) => ({ user: user ?? req?.user }),
+    // Over WebSocket, what the client knows of the schema (graphql/client-schema.ts).
+    context: ({ req, user, clientSchema }) => ({ user: user ?? req?.user, clientSchema: clientSchema ?? null }),
   });
 
   const isReady = async () => {
@@ -221,7 +236,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
 
   const wss = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, maxPayload: config.maxPayloadBytes });
-  const wsServer = useServer<Record<string, unknown> | undefined, { user?: User }>(
+  const wsServer = useServer<Record<string, unknown> | undefined, { user?: User; clientSchema?: SessionSchema | null }>(
     {
       // graphql-ws closes a socket with 4500 when a handler throws; with isProd the reason is
       // "Internal server error", never the error's message.
@@ -232,6 +247,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         try {
           const user = await auth.authenticate(ctx.connectionParams?.authToken);
           if (socket.readyState !== socket.OPEN) return false; // gone while we checked: no session to keep
+          // The client's data model (the SDK sends it): refused if it breaks against ours.
+          const schemaCheck = checkClientSchema(canonical, ctx.connectionParams?.schema);
+          if (!schemaCheck.ok) {
+            socket.close(schemaCheck.malformed ? 4400 : CLOSE_CODES.SCHEMA_OUTDATED, closeReason(schemaCheck.reason));
+            return false;
+          }
+          ctx.extra.clientSchema = schemaCheck.session;
           ctx.extra.user = user;
           sessions.set(user, socket);
           socket.once('close', () => sessions.delete(user));
@@ -253,7 +275,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           return false;
         }
       },
-      ...yogaOverWebSocket<{ user?: User }>(yoga, (extra) => ({ user: extra.user }), {
+      ...yogaOverWebSocket<{ user?: User; clientSchema?: SessionSchema | null }>(yoga, (extra) => ({ user: extra.user, clientSchema: extra.clientSchema ?? null }), {
         maxSubscriptions: config.maxSubscriptionsPerSocket,
         maxInFlight: config.maxInFlightPerSocket,
       }),

@@ -13,6 +13,7 @@ import { keyScalar, toWireId } from '../../protocol/bson-values.ts';
 import { BSON_SCALARS, missingScalarDefinitions } from './scalars.ts';
 import { compileFilter } from '../query/filter.ts';
 import type { User } from '../auth/authenticator.ts';
+import type { SessionSchema } from './client-schema.ts';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../limits/json-depth.ts';
 import { denialReason, inSet, UNRESTRICTED, writeDenial, type CollectionPermissions } from '../rules/permissions.ts';
 import { idKey, withoutStamps, type CollectionStore, type PlainDocument, type StoredDocument } from '../store/collection-store.ts';
@@ -42,6 +43,8 @@ export interface PermissionSource {
 
 export interface RequestContext {
   user: User;
+  /** Over WebSocket, a client on an older compatible schema (graphql/client-schema.ts); else null. */
+  clientSchema?: SessionSchema | null;
 }
 
 export interface ApiLimits {

@@ -172,6 +172,30 @@ export function withHiddenFieldsOf(permissions: CollectionPermissions, model: Co
   return out;
 }
 
+/**
+ * The permissions of a session whose client knows only some of the collection's fields (an app
+ * built against an older schema.graphql, protocol/schema-evolution.ts): the other fields are
+ * treated as fields it may not read. So they are never sent to it (pulls, streams, bootstraps,
+ * push replies all project), and a write from it keeps their stored values (withHiddenFieldsOf).
+ * `base` itself when the client knows every field.
+ */
+export function narrowToKnownFields(base: CollectionPermissions, model: CollectionModel, known: ReadonlySet<string>): CollectionPermissions {
+  const unknown = model.fields.map((f) => f.name).filter((f) => f !== PRIMARY_KEY && !known.has(f));
+  if (unknown.length === 0) return base;
+  let fingerprint: string | undefined;
+  return {
+    ...base,
+    // Fast paths that skip field checks must not apply: there are fields to keep out.
+    unrestricted: false,
+    readableField: (f) => !unknown.includes(f) && base.readableField(f),
+    writableField: (f) => !unknown.includes(f) && base.writableField(f),
+    project: (doc) => withoutFields(base.project(doc), unknown),
+    get fingerprint() {
+      return (fingerprint ??= createHash('sha256').update(JSON.stringify([base.fingerprint, unknown])).digest('base64url'));
+    },
+  };
+}
+
 export class PermissionEngine {
   private cache = new WeakMap<User, Map<string, CollectionPermissions>>();
   private readonly listeners = new Set<(user: User | null) => void>();
