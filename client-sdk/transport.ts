@@ -4,6 +4,10 @@
 import { Client as UrqlClient, subscriptionExchange, type AnyVariables, type DocumentInput } from '@urql/core';
 import { createClient, type Client as WsClient } from 'graphql-ws/client';
 import { BehaviorSubject } from 'rxjs';
+import { CLOSE_CODES } from '../protocol/messages.ts';
+import { loadModel, type DataModel } from '../protocol/model.ts';
+import { canonicalModel, type CanonicalModel } from '../protocol/schema-evolution.ts';
+import type { SchemaOutdatedError } from './errors.ts';
 
 export type ConnectionState = 'connecting' | 'connected' | 'disconnected' | 'paused' | 'closed';
 
@@ -17,6 +21,18 @@ export interface TransportOptions {
   retry?: { minDelayMs?: number; maxDelayMs?: number };
   /** The socket closed with this code (e.g. 4440: the token expired) and reason. */
   onClosed?: (code: number, reason: string) => void;
+  /**
+   * The app's data model: its canonical form goes in `connection_init` as `schema`, so the
+   * gateway can tell an app built against an older schema.graphql (PROTOCOL.md, "Schema
+   * versions"). Without it the gateway takes the client to know its current schema.
+   */
+  schema?: string | DataModel;
+  /**
+   * The gateway refused this app's data model (close code 4426: it has a breaking difference
+   * against the gateway's): ask the user to update the app. Syncing stops; local reads and
+   * writes go on. Called once.
+   */
+  onSchemaOutdated?: (error: SchemaOutdatedError) => void;
 }
 
 interface LiveSubscription {
@@ -46,8 +62,13 @@ export class Transport {
   private readonly live = new Set<LiveSubscription>();
   /** Fails each operation in flight on the current socket. */
   private readonly inflight = new Set<(error: Error) => void>();
+  /** What the gateway is told of the app's model (null: nothing). */
+  private readonly schema: CanonicalModel | null;
+  /** Set when the gateway refused the app's model: no socket is opened again. */
+  private outdated: SchemaOutdatedError | null = null;
 
   constructor(private readonly options: TransportOptions) {
+    this.schema = options.schema === undefined ? null : canonicalModel(typeof options.schema === 'string' ? loadModel(options.schema) : options.schema);
     this.urql = new UrqlClient({
       url: options.url,
       requestPolicy: 'network-only',
@@ -58,7 +79,7 @@ export class Transport {
             subscribe: (sink) => {
               const ws = this.ws;
               if (!ws) {
-                sink.error(new Error('not connected: the sync session is paused or closed'));
+                sink.error(new Error(this.outdated ? `not connected: the gateway refused this app's schema (${this.outdated.reason}); update the app` : 'not connected: the sync session is paused or closed'));
                 return { unsubscribe: () => {} };
               }
               // Every operation ends, one way or another: if the socket is disposed under it,
@@ -100,18 +121,24 @@ export class Transport {
     });
   }
 
+  /** Set once the gateway refused the app's data model (close code 4426). */
+  get schemaOutdated(): SchemaOutdatedError | null {
+    return this.outdated;
+  }
+
   connect(): void {
-    if (this.ws) return;
+    if (this.ws || this.outdated) return;
     const { minDelayMs = 250, maxDelayMs = 10_000 } = this.options.retry ?? {};
     const generation = ++this.generation;
     this.ws = createClient({
       url: this.options.url,
       webSocketImpl: this.options.webSocketImpl,
-      connectionParams: this.options.connectionParams,
+      connectionParams: this.withSchema(this.options.connectionParams),
       lazy: false,
       keepAlive: 10_000,
       retryAttempts: Number.POSITIVE_INFINITY,
-      shouldRetry: () => true,
+      // Retrying with the same model cannot help (4401 and 4400 graphql-ws never retries).
+      shouldRetry: (event) => (event as { code?: unknown } | undefined)?.code !== CLOSE_CODES.SCHEMA_OUTDATED,
       retryWait: (retries) => new Promise((r) => setTimeout(r, Math.min(maxDelayMs, minDelayMs * 2 ** retries) * (0.5 + Math.random() / 2))),
       on: {
         connecting: () => this.setState(generation, 'connecting'),
@@ -119,11 +146,34 @@ export class Transport {
         closed: (event) => {
           this.setState(generation, 'disconnected');
           const { code, reason } = (event ?? {}) as { code?: number; reason?: string };
-          if (this.generation === generation && code !== undefined) this.options.onClosed?.(code, reason ?? '');
+          if (this.generation !== generation || code === undefined) return;
+          if (code === CLOSE_CODES.SCHEMA_OUTDATED) this.refusedSchema(code, reason ?? '');
+          this.options.onClosed?.(code, reason ?? '');
         },
       },
     });
     for (const sub of this.live) this.startLive(sub);
+  }
+
+  /** connection_init's payload: the app's, plus its canonical model as `schema`. */
+  private withSchema(params: TransportOptions['connectionParams']): TransportOptions['connectionParams'] {
+    const schema = this.schema;
+    if (!schema) return params;
+    return async () => ({ ...(typeof params === 'function' ? await params() : params), schema });
+  }
+
+  /** The gateway refused the app's model: stop using the socket (it would only be refused again). */
+  private refusedSchema(code: number, reason: string): void {
+    if (this.outdated) return;
+    this.outdated = { kind: 'schema', code, reason };
+    const ws = this.ws;
+    this.ws = null;
+    this.generation++;
+    for (const sub of this.live) sub.stop?.();
+    for (const fail of [...this.inflight]) fail(new Error(`the gateway refused this app's schema (${reason}); update the app`));
+    if (ws) void Promise.resolve(ws.dispose()).catch(() => {});
+    this.state$.next('disconnected');
+    this.options.onSchemaOutdated?.(this.outdated);
   }
 
   /** Closes the socket; `connect()` opens a new one and resumes the live subscriptions. */
