@@ -199,4 +199,31 @@ describe('schema evolution', () => {
     expect(await db.collection(SCHEMA_COLLECTION).countDocuments()).toBe(2);
     await expect(recordSchema(db, canonicalModel(loadModel(BREAKING)), { acceptBreaking: false })).rejects.toThrow(/Task\.priority: field removed/);
   });
+
+  it('a malformed schema in connection_init closes with 4400; a client with a field the gateway lacks gets 4426', async () => {
+    const gateway = await startTestGateway({ schemaPath: SCHEMA_PATH });
+    const closeOf = async (schema: unknown) => {
+      const token = await testToken();
+      return new Promise<{ code: number; reason: string }>((resolve) => {
+        const raw = createClient({
+          url: gateway.wsUrl,
+          webSocketImpl: WebSocket,
+          lazy: false,
+          retryAttempts: 0,
+          connectionParams: { authToken: token, schema },
+          on: { closed: (e) => resolve({ code: (e as { code: number }).code, reason: (e as { reason: string }).reason }) },
+          onNonLazyError: () => {},
+        });
+        void raw;
+      });
+    };
+    expect(await closeOf('v1')).toEqual({ code: 4400, reason: 'bad schema: schema must be an object' });
+    const hostile = JSON.parse(JSON.stringify(canonicalModel(loadModel(SCHEMA))));
+    hostile.collections[0].fields[0].name = '$where';
+    expect((await closeOf(hostile)).code).toBe(4400);
+    expect(await closeOf(canonicalModel(loadModel(WITH_NOTES)))).toEqual({ code: CLOSE_CODES.SCHEMA_OUTDATED, reason: 'schema outdated: Task.notes: field removed' });
+    // Its own schema: served.
+    const current = await openTestClient(gateway.wsUrl, { schema: SCHEMA });
+    await waitFor('a current client connects', () => current.connectionState === 'connected');
+  });
 });
