@@ -102,6 +102,17 @@ export class FlexibleSync implements SubscriptionCommitter {
     this.publish({ ...current, progress });
   }
 
+  /**
+   * After a client reset the device holds nothing: every subscription bootstraps again, and the
+   * set is complete once they have (its version and subscriptions stay as they were).
+   */
+  async rebootstrap(): Promise<void> {
+    for (const view of this.views.values()) view.forget();
+    const { version, subscriptions } = this.state$.getValue();
+    await this.apply(version, [...subscriptions]);
+    await this.waitForVersion(version).catch(() => {});
+  }
+
   private async apply(version: number, subscriptions: Subscription[]): Promise<void> {
     for (const [collection, view] of this.views) {
       const queries = unique(subscriptions.filter((s) => s.collection === collection).map((s) => s.filter!));

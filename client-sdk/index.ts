@@ -15,12 +15,14 @@ import { deviceClock, stampChanges } from './stamps.ts';
 import { mergedFields } from '../protocol/field-state.ts';
 import { CLOSE_CODES } from '../protocol/messages.ts';
 import { replicateCollection, type CollectionReplication } from './replication.ts';
+import { dropLocalDocuments, liveDocuments, recover, restoreAcknowledged, unsyncedChanges, type ClientResetMode, type ClientResetOptions, type ClientResetReason, type ClientResetRequired, type ClientResetResult, type UnsyncedChange } from './reset.ts';
 import { SubscriptionSet, type AddOptions, type MutableSubscriptionSet } from './subscriptions.ts';
 import { Transport, type ConnectionState, type TransportOptions } from './transport.ts';
 import { CollectionView } from './view.ts';
 
 export type { ConnectionState } from './transport.ts';
-export type { SyncError } from './errors.ts';
+export type { SchemaOutdatedError, SyncError } from './errors.ts';
+export type { ClientResetMode, ClientResetOptions, ClientResetReason, ClientResetRequired, ClientResetResult, ClientResetState, UnsyncedChange } from './reset.ts';
 export type { LocalDocument } from './database.ts';
 export { BadQueryError, type SubscriptionQuery } from './queries.ts';
 export { SupersededError } from './flexible-sync.ts';
@@ -64,6 +66,12 @@ export interface TributaryOptions extends TransportOptions {
    * it, every collection syncs whole.
    */
   flexibleSync?: FlexibleSyncOptions | true;
+  /**
+   * What to do when the gateway says this device's state cannot be continued (restored or
+   * replaced database, offline past tombstone retention, a forced reset): Realm's modes,
+   * recoverUnsyncedChanges by default (client-sdk/reset.ts).
+   */
+  clientReset?: ClientResetOptions;
 }
 
 export interface SyncCounters {
@@ -96,6 +104,11 @@ export interface TributaryClient {
   subscribe(query: RxQuery, options?: AddOptions): Promise<void>;
   /** Removes the subscriptions with that query's selector. */
   unsubscribe(query: RxQuery): Promise<void>;
+  /**
+   * Carries out a client reset the gateway asked for, in `mode` (with clientReset.mode manual,
+   * syncing waits for this call). Resolves with what was recovered and discarded.
+   */
+  resetNow(mode: Exclude<ClientResetMode, 'manual'>): Promise<ClientResetResult>;
 }
 
 export async function openTributary(options: TributaryOptions): Promise<TributaryClient> {
@@ -134,6 +147,7 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
     onClosed: (code, reason) => {
       if (code === CLOSE_CODES.TOKEN_EXPIRED) tokenExpired = true;
       if (code === CLOSE_CODES.UNAUTHORIZED) errors$.next({ kind: 'auth', code, reason });
+      if (code === CLOSE_CODES.SCHEMA_OUTDATED) errors$.next({ kind: 'schema', code, reason });
       options.onClosed?.(code, reason);
     },
   });
@@ -161,6 +175,7 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
         onUploaded: (n) => (counters.uploaded[collectionModel.name]! += n),
         onError: (error) => errors$.next(error),
         onViewProgress: (received, estimated) => flexible?.onViewProgress(received, estimated),
+        onResetRequired: (reason, message) => void resetRequired(reason, message),
       }),
     );
   const stopReplications = async () => {
@@ -180,6 +195,65 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
       subscriptions.update(initial.update).catch(() => {});
     }
   }
+  // Client reset (reset.ts): asked for by any collection's pull, carried out once for the database.
+  let resetting: Promise<unknown> | null = null;
+  let awaitingReset: ClientResetRequired | null = null;
+  const resetMode = options.clientReset?.mode ?? 'recoverUnsyncedChanges';
+  const resetRequired = (reason: ClientResetReason, message: string) => {
+    if (resetting || awaitingReset) return;
+    const required: ClientResetRequired = { kind: 'clientReset', reason, message, mode: resetMode };
+    errors$.next(required);
+    if (resetMode === 'manual') {
+      // The replications stay as they are: their pulls keep being refused, and nothing is pushed.
+      awaitingReset = required;
+      options.clientReset?.onManual?.(required);
+      return;
+    }
+    resetting = reset(required, resetMode)
+      .catch((error: Error) => errors$.next({ kind: 'replication', collection: '*', message: `client reset failed: ${error.message}` }))
+      .finally(() => (resetting = null));
+  };
+  const reset = async (required: ClientResetRequired, mode: Exclude<ClientResetMode, 'manual'>): Promise<ClientResetResult> => {
+    const unsynced = (await Promise.all(replications.map((r, i) => unsyncedChanges(model.collections[i]!.name, collections[model.collections[i]!.name]!, r.state)))).flat();
+    const before = { documents: await liveDocuments(collections), unsynced };
+    await options.clientReset?.onBefore?.(before);
+    // Nothing of the old state may be pushed: the replications' state goes first, then the documents.
+    const running = replications;
+    replications = [];
+    await Promise.all(running.map((r) => r.remove()));
+    for (const c of model.collections) await dropLocalDocuments(collections[c.name]!);
+    const rebootstrapped = flexible?.rebootstrap();
+    replications = startReplications();
+    await Promise.all([rebootstrapped, ...replications.map((r) => r.state.awaitInitialReplication())]);
+    await Promise.all(replications.map((r) => r.state.awaitInSync()));
+
+    const fieldsOf = (name: string) => mergedFields(model.collections.find((c) => c.name === name)!);
+    const restored = required.reason === 'checkpoint-ahead' ? await restoreAcknowledged(collections, fieldsOf, before) : [];
+    let recovered: UnsyncedChange[] = [];
+    let discarded = unsynced;
+    if (mode !== 'discardUnsyncedChanges') {
+      try {
+        await recover(collections, fieldsOf, unsynced);
+        recovered = unsynced;
+        discarded = [];
+      } catch (error) {
+        if (mode === 'recoverUnsyncedChanges') throw error;
+        // recoverOrDiscard: what could not be recovered is dropped, and said so.
+      }
+    }
+    const result: ClientResetResult = {
+      reason: required.reason,
+      mode: mode === 'recoverOrDiscard' ? (discarded.length > 0 ? 'discardUnsyncedChanges' : 'recoverUnsyncedChanges') : mode,
+      before,
+      after: await liveDocuments(collections),
+      recovered,
+      discarded,
+      restored,
+    };
+    await options.clientReset?.onAfter?.(result);
+    return result;
+  };
+
   const requireSubscriptions = (): SubscriptionSet => {
     if (!subscriptions) throw new Error('subscriptions need the flexibleSync option of openTributary()');
     return subscriptions;
@@ -216,6 +290,14 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
     },
     unsubscribe(query) {
       return requireSubscriptions().update((m) => m.remove(modelName(query.collection.name), query.mangoQuery.selector ?? {}));
+    },
+    async resetNow(mode) {
+      await resetting;
+      const required: ClientResetRequired = awaitingReset ?? { kind: 'clientReset', reason: 'forced', message: 'asked for by the app', mode };
+      awaitingReset = null;
+      const running = reset(required, mode);
+      resetting = running.finally(() => (resetting = null));
+      return running;
     },
     async close() {
       if (closed) return;

@@ -17,7 +17,8 @@ import { collectionNeedsMatchForm, matchForm, matchValue } from '../protocol/mat
 import { syncOperations } from '../protocol/operations.ts';
 import type { LocalDocument } from './database.ts';
 import type { SyncError } from './errors.ts';
-import type { Transport } from './transport.ts';
+import { GraphQLRequestError, type Transport } from './transport.ts';
+import type { ClientResetReason } from './reset.ts';
 import type { CollectionView } from './view.ts';
 import type { HybridLogicalClock } from '../protocol/hlc.ts';
 import { fromWire, toWire } from './stamps.ts';
@@ -39,11 +40,15 @@ export interface CollectionReplicationOptions {
   onError: (error: SyncError) => void;
   /** Bootstrap documents arrived (and, on a first page, the estimate of all to come); the view's state moved. */
   onViewProgress: (received: number, estimated: number) => void;
+  /** The gateway answered CLIENT_RESET: this device's state cannot be continued (reset.ts). */
+  onResetRequired: (reason: ClientResetReason, message: string) => void;
 }
 
 export interface CollectionReplication {
   state: RxReplicationState<LocalDocument, Checkpoint>;
   stop(): Promise<void>;
+  /** Stops, and forgets the replication's state (checkpoints, what the server was last known to hold). */
+  remove(): Promise<void>;
 }
 
 /** A stream event kept for the pull handler; a null checkpoint marks current states (a permission change). */
@@ -82,6 +87,17 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
   /** Bumped by each resync event; `caughtUp` is the one a pull from the gateway completed in. */
   let streamGeneration = 0;
   let caughtUp = -1;
+
+  // Nothing is pushed before a pull of this run has been answered: a device whose state the
+  // gateway cannot continue (CLIENT_RESET) must not write its old changes into the new history.
+  let admit!: () => void;
+  let refuse!: (error: Error) => void;
+  const admitted = new Promise<void>((resolve, reject) => {
+    admit = resolve;
+    refuse = reject;
+  });
+  admitted.catch(() => {});
+  let resetRequired = false;
 
   let stopStream = () => {};
   const subscribeStream = () => {
@@ -242,7 +258,15 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
         // (a permission change) are not, and go first. Events received from now on are kept.
         const generation = streamGeneration;
         const currentStates = takeReceived().flatMap((e) => (e.checkpoint === null ? e.documents : []));
-        const result = await pullFromGateway(checkpoint ?? null, batchSize);
+        const result = await pullFromGateway(checkpoint ?? null, batchSize).catch((error: unknown) => {
+          const reset = error instanceof GraphQLRequestError ? error.graphQLErrors.find((e) => e.extensions?.code === 'CLIENT_RESET') : undefined;
+          if (reset) {
+            resetRequired = true;
+            o.onResetRequired(reset.extensions!.reason as ClientResetReason, reset.message);
+          }
+          throw error;
+        });
+        admit();
         if (result.caughtUp && generation === streamGeneration) caughtUp = generation;
         return { documents: [...currentStates, ...result.documents].map(local) as never, checkpoint: result.checkpoint };
       },
@@ -250,6 +274,7 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
     push: {
       batchSize: o.pushBatchSize,
       handler: async (rows) => {
+        await admitted;
         const wireRows: PushRow[] = rows.map((row) => ({
           assumedMasterState: toWire(row.assumedMasterState as Record<string, unknown> | undefined),
           newDocumentState: toWire(row.newDocumentState as Record<string, unknown>)!,
@@ -263,15 +288,24 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
       },
     },
   });
-  state.error$.subscribe((error) => o.onError({ kind: 'replication', collection: o.model.name, message: error.message }));
+  // (A pull refused with CLIENT_RESET is reported as the reset, not again as a failure.)
+  state.error$.subscribe((error) => resetRequired || o.onError({ kind: 'replication', collection: o.model.name, message: error.message }));
 
+  const stopSyncing = () => {
+    refuse(new Error('replication stopped'));
+    stopWatchingView();
+    stopStream();
+    stream$.complete();
+  };
   return {
     state,
     async stop() {
-      stopWatchingView();
-      stopStream();
-      stream$.complete();
+      stopSyncing();
       await state.cancel();
+    },
+    async remove() {
+      stopSyncing();
+      await state.remove();
     },
   };
 }

@@ -27,6 +27,7 @@ export async function deviceClock(database: RxDatabase, now?: () => number): Pro
  */
 export function stampChanges(collection: RxCollection<LocalDocument>, clock: HybridLogicalClock, fields: MergedFields): void {
   const record = (data: LocalDocument, before: Record<string, unknown>) => {
+    if (KEEPING_STAMPS.get(collection)?.has(data.id)) return;
     const stamps = recordChange(fields, before, data, (before[LOCAL_STAMPS_FIELD] as Stamps | undefined) ?? {}, () => clock.tick(), clock.node, [LOCAL_STAMPS_FIELD]);
     if (!stamps) return;
     Object.assign(data, withDerivedValues(fields, data, stamps));
@@ -37,6 +38,24 @@ export function stampChanges(collection: RxCollection<LocalDocument>, clock: Hyb
   collection.preSave((data: LocalDocument, previous: Record<string, unknown> & { toJSON?: () => Record<string, unknown> }) => {
     record(data, typeof previous.toJSON === 'function' ? previous.toJSON() : previous);
   }, false);
+}
+
+/** Documents being written with the stamps they carry (writeKeepingStamps). */
+const KEEPING_STAMPS = new WeakMap<RxCollection<LocalDocument>, Set<string>>();
+
+/**
+ * Writes a document locally with the stamps it carries, not new ones: a change recovered after a
+ * client reset keeps the time it was made (client-sdk/reset.ts).
+ */
+export async function writeKeepingStamps(collection: RxCollection<LocalDocument>, doc: LocalDocument): Promise<void> {
+  let ids = KEEPING_STAMPS.get(collection);
+  if (!ids) KEEPING_STAMPS.set(collection, (ids = new Set()));
+  ids.add(doc.id);
+  try {
+    await collection.upsert(doc);
+  } finally {
+    ids.delete(doc.id);
+  }
 }
 
 /** A local document as the gateway expects it: stamps under `_stamps`. */

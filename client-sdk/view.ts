@@ -63,6 +63,14 @@ export class CollectionView {
     for (const listener of this.listeners) listener();
   }
 
+  /** Holds nothing any more (a client reset): the next change of queries bootstraps them all. */
+  forget(): void {
+    this.queries = null;
+    this.held = [];
+    this.pending = [];
+    this.floor = null;
+  }
+
   onChange(listener: () => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);

@@ -17,7 +17,7 @@ export function syncOperations(collection: CollectionModel): SyncOperations {
   return {
     fields,
     pull: `query Pull${s}($checkpoint: SyncCheckpointInput, $limit: Int!, $view: [JSONObject!], $stamps: Boolean) {
-  ${fields.pull}(checkpoint: $checkpoint, limit: $limit, view: $view, stamps: $stamps) { documents checkpoint { seq } hasMore }
+  ${fields.pull}(checkpoint: $checkpoint, limit: $limit, view: $view, stamps: $stamps) { documents checkpoint { seq epoch } hasMore }
 }`,
     bootstrap: `query Bootstrap${s}($query: JSONObject!, $exclude: [JSONObject!], $after: ID, $snapshot: Float, $limit: Int!, $stamps: Boolean) {
   ${fields.bootstrap}(query: $query, exclude: $exclude, after: $after, snapshot: $snapshot, limit: $limit, stamps: $stamps) { documents snapshot next estimatedTotal }
@@ -26,7 +26,7 @@ export function syncOperations(collection: CollectionModel): SyncOperations {
   ${fields.push}(rows: $rows, view: $view) { conflicts rejected { id code field message realmCode } }
 }`,
     stream: `subscription Stream${s}($view: [JSONObject!], $stamps: Boolean) {
-  ${fields.stream}(view: $view, stamps: $stamps) { documents checkpoint { seq } resync }
+  ${fields.stream}(view: $view, stamps: $stamps) { documents checkpoint { seq epoch } resync }
 }`,
   };
 }
