@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import type { AuthConfig } from './auth/authenticator.ts';
 import type { ConflictStrategy } from './sync/merge.ts';
 import type { InvalidDocumentPolicy } from './store/collection-store.ts';
+import { parseDuration } from './store/retention.ts';
 
 export interface GatewayConfig {
   /** MongoDB connection string; unset means the embedded FerretDB (main.ts). */
@@ -36,6 +37,11 @@ export interface GatewayConfig {
    * (gateway/store/schema-history.ts); clients on the older schema are then refused (close 4426).
    */
   acceptBreakingSchema: boolean;
+  /**
+   * How long a delete's tombstone is kept (store/retention.ts); a client whose checkpoint is
+   * older than a trimmed tombstone gets a client reset. 0 keeps tombstones forever.
+   */
+  tombstoneRetentionMs: number;
   /** How long the follower lease lasts without renewal: one instance follows outside changes, another takes over this long after it died (at once on its own host). */
   followerLeaseMs: number;
   maxPullLimit: number;
@@ -91,6 +97,7 @@ export const DEFAULTS: Omit<GatewayConfig, 'mongoUri'> = {
   fullPassIntervalMs: 60_000,
   followOutsideChanges: true,
   acceptBreakingSchema: false,
+  tombstoneRetentionMs: 30 * 86_400_000,
   followerLeaseMs: 10_000,
   maxPullLimit: 5_000,
   maxPushRows: 1_000,
@@ -138,6 +145,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<Gatewa
     fullPassIntervalMs: int('TRIBUTARY_FULL_PASS_INTERVAL_MS', DEFAULTS.fullPassIntervalMs),
     followOutsideChanges: env.TRIBUTARY_FOLLOW_OUTSIDE_CHANGES !== 'false',
     acceptBreakingSchema: env.TRIBUTARY_ACCEPT_BREAKING_SCHEMA === 'true',
+    tombstoneRetentionMs: env.TRIBUTARY_TOMBSTONE_RETENTION ? parseDuration(env.TRIBUTARY_TOMBSTONE_RETENTION) : DEFAULTS.tombstoneRetentionMs,
     followerLeaseMs: int('TRIBUTARY_FOLLOWER_LEASE_MS', DEFAULTS.followerLeaseMs),
     maxPullLimit: int('TRIBUTARY_MAX_PULL_LIMIT', DEFAULTS.maxPullLimit),
     maxPushRows: int('TRIBUTARY_MAX_PUSH_ROWS', DEFAULTS.maxPushRows),

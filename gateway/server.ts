@@ -20,6 +20,7 @@ import { operationLimitPlugins } from './limits/operation-limits.ts';
 import { noInternalErrorDetail, subscriptionsOverWebSocketOnly } from './limits/transport.ts';
 import { loadRules } from './rules/load.ts';
 import { ClientResets } from './sync/client-reset.ts';
+import { TombstoneRetention } from './store/retention.ts';
 import { PermissionEngine } from './rules/permissions.ts';
 import { ChangeFeed } from './store/change-feed.ts';
 import { detectStoreLimits, Semaphore } from './store/store-limits.ts';
@@ -97,6 +98,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const followerLease = new RoleLease(db.collection<LeaseDocument>(LEASES_COLLECTION), 'outside-changes', { ttlMs: config.followerLeaseMs });
   outsideWrites = new OutsideWrites(collections, source, followerLease, { fullPassIntervalMs: config.fullPassIntervalMs, batchSize: 500, log, followingDisabled: !config.followOutsideChanges });
   await outsideWrites.start();
+  const retention = config.tombstoneRetentionMs > 0
+    ? new TombstoneRetention([...collections.values()].map((c) => c.store), resets, { retentionMs: config.tombstoneRetentionMs, batchSize: 500, log })
+    : null;
+  retention?.start();
 
   const auth = new Authenticator(config.auth, db);
   await auth.init();
@@ -310,6 +315,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       clearInterval(slowSocketSweep);
       clearInterval(customDataPoll);
       clearInterval(apiKeyCheck);
+      await retention?.stop();
       rulesWatcher?.close();
       for (const client of wss.clients) client.close(1001, 'gateway shutting down');
       await wsServer.dispose(); // also closes the WebSocketServer
