@@ -99,7 +99,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   outsideWrites = new OutsideWrites(collections, source, followerLease, { fullPassIntervalMs: config.fullPassIntervalMs, batchSize: 500, log, followingDisabled: !config.followOutsideChanges });
   await outsideWrites.start();
   const retention = config.tombstoneRetentionMs > 0
-    ? new TombstoneRetention([...collections.values()].map((c) => c.store), resets, { retentionMs: config.tombstoneRetentionMs, batchSize: 500, log })
+    ? new TombstoneRetention([...collections.values()], resets, { retentionMs: config.tombstoneRetentionMs, batchSize: 500, log })
     : null;
   retention?.start();
 

@@ -180,6 +180,26 @@ export function joinStamps(fields: MergedFields, a: { doc: Doc; stamps: Stamps }
   return out;
 }
 
+/**
+ * The stamps with the elements each add-wins set no longer holds (a removal saw every device's
+ * add) dropped from its state. Safe only once no device that has not seen those removals can
+ * push any more: tombstone retention (gateway/store/retention.ts) resets such devices first.
+ * Null when no set held such an element.
+ */
+export function withoutRemovedElements(fields: MergedFields, stamps: Stamps): Stamps | null {
+  let out: Stamps | null = null;
+  for (const [name, kind] of Object.entries(fields)) {
+    const state = own(stamps, name) as SetState | undefined;
+    if (kind !== 'add-wins-set' || state === undefined) continue;
+    const live = new Set(liveElements(state));
+    if ([...Object.keys(state.add), ...Object.keys(state.remove)].every((k) => live.has(k))) continue;
+    const kept = (entries: SetState['add']) => Object.fromEntries(Object.entries(entries).filter(([k]) => live.has(k)));
+    out ??= { ...stamps };
+    put(out, name, { add: kept(state.add), remove: kept(state.remove) });
+  }
+  return out;
+}
+
 /** The document with each counter and set that has a state given the value derived from it. */
 export function withDerivedValues(fields: MergedFields, doc: Doc, stamps: Stamps): Doc {
   const out = { ...doc };

@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { formatStamp, HybridLogicalClock } from '../protocol/hlc.ts';
 import {
+  withoutRemovedElements,
   joinStamps,
   MAX_COUNTER_ENTRIES,
   MAX_SET_ELEMENTS,
@@ -196,5 +197,25 @@ describe('counters and add-wins sets', () => {
     expect(Object.keys(recordChange(fields, {}, doc, {}, () => clock.tick(), clock.node)!)).toEqual(['n']);
     expect(Object.getOwnPropertyNames(Object.prototype).sort()).toEqual(before);
     expect(({}) as Record<string, unknown>).not.toHaveProperty('polluted');
+  });
+});
+
+describe('removed set elements after retention', () => {
+  it('drops an element every add of which a removal saw, and keeps one a concurrent add revived', () => {
+    const fields = { tags: 'add-wins-set' } as const;
+    const [s1, s2, s3] = [1, 2, 3].map((n) => formatStamp(1_000 + n, 0, 'dev1'));
+    const other = formatStamp(1_005, 0, 'dev2');
+    const stamps = {
+      tags: {
+        add: { '"gone"': { dev1: s1! }, '"kept"': { dev1: s2! }, '"revived"': { dev1: s1!, dev2: other } },
+        remove: { '"gone"': { dev1: s1! }, '"revived"': { dev1: s1! } },
+      },
+      title: s3!,
+    };
+    expect(withoutRemovedElements(fields, stamps)).toEqual({
+      tags: { add: { '"kept"': { dev1: s2 }, '"revived"': { dev1: s1, dev2: other } }, remove: { '"revived"': { dev1: s1 } } },
+      title: s3,
+    });
+    expect(withoutRemovedElements(fields, withoutRemovedElements(fields, stamps)!)).toBeNull();
   });
 });

@@ -23,8 +23,9 @@ describe('tombstone retention', () => {
     const present = await open('present');
     for (const device of [away, present]) await device.subscriptions.update((m) => m.add('tasks', 'priority >= 1', { name: 'prioritised' }));
 
-    await writer.collections.tasks!.bulkInsert(['t1', 't2', 't3', 't4'].map((id) => newTask({ id, priority: 2 })));
+    await writer.collections.tasks!.bulkInsert(['t1', 't2', 't3', 't4'].map((id) => newTask({ id, priority: 2, assigneeIds: ['ann', 'bob'] })));
     await waitFor('the away device has everything', async () => (await ids(away)).length === 4);
+    await (await writer.collections.tasks!.findOne('t4').exec())!.incrementalPatch({ assigneeIds: ['bob'] }); // a set removal
     await away.pause();
     await (await writer.collections.tasks!.findOne('t1').exec())!.remove();
     await (await writer.collections.tasks!.findOne('t2').exec())!.remove();
@@ -34,6 +35,11 @@ describe('tombstone retention', () => {
     const meta = db.collection(`${META_COLLECTION_PREFIX}tasks`);
     await waitFor('both tombstones are trimmed', async () => (await meta.countDocuments({ deleted: true })) === 0, 10_000);
     expect(await meta.countDocuments({ _id: { $in: ['t3', 't4'] } as never })).toBe(2); // live documents keep their metadata
+    // The set's state drops the element it removed; its value stays.
+    const assignees = async () => JSON.parse(((await meta.findOne({ _id: 't4' as never }))!.stamps as string)).assigneeIds as { add: object; remove: object };
+    await waitFor('the removed element leaves the set state', async () => !Object.hasOwn((await assignees()).add, '"ann"'), 10_000);
+    expect(Object.keys((await assignees()).add)).toEqual(['"bob"']);
+    expect((await db.collection('tasks').findOne({ _id: 't4' as never }))!.assigneeIds).toEqual(['bob']);
 
     await away.resume();
     await waitFor('the away device resets', () => resets.away![0]);

@@ -7,9 +7,18 @@
 //
 // An id whose tombstone was trimmed is free again: a document written with it later is a new
 // document (PROTOCOL.md, "Client reset").
+//
+// Add-wins sets keep the elements they removed in their state (protocol/field-state.ts), so that
+// an add a removal saw cannot bring an element back. In a document last written before the
+// retention period, those elements are dropped the same way: `trimmedThrough` is raised to the
+// document's sequence first (a device that has not seen the removals resets), and the metadata
+// is rewritten under the document's lock, only if no write came in between. Each pass reads the
+// metadata of every document older than the period in collections that have such sets.
 import type { Logger } from 'pino';
 import type { Filter } from 'mongodb';
+import { mergedFields, withoutRemovedElements, type MergedFields, type Stamps } from '../../protocol/field-state.ts';
 import type { ClientResets } from '../sync/client-reset.ts';
+import type { CollectionWriter } from '../sync/push.ts';
 import type { CollectionStore, MetaDocument } from './collection-store.ts';
 
 export interface RetentionOptions {
@@ -27,7 +36,7 @@ export class TombstoneRetention {
   private running: Promise<void> | null = null;
 
   constructor(
-    private readonly stores: CollectionStore[],
+    private readonly collections: Array<{ store: CollectionStore; writer: CollectionWriter }>,
     private readonly resets: ClientResets,
     private readonly options: RetentionOptions,
   ) {}
@@ -55,7 +64,11 @@ export class TombstoneRetention {
   /** One pass over every collection; returns how many tombstones were removed. */
   async trim(): Promise<number> {
     let removed = 0;
-    for (const store of this.stores) removed += await this.trimCollection(store);
+    for (const { store, writer } of this.collections) {
+      removed += await this.trimCollection(store);
+      const fields = mergedFields(store.model);
+      if (Object.values(fields).includes('add-wins-set')) removed += await this.trimSets(store, writer, fields);
+    }
     return removed;
   }
 
@@ -75,6 +88,38 @@ export class TombstoneRetention {
     }
     if (removed > 0) this.options.log.info({ collection: store.model.name, removed }, 'tombstone retention: trimmed tombstones');
     return removed;
+  }
+
+  /** Drops removed set elements from documents last written before the period; returns how many documents changed. */
+  private async trimSets(store: CollectionStore, writer: CollectionWriter, fields: MergedFields): Promise<number> {
+    const cutoff = new Date((this.options.now ?? Date.now)() - this.options.retentionMs);
+    let changed = 0;
+    let after: MetaDocument['_id'] | null = null;
+    for (;;) {
+      const filter = { deleted: false, updatedAt: { $lt: cutoff }, stamps: { $exists: true }, ...(after === null ? {} : { _id: { $gt: after } }) } as Filter<MetaDocument>;
+      const batch = await store.meta.find(filter, { projection: { _id: 1, seq: 1, stamps: 1 } }).sort({ _id: 1 }).limit(this.options.batchSize).toArray();
+      if (batch.length === 0) break;
+      after = batch[batch.length - 1]!._id;
+      const trimmed = batch.flatMap((meta) => {
+        const stamps = withoutRemovedElements(fields, JSON.parse(meta.stamps!) as Stamps);
+        return stamps ? [{ meta, stamps }] : [];
+      });
+      if (trimmed.length > 0) {
+        await this.resets.trimThrough(store.model.name, Math.max(...trimmed.map((t) => t.meta.seq)));
+        await writer.locked(
+          trimmed.map((t) => t.meta._id),
+          async () => {
+            for (const { meta, stamps } of trimmed) {
+              const result = await store.meta.updateOne({ _id: meta._id, seq: meta.seq } as Filter<MetaDocument>, { $set: { stamps: JSON.stringify(stamps) } });
+              changed += result.modifiedCount;
+            }
+          },
+        );
+      }
+      if (batch.length < this.options.batchSize) break;
+    }
+    if (changed > 0) this.options.log.info({ collection: store.model.name, documents: changed }, 'tombstone retention: trimmed removed set elements');
+    return changed;
   }
 }
 
