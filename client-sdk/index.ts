@@ -15,7 +15,7 @@ import { deviceClock, stampChanges } from './stamps.ts';
 import { mergedFields } from '../protocol/field-state.ts';
 import { CLOSE_CODES } from '../protocol/messages.ts';
 import { replicateCollection, type CollectionReplication } from './replication.ts';
-import { dropLocalDocuments, liveDocuments, recover, restoreAcknowledged, unsyncedChanges, type ClientResetMode, type ClientResetOptions, type ClientResetReason, type ClientResetRequired, type ClientResetResult, type UnsyncedChange } from './reset.ts';
+import { dropLocalDocuments, liveDocuments, recordWrites, recover, restoreAcknowledged, unsyncedChanges, type ClientResetMode, type ClientResetOptions, type ClientResetReason, type ClientResetRequired, type ClientResetResult, type UnsyncedChange } from './reset.ts';
 import { SubscriptionSet, type AddOptions, type MutableSubscriptionSet } from './subscriptions.ts';
 import { Transport, type ConnectionState, type TransportOptions } from './transport.ts';
 import { CollectionView } from './view.ts';
@@ -214,21 +214,27 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
       .finally(() => (resetting = null));
   };
   const reset = async (required: ClientResetRequired, mode: Exclude<ClientResetMode, 'manual'>): Promise<ClientResetResult> => {
-    const unsynced = (await Promise.all(replications.map((r, i) => unsyncedChanges(model.collections[i]!.name, collections[model.collections[i]!.name]!, r.state)))).flat();
-    const before = { documents: await liveDocuments(collections), unsynced };
+    // What the app writes from now until the documents are dropped is unsynced too.
+    const writesMeanwhile = recordWrites(collections);
+    const unsyncedBefore = (await Promise.all(replications.map((r, i) => unsyncedChanges(model.collections[i]!.name, collections[model.collections[i]!.name]!, r.state)))).flat();
+    const before = { documents: await liveDocuments(collections), unsynced: unsyncedBefore };
     await options.clientReset?.onBefore?.(before);
     // Nothing of the old state may be pushed: the replications' state goes first, then the documents.
     const running = replications;
     replications = [];
     await Promise.all(running.map((r) => r.remove()));
     for (const c of model.collections) await dropLocalDocuments(collections[c.name]!);
+    // What the app wrote meanwhile is kept in every mode: it was written after the reset began.
+    const meanwhile = writesMeanwhile();
+    const writtenMeanwhile = new Set(meanwhile.map((c) => `${c.collection}/${c.id}`));
+    const unsynced = unsyncedBefore.filter((c) => !writtenMeanwhile.has(`${c.collection}/${c.id}`));
     const rebootstrapped = flexible?.rebootstrap();
     replications = startReplications();
     await Promise.all([rebootstrapped, ...replications.map((r) => r.state.awaitInitialReplication())]);
     await Promise.all(replications.map((r) => r.state.awaitInSync()));
 
     const fieldsOf = (name: string) => mergedFields(model.collections.find((c) => c.name === name)!);
-    const restored = required.reason === 'checkpoint-ahead' ? await restoreAcknowledged(collections, fieldsOf, before) : [];
+    const restored = required.reason === 'checkpoint-ahead' ? await restoreAcknowledged(collections, fieldsOf, { ...before, unsynced: [...unsynced, ...meanwhile] }) : [];
     let recovered: UnsyncedChange[] = [];
     let discarded = unsynced;
     if (mode !== 'discardUnsyncedChanges') {
@@ -241,6 +247,8 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
         // recoverOrDiscard: what could not be recovered is dropped, and said so.
       }
     }
+    await recover(collections, fieldsOf, meanwhile);
+    recovered = [...recovered, ...meanwhile];
     const result: ClientResetResult = {
       reason: required.reason,
       mode: mode === 'recoverOrDiscard' ? (discarded.length > 0 ? 'discardUnsyncedChanges' : 'recoverUnsyncedChanges') : mode,

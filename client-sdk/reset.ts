@@ -9,14 +9,14 @@
 // (recoverUnsyncedChanges) written back onto the fresh server state with their original stamps:
 // pushed, they merge like any write (PROTOCOL.md, section 5a), so a later write from another
 // device still wins and a counter's increments count once.
-import { getAssumedMasterState, getChangedDocumentsSince, type RxCollection, type RxDocumentData } from 'rxdb';
+import { createRevision, getAssumedMasterState, getChangedDocumentsSince, now, type RxCollection, type RxDocumentData } from 'rxdb';
 import type { RxReplicationState } from 'rxdb/plugins/replication';
 import type { Checkpoint } from '../protocol/messages.ts';
 import type { MergedFields, Stamps } from '../protocol/field-state.ts';
 // Pure, shared with the gateway: the same merge the server runs.
 import { merge } from '../gateway/sync/merge.ts';
 import type { LocalDocument } from './database.ts';
-import { LOCAL_STAMPS_FIELD, writeKeepingStamps } from './stamps.ts';
+import { LOCAL_STAMPS_FIELD, recordLocalWrites, writeKeepingStamps } from './stamps.ts';
 
 export type ClientResetMode = 'recoverUnsyncedChanges' | 'discardUnsyncedChanges' | 'recoverOrDiscard' | 'manual';
 
@@ -40,7 +40,10 @@ export interface ClientResetOptions {
   mode?: ClientResetMode;
   /** Before anything is dropped: the local state as it was, and the writes not acknowledged. */
   onBefore?: (before: ClientResetState) => void | Promise<void>;
-  /** Once the fresh state is on the device: what was recovered, what was discarded. */
+  /**
+   * Once the fresh state is on the device: what was recovered, what was discarded. (Writes the
+   * app makes while the reset is under way are recovered in every mode.)
+   */
   onAfter?: (result: ClientResetResult) => void | Promise<void>;
   /** manual: the app decides; call `client.resetNow(mode)` to go on. Syncing stops until then. */
   onManual?: (error: ClientResetRequired) => void;
@@ -108,7 +111,10 @@ export async function unsyncedChanges(name: string, collection: RxCollection<Loc
     const master = masters[doc.id]?.docData as Record<string, unknown> | undefined;
     const local = plain(doc);
     if (doc._deleted) {
-      if (master && master._deleted !== true) changes.push({ collection: name, id: doc.id, kind: 'delete', fields: [], document: local });
+      // Deleted here, and the server was last known to hold it (or never heard of it: created
+      // and deleted here, which pushes a delete of the id). A delete the server sent (a
+      // removal from the view included) has a deleted master state.
+      if (!master || master._deleted !== true) changes.push({ collection: name, id: doc.id, kind: 'delete', fields: [], document: local });
       continue;
     }
     if (!master || master._deleted === true) {
@@ -131,17 +137,46 @@ export async function liveDocuments(collections: Record<string, RxCollection<Loc
 
 /**
  * Drops every local document of the collection without anything being pushed: the replication
- * is stopped and its state removed first, so the deletes written here are purged (cleanup) before
- * a new replication could see them.
+ * is stopped and its state removed first, and the documents are deleted in the storage (no app
+ * hook sees it) and purged (cleanup) before a new replication could see them. A document the
+ * app writes meanwhile makes its delete conflict; it is read and deleted again (the app's write
+ * is kept by recordWrites).
  */
 export async function dropLocalDocuments(collection: RxCollection<LocalDocument>): Promise<void> {
-  await collection.find().remove();
-  // Deleted documents stay until cleaned up; those deleted this very millisecond need the next one.
   for (let attempt = 0; attempt < 100; attempt++) {
+    const live = (await allDocuments(collection)).filter((d) => !d._deleted);
+    if (live.length > 0) {
+      await collection.storageInstance.bulkWrite(
+        live.map((previous) => ({
+          previous,
+          document: { ...previous, _deleted: true, _rev: createRevision(collection.database.token, previous), _meta: { ...previous._meta, lwt: now() } },
+        })),
+        'tributary-client-reset',
+      );
+    }
+    // Deleted documents stay until cleaned up; those deleted this very millisecond need the next one.
     if ((await collection.storageInstance.cleanup(0)) && (await allDocuments(collection)).length === 0) return;
     await new Promise((r) => setTimeout(r, 5));
   }
   throw new Error(`could not drop the local documents of ${collection.name}`);
+}
+
+/**
+ * Records what the app writes while a reset is under way (from before the unsynced writes are
+ * read until the documents are dropped): those writes are kept, in every mode.
+ */
+export function recordWrites(collections: Record<string, RxCollection<LocalDocument>>): () => UnsyncedChange[] {
+  const recorders = Object.entries(collections).map(([name, collection]) => ({ name, writes: recordLocalWrites(collection) }));
+  return () =>
+    recorders.flatMap(({ name, writes }) =>
+      [...writes().entries()].map(([id, { document, deleted }]) => ({
+        collection: name,
+        id,
+        kind: deleted ? 'delete' : 'update',
+        fields: deleted ? [] : Object.keys(document).filter((k) => k !== 'id' && k !== LOCAL_STAMPS_FIELD),
+        document,
+      })),
+    );
 }
 
 /**
@@ -166,8 +201,15 @@ export async function recover(collections: Record<string, RxCollection<LocalDocu
   for (const change of changes) {
     const collection = collections[change.collection]!;
     const fresh = await collection.findOne(change.id).exec();
-    if (change.kind === 'delete') await fresh?.remove();
-    else await writeKeepingStamps(collection, recoveredDocument(change, fresh ? (fresh.toMutableJSON() as LocalDocument) : null, fieldsOf(change.collection))!);
+    if (change.kind === 'delete') {
+      // Not on the device after the download (outside its view, or gone): its last state is
+      // written and deleted, so the delete of the id is pushed as it would have been.
+      if (fresh) await fresh.remove();
+      else {
+        await writeKeepingStamps(collection, change.id, () => change.document);
+        await (await collection.findOne(change.id).exec())?.remove();
+      }
+    } else await writeKeepingStamps(collection, change.id, (current) => recoveredDocument(change, current, fieldsOf(change.collection))!);
   }
 }
 
@@ -188,7 +230,7 @@ export async function restoreAcknowledged(collections: Record<string, RxCollecti
       const merged = recoveredDocument(change, fresh ?? null, fieldsOf(name))!;
       if (fresh && canonical(merged) === canonical(fresh)) continue;
       change.fields = Object.keys(merged).filter((k) => k !== 'id' && k !== LOCAL_STAMPS_FIELD && canonical(merged[k]) !== canonical(fresh?.[k]));
-      await writeKeepingStamps(collections[name]!, merged);
+      await writeKeepingStamps(collections[name]!, document.id, (current) => recoveredDocument(change, current, fieldsOf(name))!);
       restored.push(change);
     }
   }

@@ -27,35 +27,64 @@ export async function deviceClock(database: RxDatabase, now?: () => number): Pro
  */
 export function stampChanges(collection: RxCollection<LocalDocument>, clock: HybridLogicalClock, fields: MergedFields): void {
   const record = (data: LocalDocument, before: Record<string, unknown>) => {
-    if (KEEPING_STAMPS.get(collection)?.has(data.id)) return;
+    if (data[KEEP_STAMPS]) {
+      delete data[KEEP_STAMPS];
+      return;
+    }
+    RECORDING.get(collection)?.set(data.id, { document: data, deleted: false });
     const stamps = recordChange(fields, before, data, (before[LOCAL_STAMPS_FIELD] as Stamps | undefined) ?? {}, () => clock.tick(), clock.node, [LOCAL_STAMPS_FIELD]);
     if (!stamps) return;
     Object.assign(data, withDerivedValues(fields, data, stamps));
     data[LOCAL_STAMPS_FIELD] = stamps;
   };
   collection.preInsert((data: LocalDocument) => record(data, {}), false);
+  collection.preRemove((data: LocalDocument) => void RECORDING.get(collection)?.set(data.id, { document: { ...data }, deleted: true }), false);
   // RxDB passes the previous state as a document, or (incremental writes) as plain data.
   collection.preSave((data: LocalDocument, previous: Record<string, unknown> & { toJSON?: () => Record<string, unknown> }) => {
     record(data, typeof previous.toJSON === 'function' ? previous.toJSON() : previous);
   }, false);
 }
 
-/** Documents being written with the stamps they carry (writeKeepingStamps). */
-const KEEPING_STAMPS = new WeakMap<RxCollection<LocalDocument>, Set<string>>();
+/** Collections whose local writes are being recorded (recordLocalWrites): the latest per id. */
+const RECORDING = new WeakMap<RxCollection<LocalDocument>, Map<string, { document: LocalDocument; deleted: boolean }>>();
+
+/**
+ * Records the app's writes to the collection from now on (the document as written, stamps
+ * included); the returned function stops and gives the latest write per document.
+ */
+export function recordLocalWrites(collection: RxCollection<LocalDocument>): () => Map<string, { document: LocalDocument; deleted: boolean }> {
+  const writes = new Map<string, { document: LocalDocument; deleted: boolean }>();
+  RECORDING.set(collection, writes);
+  return () => {
+    if (RECORDING.get(collection) === writes) RECORDING.delete(collection);
+    return writes;
+  };
+}
+
+/** Marks a document written with the stamps it carries (writeKeepingStamps); never stored. */
+const KEEP_STAMPS = 'syncKeepStamps';
 
 /**
  * Writes a document locally with the stamps it carries, not new ones: a change recovered after a
- * client reset keeps the time it was made (client-sdk/reset.ts).
+ * client reset keeps the time it was made (client-sdk/reset.ts). `next` makes the document from
+ * the one stored (null: none), on the latest state, so a write the app makes meanwhile is not
+ * overwritten but merged into.
  */
-export async function writeKeepingStamps(collection: RxCollection<LocalDocument>, doc: LocalDocument): Promise<void> {
-  let ids = KEEPING_STAMPS.get(collection);
-  if (!ids) KEEPING_STAMPS.set(collection, (ids = new Set()));
-  ids.add(doc.id);
-  try {
-    await collection.upsert(doc);
-  } finally {
-    ids.delete(doc.id);
+export async function writeKeepingStamps(collection: RxCollection<LocalDocument>, id: string, next: (current: LocalDocument | null) => LocalDocument): Promise<void> {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const existing = await collection.findOne(id).exec();
+    if (existing) {
+      await existing.incrementalModify((current) => ({ ...next(current as LocalDocument), [KEEP_STAMPS]: true }) as LocalDocument);
+      return;
+    }
+    try {
+      await collection.insert({ ...next(null), [KEEP_STAMPS]: true } as LocalDocument);
+      return;
+    } catch {
+      // Inserted meanwhile (by the app): merge into it.
+    }
   }
+  throw new Error(`could not write ${collection.name} ${id} back`);
 }
 
 /** A local document as the gateway expects it: stamps under `_stamps`. */
