@@ -26,6 +26,9 @@
 // brought the newer version, and moved the checkpoint back. The SDK now applies stream events
 // through its pull handler, in RxDB's one downstream queue (client-sdk/replication.ts).
 //
+// Issue 14: a forced client reset of the collection (`reset` steps): every device resets in the
+// default mode, recoverUnsyncedChanges, in the middle of the others' edits, and the same checks hold.
+//
 // Issue 12: an outside writer races the devices. It writes straight to MongoDB's `tasks` with
 // the driver, as another service would: `$set` of a last-writer-wins field, `$inc` of the
 // counter, `$push`/`$pull` on the add-wins set, a `findOneAndReplace` with a full valid document,
@@ -70,6 +73,7 @@ import { startGateway, type Gateway } from '../gateway/server.ts';
 import { pino } from 'pino';
 import { freePort } from '../gateway/store/embedded-ferretdb.ts';
 import { idKey } from '../gateway/store/collection-store.ts';
+import { ClientResets } from '../gateway/sync/client-reset.ts';
 import { cleanup, converged, mongoUri, openTestClient, rulesFixture, TEST_JWT, uniqueName, waitFor, useOplogStore } from './helpers/harness.ts';
 
 useOplogStore(); // these tests follow FerretDB's oplog (test/setup/ferretdb.ts)
@@ -95,6 +99,7 @@ type Op =
   | { kind: 'delete'; client: number; doc: number }
   | { kind: 'offline' | 'online'; client: number }
   | { kind: 'restart' }
+  | { kind: 'reset' }
   | { kind: 'outside'; doc: number; write: OutsideWrite };
 
 /** A write another service makes straight to MongoDB (driver, not the gateway). */
@@ -127,6 +132,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete' as const), client: fc.nat(2), doc: fc.nat(2) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constantFrom('offline' as const, 'online' as const), client: fc.nat(2) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('restart' as const) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('reset' as const) }) },
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('outside' as const), doc: fc.nat(2), write: outsideWrite }) },
 );
 
@@ -244,6 +250,12 @@ describe('randomized convergence', () => {
             if (step.kind === 'restart') {
               await gateway.stop();
               gateway = await start();
+              continue;
+            }
+            if (step.kind === 'reset') {
+              // Every device resets on its next pull (recoverUnsyncedChanges): its unsynced
+              // writes are applied again onto the server's state, so every check below holds.
+              await new ClientResets(db).force('tasks');
               continue;
             }
             if (step.kind === 'outside') {
