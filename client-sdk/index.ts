@@ -91,7 +91,10 @@ export interface TributaryClient {
   /** Rejected writes and replication failures. */
   errors$: Observable<SyncError>;
   counters: SyncCounters;
-  /** Resolves when local changes are pushed and the server's changes pulled (needs a connection). */
+  /**
+   * Resolves when local changes are pushed and the server's changes pulled (needs a connection),
+   * after any client reset under way; rejects while a manual reset waits for resetNow().
+   */
   waitForSync(): Promise<void>;
   /** Stops syncing and closes the socket; local reads and writes go on. */
   pause(): Promise<void>;
@@ -279,6 +282,9 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
     errors$: errors$.asObservable(),
     counters,
     async waitForSync() {
+      // A client reset under way finishes first (its recovered writes are then pushed).
+      while (resetting) await resetting;
+      if (awaitingReset) throw new Error(`a client reset is waiting for resetNow(): ${awaitingReset.message}`);
       await Promise.all(replications.map((r) => r.state.awaitInSync()));
     },
     async pause() {
