@@ -183,12 +183,38 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
     );
   const stopReplications = async () => {
     const running = replications;
-    replications = [];
+    setReplications([]);
     await Promise.all(running.map((r) => r.stop()));
   };
 
   transport.connect();
   let replications: CollectionReplication[] = startReplications();
+  // Replaced by pause, resume and a client reset; a reset waiting for a download follows along.
+  const signal = () => {
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    return { promise, resolve };
+  };
+  let replicationsChanged = signal();
+  const setReplications = (next: CollectionReplication[]) => {
+    replications = next;
+    replicationsChanged.resolve();
+    replicationsChanged = signal();
+  };
+  let paused = false;
+  /**
+   * Resolves once the running replications are `ready` (downloaded, in sync); a pause meanwhile
+   * waits for the resume, whose replications then count.
+   */
+  const replicationsReady = async (ready: (r: CollectionReplication) => Promise<unknown>) => {
+    for (;;) {
+      if (closed) throw new Error('the client was closed during a client reset');
+      const current = replications;
+      const changed = replicationsChanged.promise;
+      if (current.length > 0 && (await Promise.race([Promise.all(current.map(ready)).then(() => true), changed.then(() => false)])) && current === replications) return;
+      if (current.length === 0) await changed;
+    }
+  };
   if (flexible && subscriptions) {
     flexible.replications = () => replications;
     flexible.resume();
@@ -224,7 +250,7 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
     await options.clientReset?.onBefore?.(before);
     // Nothing of the old state may be pushed: the replications' state goes first, then the documents.
     const running = replications;
-    replications = [];
+    setReplications([]);
     await Promise.all(running.map((r) => r.remove()));
     for (const c of model.collections) await dropLocalDocuments(collections[c.name]!);
     // What the app wrote meanwhile is kept in every mode: it was written after the reset began.
@@ -232,9 +258,10 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
     const writtenMeanwhile = new Set(meanwhile.map((c) => `${c.collection}/${c.id}`));
     const unsynced = unsyncedBefore.filter((c) => !writtenMeanwhile.has(`${c.collection}/${c.id}`));
     const rebootstrapped = flexible?.rebootstrap();
-    replications = startReplications();
-    await Promise.all([rebootstrapped, ...replications.map((r) => r.state.awaitInitialReplication())]);
-    await Promise.all(replications.map((r) => r.state.awaitInSync()));
+    if (!paused) setReplications(startReplications());
+    await replicationsReady((r) => r.state.awaitInitialReplication());
+    await rebootstrapped;
+    await replicationsReady((r) => r.state.awaitInSync());
 
     const fieldsOf = (name: string) => mergedFields(model.collections.find((c) => c.name === name)!);
     const restored = required.reason === 'checkpoint-ahead' ? await restoreAcknowledged(collections, fieldsOf, { ...before, unsynced: [...unsynced, ...meanwhile] }) : [];
@@ -288,13 +315,15 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
       await Promise.all(replications.map((r) => r.state.awaitInSync()));
     },
     async pause() {
+      paused = true;
       await stopReplications();
       await transport.disconnect('paused');
     },
     async resume() {
+      paused = false;
       if (closed || replications.length > 0) return;
       transport.connect();
-      replications = startReplications();
+      setReplications(startReplications());
     },
     get subscriptions() {
       return requireSubscriptions();

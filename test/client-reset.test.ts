@@ -128,6 +128,10 @@ describe('other resets', () => {
     const device = await openTestClient(first.wsUrl, { clientReset: { mode: 'discardUnsyncedChanges', onAfter: (r) => void results.push(r) } });
     await device.collections.tasks!.insert(newTask({ id: 'old-world' }));
     await waitFor('it lands', async () => (await stored(db))['old-world']);
+    // A change from elsewhere, so that the device holds a checkpoint (a device that never pulled
+    // a change has none, and nothing to tell it apart from a new device).
+    await first.collections.get('tasks')!.writer.push([{ assumedMasterState: null, newDocumentState: { ...newTask({ id: 'old-world-2' }), _deleted: false } }]);
+    await waitFor('the device pulled it', () => device.collections.tasks!.findOne('old-world-2').exec());
     await device.pause();
     await first.stop();
     await db.dropDatabase();

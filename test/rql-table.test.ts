@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TributaryClient } from '../client-sdk/index.ts';
 import type { Gateway } from '../gateway/server.ts';
-import { cleanup, openTestClient, SCHEMA, startTestGateway, waitFor } from './helpers/harness.ts';
+import { syncOperations } from '../protocol/operations.ts';
+import { cleanup, graphqlHttp, openTestClient, SCHEMA, startTestGateway, testToken, waitFor } from './helpers/harness.ts';
 
 // The project's schema (tasks) and two more collections: BSON-typed fields for oid(), uuid(),
 // Long and Boolean, and one with an indexed queryable field.
@@ -223,16 +224,20 @@ describe('refusals, with their reasons, as the SDK reports them', () => {
     expect(client.subscriptions.error?.message).toContain(message);
   });
 
-  it('point 9: the gateway refuses a subscription that leaves the indexed field open, from a client that does not check', async () => {
-    // This client's schema marks teamId @queryable only, so its SDK sends what the gateway must refuse.
+  it('point 9: the gateway refuses a view that leaves the indexed field open, from a client that does not check', async () => {
+    // A client without the SDK's check: a plain pull whose view leaves Note.teamId open.
+    const notes = gateway.model.collections.find((c) => c.name === 'notes')!;
+    const ops = syncOperations(notes);
+    const refused = await graphqlHttp(gateway.httpUrl, ops.pull, { checkpoint: null, limit: 10, view: [{ body: 'y' }] }, await testToken());
+    expect(refused.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_QUERY', realmCode: 226 });
+    expect(refused.errors?.[0]?.message).toContain(INDEXED);
+    const constrained = await graphqlHttp(gateway.httpUrl, ops.pull, { checkpoint: null, limit: 10, view: [{ teamId: 'red', body: 'y' }] }, await testToken());
+    expect(constrained.errors).toBeUndefined();
+    // An SDK built from a schema without the @indexedQueryable is older than the gateway's: refused at connect.
     const unaware = await openTestClient(gateway.wsUrl, { schema: SDL.replace('teamId: String! @indexedQueryable', 'teamId: String! @queryable'), flexibleSync: true });
-    const errors: string[] = [];
-    unaware.errors$.subscribe((e) => errors.push('message' in e ? e.message : e.reason));
-    void unaware.subscriptions.update((m) => m.add('notes', "body == 'y'")).catch(() => {});
-    await waitFor('the gateway refuses the view', () => errors.find((m) => m.includes(INDEXED)));
-    // The SDK does not turn a gateway's refusal into the set's Error state: it retries the pull.
-    expect(unaware.subscriptions.state).not.toBe('complete');
-    expect(await localIds(unaware, 'notes')).toEqual([]);
+    const errors: Array<{ kind: string }> = [];
+    unaware.errors$.subscribe((e) => errors.push(e));
+    await waitFor('the outdated client is told', () => errors.find((e) => e.kind === 'schema'));
     await unaware.close();
   });
 });

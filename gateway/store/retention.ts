@@ -17,7 +17,7 @@
 import type { Logger } from 'pino';
 import type { Filter } from 'mongodb';
 import { mergedFields, withoutRemovedElements, type MergedFields, type Stamps } from '../../protocol/field-state.ts';
-import type { ClientResets } from '../sync/client-reset.ts';
+import { RESETS_CACHE_MS, type ClientResets } from '../sync/client-reset.ts';
 import type { CollectionWriter } from '../sync/push.ts';
 import type { CollectionStore, MetaDocument } from './collection-store.ts';
 
@@ -34,6 +34,7 @@ export interface RetentionOptions {
 export class TombstoneRetention {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
+  private stopped = false;
 
   constructor(
     private readonly collections: Array<{ store: CollectionStore; writer: CollectionWriter }>,
@@ -56,6 +57,7 @@ export class TombstoneRetention {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.running;
@@ -79,12 +81,14 @@ export class TombstoneRetention {
     for (;;) {
       const batch = await store.meta.find(expired, { projection: { _id: 1, seq: 1 } }).limit(this.options.batchSize).toArray();
       if (batch.length === 0) break;
-      // Clients that have not seen these deletes must reset before the deletes disappear.
+      // Clients that have not seen these deletes must reset before the deletes disappear (and
+      // every instance must know it: they read reset documents at most RESETS_CACHE_MS old).
       await this.resets.trimThrough(store.model.name, Math.max(...batch.map((m) => m.seq)));
+      await sleep(RESETS_CACHE_MS);
       // Only tombstones: a document written again with the id since is not touched.
       const result = await store.meta.deleteMany({ ...expired, _id: { $in: batch.map((m) => m._id) } } as Filter<MetaDocument>);
       removed += result.deletedCount;
-      if (batch.length < this.options.batchSize) break;
+      if (batch.length < this.options.batchSize || this.stopped) break;
     }
     if (removed > 0) this.options.log.info({ collection: store.model.name, removed }, 'tombstone retention: trimmed tombstones');
     return removed;
@@ -106,6 +110,7 @@ export class TombstoneRetention {
       });
       if (trimmed.length > 0) {
         await this.resets.trimThrough(store.model.name, Math.max(...trimmed.map((t) => t.meta.seq)));
+        await sleep(RESETS_CACHE_MS);
         await writer.locked(
           trimmed.map((t) => t.meta._id),
           async () => {
@@ -116,7 +121,7 @@ export class TombstoneRetention {
           },
         );
       }
-      if (batch.length < this.options.batchSize) break;
+      if (batch.length < this.options.batchSize || this.stopped) break;
     }
     if (changed > 0) this.options.log.info({ collection: store.model.name, documents: changed }, 'tombstone retention: trimmed removed set elements');
     return changed;
@@ -129,4 +134,8 @@ export function parseDuration(text: string): number {
   if (!match) throw new Error(`not a duration: ${JSON.stringify(text)} (say 30d, 12h, 90m, 45s or 500ms)`);
   const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] ?? 'ms']!;
   return Math.round(Number(match[1]) * unit);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

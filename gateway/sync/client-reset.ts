@@ -29,8 +29,11 @@ export interface ResetDocument {
 
 export type ResetReason = 'database-replaced' | 'forced' | 'checkpoint-ahead' | 'history-trimmed';
 
-/** How long a collection's and a user's reset documents are taken as read (streams ask per event). */
-const CACHE_MS = 1_000;
+/**
+ * How long a collection's and a user's reset documents are taken as read (pulls and streams ask
+ * often). Retention waits this long between raising trimmedThrough and trimming.
+ */
+export const RESETS_CACHE_MS = 1_000;
 
 export class ClientResets {
   private readonly resets: Collection<ResetDocument>;
@@ -58,7 +61,7 @@ export class ClientResets {
       throw resetError(replaced ? 'database-replaced' : 'forced', replaced ? 'the database is not the one this checkpoint was issued by' : 'a reset was forced since this checkpoint');
     }
     if (checkpoint.seq > (await store.sequencer.allocated())) throw resetError('checkpoint-ahead', 'the checkpoint is ahead of the database (restored from a backup?)');
-    const trimmed = (await this.read(store.model.name, true))?.trimmedThrough ?? 0;
+    const trimmed = (await this.read(store.model.name))?.trimmedThrough ?? 0;
     if (checkpoint.seq < trimmed) throw resetError('history-trimmed', 'the checkpoint is older than the history the gateway keeps (TRIBUTARY_TOMBSTONE_RETENTION)');
     return epoch;
   }
@@ -80,7 +83,7 @@ export class ClientResets {
 
   private read(key: string, fresh = false): Promise<ResetDocument | null> {
     const cached = this.cache.get(key);
-    if (!fresh && cached && Date.now() - cached.at < CACHE_MS) return cached.doc;
+    if (!fresh && cached && Date.now() - cached.at < RESETS_CACHE_MS) return cached.doc;
     const doc = this.resets.findOne({ _id: key });
     this.cache.set(key, { at: Date.now(), doc });
     if (this.cache.size > 10_000) this.cache.delete(this.cache.keys().next().value!);
