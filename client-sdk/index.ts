@@ -15,7 +15,7 @@ import { deviceClock, stampChanges } from './stamps.ts';
 import { mergedFields } from '../protocol/field-state.ts';
 import { CLOSE_CODES } from '../protocol/messages.ts';
 import { replicateCollection, type CollectionReplication } from './replication.ts';
-import { dropLocalDocuments, liveDocuments, recordWrites, recover, restoreAcknowledged, unsyncedChanges, type ClientResetMode, type ClientResetOptions, type ClientResetReason, type ClientResetRequired, type ClientResetResult, type UnsyncedChange } from './reset.ts';
+import { clearPendingReset, dropLocalDocuments, liveDocuments, nextReplicationGeneration, readPendingReset, recordWrites, recover, replicationGeneration, restoreAcknowledged, savePendingReset, unsyncedChanges, type PendingReset, type ClientResetMode, type ClientResetOptions, type ClientResetReason, type ClientResetRequired, type ClientResetResult, type UnsyncedChange } from './reset.ts';
 import { SubscriptionSet, type AddOptions, type MutableSubscriptionSet } from './subscriptions.ts';
 import { Transport, type ConnectionState, type TransportOptions } from './transport.ts';
 import { CollectionView } from './view.ts';
@@ -162,6 +162,7 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
   // Pausing cancels the RxDB replications and resuming starts new ones with the same
   // identifiers: they continue from the checkpoints stored in the local database. (RxDB's own
   // pause() can leave a replication waiting on a push that never finishes.)
+  let generation = await replicationGeneration(database);
   const startReplications = () =>
     model.collections.map((collectionModel) =>
       replicateCollection({
@@ -170,7 +171,8 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
         transport,
         view: views.get(collectionModel.name)!,
         clock,
-        identifier: `tributary:${collectionModel.name}:${options.url}`,
+        // A client reset starts a new generation: its replications begin with no checkpoint.
+        identifier: `tributary:${collectionModel.name}:${options.url}${generation > 0 ? `:${generation}` : ''}`,
         pullBatchSize: options.pullBatchSize ?? 1_000,
         pushBatchSize: options.pushBatchSize ?? 100,
         retryTimeMs: options.retryTimeMs ?? 2_000,
@@ -188,7 +190,9 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
   };
 
   transport.connect();
-  let replications: CollectionReplication[] = startReplications();
+  // A reset cut short (the app stopped in the middle) is carried out first (reset.ts).
+  const interrupted = await readPendingReset(database);
+  let replications: CollectionReplication[] = interrupted ? [] : startReplications();
   // Replaced by pause, resume and a client reset; a reset waiting for a download follows along.
   const signal = () => {
     let resolve!: () => void;
@@ -242,11 +246,16 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
       .catch((error: Error) => errors$.next({ kind: 'replication', collection: '*', message: `client reset failed: ${error.message}` }))
       .finally(() => (resetting = null));
   };
-  const reset = async (required: ClientResetRequired, mode: Exclude<ClientResetMode, 'manual'>): Promise<ClientResetResult> => {
+  const reset = async (required: ClientResetRequired, mode: Exclude<ClientResetMode, 'manual'>, carried?: PendingReset): Promise<ClientResetResult> => {
     // What the app writes from now until the documents are dropped is unsynced too.
     const writesMeanwhile = recordWrites(collections);
-    const unsyncedBefore = (await Promise.all(replications.map((r, i) => unsyncedChanges(model.collections[i]!.name, collections[model.collections[i]!.name]!, r.state)))).flat();
-    const before = { documents: await liveDocuments(collections), unsynced: unsyncedBefore };
+    const unsyncedBefore = carried?.unsynced ?? (await Promise.all(replications.map((r, i) => unsyncedChanges(model.collections[i]!.name, collections[model.collections[i]!.name]!, r.state)))).flat();
+    const before = { documents: carried?.documents ?? (await liveDocuments(collections)), unsynced: unsyncedBefore };
+    // Kept until the reset is over: if the app stops in the middle, the next open finishes it.
+    // (The documents only after a restore from a backup, the one case that writes them back.)
+    const kept = (unsynced: UnsyncedChange[]): PendingReset => ({ required, mode, documents: required.reason === 'checkpoint-ahead' ? before.documents : {}, unsynced });
+    await savePendingReset(database, kept(unsyncedBefore));
+    generation = await nextReplicationGeneration(database);
     await options.clientReset?.onBefore?.(before);
     // Nothing of the old state may be pushed: the replications' state goes first, then the documents.
     const running = replications;
@@ -257,6 +266,7 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
     const meanwhile = writesMeanwhile();
     const writtenMeanwhile = new Set(meanwhile.map((c) => `${c.collection}/${c.id}`));
     const unsynced = unsyncedBefore.filter((c) => !writtenMeanwhile.has(`${c.collection}/${c.id}`));
+    await savePendingReset(database, kept([...unsynced, ...meanwhile]));
     const rebootstrapped = flexible?.rebootstrap();
     if (!paused) setReplications(startReplications());
     await replicationsReady((r) => r.state.awaitInitialReplication());
@@ -288,9 +298,15 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
       discarded,
       restored,
     };
+    await clearPendingReset(database);
     await options.clientReset?.onAfter?.(result);
     return result;
   };
+  if (interrupted) {
+    resetting = reset(interrupted.required, interrupted.mode, interrupted)
+      .catch((error: Error) => errors$.next({ kind: 'replication', collection: '*', message: `client reset failed: ${error.message}` }))
+      .finally(() => (resetting = null));
+  }
 
   const requireSubscriptions = (): SubscriptionSet => {
     if (!subscriptions) throw new Error('subscriptions need the flexibleSync option of openTributary()');

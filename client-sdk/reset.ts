@@ -9,7 +9,7 @@
 // (recoverUnsyncedChanges) written back onto the fresh server state with their original stamps:
 // pushed, they merge like any write (PROTOCOL.md, section 5a), so a later write from another
 // device still wins and a counter's increments count once.
-import { createRevision, getAssumedMasterState, getChangedDocumentsSince, now, type RxCollection, type RxDocumentData } from 'rxdb';
+import { createRevision, getAssumedMasterState, getChangedDocumentsSince, now, type RxCollection, type RxDatabase, type RxDocumentData } from 'rxdb';
 import type { RxReplicationState } from 'rxdb/plugins/replication';
 import type { Checkpoint } from '../protocol/messages.ts';
 import type { MergedFields, Stamps } from '../protocol/field-state.ts';
@@ -235,4 +235,37 @@ export async function restoreAcknowledged(collections: Record<string, RxCollecti
     }
   }
   return restored;
+}
+
+/** A reset under way, kept in the local database until it is over (the next open finishes it). */
+export interface PendingReset extends ClientResetState {
+  required: ClientResetRequired;
+  mode: Exclude<ClientResetMode, 'manual'>;
+}
+
+const PENDING_RESET = 'tributary-reset';
+const GENERATION = 'tributary-replication-generation';
+
+export async function savePendingReset(database: RxDatabase, pending: PendingReset): Promise<void> {
+  await database.upsertLocal(PENDING_RESET, structuredClone(pending));
+}
+
+export async function readPendingReset(database: RxDatabase): Promise<PendingReset | null> {
+  const doc = await database.getLocal<PendingReset>(PENDING_RESET);
+  return doc ? (doc.toJSON().data as PendingReset) : null;
+}
+
+export async function clearPendingReset(database: RxDatabase): Promise<void> {
+  await (await database.getLocal(PENDING_RESET))?.remove();
+}
+
+/** Which generation of replications this database syncs with (each reset starts a new one). */
+export async function replicationGeneration(database: RxDatabase): Promise<number> {
+  return ((await database.getLocal<{ n: number }>(GENERATION))?.toJSON().data.n as number | undefined) ?? 0;
+}
+
+export async function nextReplicationGeneration(database: RxDatabase): Promise<number> {
+  const next = (await replicationGeneration(database)) + 1;
+  await database.upsertLocal(GENERATION, { n: next });
+  return next;
 }

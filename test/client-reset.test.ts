@@ -6,6 +6,7 @@ import { Db } from 'mongodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ClientResetMode, ClientResetRequired, ClientResetResult, ClientResetState, TributaryClient } from '../client-sdk/index.ts';
 import { ClientResets } from '../gateway/sync/client-reset.ts';
+import { getRxStorageMemory } from 'rxdb/plugins/storage-memory';
 import { cleanup, newTask, openDb, openTestClient, startTestGateway, uniqueName, waitFor } from './helpers/harness.ts';
 
 afterEach(cleanup);
@@ -171,6 +172,38 @@ describe('other resets', () => {
     await ann.resume();
     await ann.waitForSync();
     expect(results.ann).toHaveLength(1);
+  });
+});
+
+describe('a reset cut short', () => {
+  it('is finished on the next open, and the writes it was carrying are kept', async () => {
+    const gateway = await startTestGateway();
+    const db = await openDb(gateway.database);
+    const storage = getRxStorageMemory();
+    const databaseName = uniqueName('interrupted');
+    // The app stops in the middle of the reset (here: its onBefore throws).
+    const first = await openTestClient(gateway.wsUrl, { storage, databaseName, clientReset: { onBefore: () => { throw new Error('the app stopped here'); } } });
+    const errors: string[] = [];
+    first.errors$.subscribe((e) => 'message' in e && errors.push(e.message));
+    await gateway.collections.get('tasks')!.writer.push([{ assumedMasterState: null, newDocumentState: { ...newTask({ id: 'synced' }), _deleted: false } }]);
+    await waitFor('the device has it (and a checkpoint)', () => first.collections.tasks!.findOne('synced').exec());
+    await first.pause();
+    await first.collections.tasks!.insert(newTask({ id: 'unsynced', title: 'written offline' }));
+    await new ClientResets(db).force('tasks');
+    await new Promise((r) => setTimeout(r, 1_100)); // the gateway reads reset documents at most once a second
+    await first.resume();
+    await waitFor('the reset is cut short', () => errors.find((m) => m.includes('client reset failed: the app stopped here')));
+    await first.close();
+    expect((await stored(db)).unsynced).toBeUndefined();
+
+    const results: ClientResetResult[] = [];
+    const second = await openTestClient(gateway.wsUrl, { storage, databaseName, clientReset: { onAfter: (r) => void results.push(r) } });
+    await waitFor('the reset is finished', () => results[0]);
+    expect(results[0]).toMatchObject({ reason: 'forced', mode: 'recoverUnsyncedChanges' });
+    expect(results[0]!.recovered.map((c) => c.id)).toEqual(['unsynced']);
+    await waitFor('the write it carried lands', async () => (await stored(db)).unsynced === 'written offline');
+    await second.waitForSync();
+    expect(Object.keys(sorted(await titles(second)))).toEqual(['synced', 'unsynced']);
   });
 });
 
