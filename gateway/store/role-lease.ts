@@ -137,16 +137,19 @@ export class RoleLease {
     const free = newest === null || newest.released || isDead(newest.holder, this.self);
     if (!free && newest.expiresAt.getTime() > now) return;
     const generation = (newest?.generation ?? 0) + 1;
+    // Alive before the claim is visible: another instance of this process that reads it at once
+    // must not take this one for dead (isDead) and claim the generation after it.
+    liveInstances.add(this.self.instance);
     try {
       await this.leases.insertOne({ _id: this.idOf(generation), role: this.role, generation, holder: this.self, expiresAt: new Date(now + this.options.ttlMs), released: false });
     } catch (error) {
+      liveInstances.delete(this.self.instance);
       if (error instanceof MongoServerError && error.code === DUPLICATE_KEY) return; // another instance claimed it first
       throw error;
     }
     this.generation = generation;
     this.renewedAt = now;
     this.actFrom = free ? now : now + this.options.ttlMs / 2;
-    liveInstances.add(this.self.instance);
     // Generations before the previous one are history nobody reads.
     await this.leases.deleteMany({ role: this.role, generation: { $lt: generation - 1 } }).catch(() => {});
   }
