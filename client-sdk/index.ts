@@ -352,6 +352,8 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
     },
     async resetNow(mode) {
       await resetting;
+      // The writes not yet acknowledged are read from the running replications.
+      if (replications.length === 0) throw new Error('resetNow() needs a syncing client: call resume() first');
       const required: ClientResetRequired = awaitingReset ?? { kind: 'clientReset', reason: 'forced', message: 'asked for by the app', mode };
       awaitingReset = null;
       const running = reset(required, mode);
