@@ -163,8 +163,9 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
   // identifiers: they continue from the checkpoints stored in the local database. (RxDB's own
   // pause() can leave a replication waiting on a push that never finishes.)
   let generation = await replicationGeneration(database);
-  const startReplications = () =>
-    model.collections.map((collectionModel) =>
+  const startReplications = () => {
+    const started = generation;
+    return model.collections.map((collectionModel) =>
       replicateCollection({
         collection: collections[collectionModel.name]!,
         model: collectionModel,
@@ -180,9 +181,10 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
         onUploaded: (n) => (counters.uploaded[collectionModel.name]! += n),
         onError: (error) => errors$.next(error),
         onViewProgress: (received, estimated) => flexible?.onViewProgress(received, estimated),
-        onResetRequired: (reason, message) => void resetRequired(reason, message),
+        onResetRequired: (reason, message) => resetRequired(reason, message, started),
       }),
     );
+  };
   const stopReplications = async () => {
     const running = replications;
     setReplications([]);
@@ -207,16 +209,19 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
   };
   let paused = false;
   /**
-   * Resolves once the running replications are `ready` (downloaded, in sync); a pause meanwhile
-   * waits for the resume, whose replications then count.
+   * Resolves true once the running replications are `ready` (downloaded, in sync); a pause
+   * meanwhile waits for the resume, whose replications then count. False once `abandoned` settles.
    */
-  const replicationsReady = async (ready: (r: CollectionReplication) => Promise<unknown>) => {
+  const replicationsReady = async (ready: (r: CollectionReplication) => Promise<unknown>, abandoned: Promise<unknown>): Promise<boolean> => {
+    const given = abandoned.then(() => 'abandoned' as const);
     for (;;) {
       if (closed) throw new Error('the client was closed during a client reset');
       const current = replications;
-      const changed = replicationsChanged.promise;
-      if (current.length > 0 && (await Promise.race([Promise.all(current.map(ready)).then(() => true), changed.then(() => false)])) && current === replications) return;
-      if (current.length === 0) await changed;
+      const changed = replicationsChanged.promise.then(() => 'changed' as const);
+      const allReady = current.length > 0 ? Promise.all(current.map(ready)).then(() => 'ready' as const) : changed;
+      const outcome = await Promise.race([allReady, changed, given]);
+      if (outcome === 'abandoned') return false;
+      if (outcome === 'ready' && current === replications) return true;
     }
   };
   if (flexible && subscriptions) {
@@ -231,9 +236,19 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
   // Client reset (reset.ts): asked for by any collection's pull, carried out once for the database.
   let resetting: Promise<unknown> | null = null;
   let awaitingReset: ClientResetRequired | null = null;
+  /** While a reset downloads the fresh state: asks it to start that over (see reset()). */
+  let resetAgain: (() => void) | null = null;
   const resetMode = options.clientReset?.mode ?? 'recoverUnsyncedChanges';
-  const resetRequired = (reason: ClientResetReason, message: string) => {
-    if (resetting || awaitingReset) return;
+  const resetRequired = (reason: ClientResetReason, message: string, replicationGeneration: number) => {
+    // Refusals of replications a reset has already replaced say nothing new.
+    if (replicationGeneration !== generation) return;
+    if (resetting) {
+      // The fresh replications' own checkpoint was refused: the reset starts its download over.
+      // (Otherwise ignored: a refused pull is retried, and asks again once the reset is over.)
+      resetAgain?.();
+      return;
+    }
+    if (awaitingReset) return;
     const required: ClientResetRequired = { kind: 'clientReset', reason, message, mode: resetMode };
     errors$.next(required);
     if (resetMode === 'manual') {
@@ -255,23 +270,44 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
     // (The documents only after a restore from a backup, the one case that writes them back.)
     const kept = (unsynced: UnsyncedChange[]): PendingReset => ({ required, mode, documents: required.reason === 'checkpoint-ahead' ? before.documents : {}, unsynced });
     await savePendingReset(database, kept(unsyncedBefore));
-    generation = await nextReplicationGeneration(database);
     await options.clientReset?.onBefore?.(before);
-    // Nothing of the old state may be pushed: the replications' state goes first, then the documents.
-    const running = replications;
-    setReplications([]);
-    await Promise.all(running.map((r) => r.remove()));
-    for (const c of model.collections) await dropLocalDocuments(collections[c.name]!);
-    // What the app wrote meanwhile is kept in every mode: it was written after the reset began.
-    const meanwhile = writesMeanwhile();
-    const writtenMeanwhile = new Set(meanwhile.map((c) => `${c.collection}/${c.id}`));
-    const unsynced = unsyncedBefore.filter((c) => !writtenMeanwhile.has(`${c.collection}/${c.id}`));
-    await savePendingReset(database, kept([...unsynced, ...meanwhile]));
-    const rebootstrapped = flexible?.rebootstrap();
-    if (!paused) setReplications(startReplications());
-    await replicationsReady((r) => r.state.awaitInitialReplication());
-    await rebootstrapped;
-    await replicationsReady((r) => r.state.awaitInSync());
+    let unsynced = unsyncedBefore;
+    let meanwhile: UnsyncedChange[] = [];
+    let recordMeanwhile = writesMeanwhile;
+    // The download of the fresh state starts over when the gateway refuses the fresh
+    // replications' checkpoint too: another reset forced meanwhile, or an epoch read before the
+    // force (gateways cache it for up to a second). Their unsynced writes are carried over.
+    for (let round = 0; ; round++) {
+      generation = await nextReplicationGeneration(database);
+      // Nothing of the old state may be pushed: the replications' state goes first, then the documents.
+      const running = replications;
+      setReplications([]);
+      await Promise.all(running.map((r) => r.remove()));
+      for (const c of model.collections) await dropLocalDocuments(collections[c.name]!);
+      // What the app wrote meanwhile is kept in every mode: it was written after the reset began.
+      const written = recordMeanwhile();
+      if (round === 0) {
+        // Those documents carry the unsynced writes made before them.
+        const writtenMeanwhile = new Set(written.map((c) => `${c.collection}/${c.id}`));
+        unsynced = unsynced.filter((c) => !writtenMeanwhile.has(`${c.collection}/${c.id}`));
+      }
+      meanwhile = [...meanwhile, ...written];
+      await savePendingReset(database, kept([...unsynced, ...meanwhile]));
+      let askedAgain!: () => void;
+      const again = new Promise<void>((resolve) => (askedAgain = resolve));
+      resetAgain = askedAgain;
+      const rebootstrapped = flexible?.rebootstrap();
+      if (!paused) setReplications(startReplications());
+      const downloaded =
+        (await replicationsReady((r) => r.state.awaitInitialReplication(), again)) &&
+        (await Promise.race([Promise.resolve(rebootstrapped).then(() => true), again.then(() => false)])) &&
+        (await replicationsReady((r) => r.state.awaitInSync(), again));
+      resetAgain = null;
+      if (downloaded) break;
+      // The writes the app made since the drop, applied later in order by their stamps.
+      recordMeanwhile = recordWrites(collections);
+      meanwhile = [...meanwhile, ...(await Promise.all(replications.map((r, i) => unsyncedChanges(model.collections[i]!.name, collections[model.collections[i]!.name]!, r.state)))).flat()];
+    }
 
     const fieldsOf = (name: string) => mergedFields(model.collections.find((c) => c.name === name)!);
     const restored = required.reason === 'checkpoint-ahead' ? await restoreAcknowledged(collections, fieldsOf, { ...before, unsynced: [...unsynced, ...meanwhile] }) : [];

@@ -175,6 +175,57 @@ describe('other resets', () => {
   });
 });
 
+describe('a reset asked for again while it downloads', () => {
+  it('starts the download over, keeps every unsynced write (also those made between the two), and ends equal to MongoDB', async () => {
+    const gateway = await startTestGateway();
+    const db = await openDb(gateway.database);
+    const results: ClientResetResult[] = [];
+    let resetting = false;
+    // Small pages: the fresh state takes 40 pulls, so the second reset comes in the middle.
+    const device = await openTestClient(gateway.wsUrl, { pullBatchSize: 5, clientReset: { onBefore: () => void (resetting = true), onAfter: (r) => void results.push(r) } });
+    const tasks = device.collections.tasks!;
+    const seeded = Array.from({ length: 200 }, (_, i) => newTask({ id: `d${String(i).padStart(3, '0')}`, title: 'seeded' }));
+    await gateway.collections.get('tasks')!.writer.push(seeded.map((doc) => ({ assumedMasterState: null, newDocumentState: { ...doc, _deleted: false } })));
+    await waitFor('the device holds them (and a checkpoint)', async () => (await tasks.count().exec()) === 200);
+    await device.pause();
+    await tasks.insert(newTask({ id: 'unsynced', title: 'written offline' }));
+    const resets = new ClientResets(db);
+    await resets.force('tasks');
+    await new Promise((r) => setTimeout(r, 1_100)); // the gateway reads reset documents at most once a second
+
+    // The device goes offline as the first page of the fresh state arrives; meanwhile the app
+    // writes, and another reset is forced.
+    let pausedMidway: Promise<void> | null = null;
+    // (After a few pages: the fresh replications have stored a checkpoint of the first reset's epoch.)
+    let inserted = 0;
+    const watching = tasks.insert$.subscribe(() => {
+      if (resetting && ++inserted >= 20 && !pausedMidway) pausedMidway = device.pause();
+    });
+    await device.resume();
+    await waitFor('the device is offline in the middle of the reset', () => pausedMidway !== null);
+    await pausedMidway;
+    watching.unsubscribe();
+    expect(results).toEqual([]);
+    expect(await tasks.count().exec()).toBeLessThan(200);
+    await tasks.insert(newTask({ id: 'between', title: 'written between the resets' }));
+    const pulled = (await tasks.find().exec()).find((d) => d.id.startsWith('d'))!;
+    await pulled.incrementalPatch({ title: 'edited between the resets' });
+    await resets.force('tasks');
+    await new Promise((r) => setTimeout(r, 1_100));
+    await device.resume();
+
+    await waitFor('the reset completes', () => results[0], 30_000);
+    expect(results[0]).toMatchObject({ reason: 'forced', mode: 'recoverUnsyncedChanges', discarded: [] });
+    expect(results[0]!.recovered.map((c) => c.id).sort()).toEqual(['between', pulled.id, 'unsynced'].sort());
+    await device.waitForSync();
+    const server = await stored(db);
+    expect(server).toMatchObject({ unsynced: 'written offline', between: 'written between the resets', [pulled.id]: 'edited between the resets' });
+    expect(Object.keys(server)).toHaveLength(202);
+    expect(sorted(await titles(device))).toEqual(sorted(server));
+    expect(results).toHaveLength(1);
+  });
+});
+
 describe('a reset cut short', () => {
   it('is finished on the next open, and the writes it was carrying are kept', async () => {
     const gateway = await startTestGateway();
