@@ -14,7 +14,7 @@ import type { RxReplicationState } from 'rxdb/plugins/replication';
 import type { Checkpoint } from '../protocol/messages.ts';
 import type { MergedFields, Stamps } from '../protocol/field-state.ts';
 // Pure, shared with the gateway: the same merge the server runs.
-import { merge } from '../gateway/sync/merge.ts';
+import { merge } from '../protocol/merge.ts';
 import type { LocalDocument } from './database.ts';
 import { LOCAL_STAMPS_FIELD, recordLocalWrites, writeKeepingStamps } from './stamps.ts';
 
@@ -181,7 +181,7 @@ export function recordWrites(collections: Record<string, RxCollection<LocalDocum
 
 /**
  * The fresh server document with an unsynced change written back through the normal merge
- * (gateway/sync/merge.ts): each field path by its later stamp, counters and sets joined. A field
+ * (protocol/merge.ts): each field path by its later stamp, counters and sets joined. A field
  * another device wrote later keeps that write; nothing acknowledged is lost.
  */
 export function recoveredDocument(change: UnsyncedChange, fresh: LocalDocument | null, fields: MergedFields): LocalDocument | null {

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { AuthConfig } from './auth/authenticator.ts';
-import type { ConflictStrategy } from './sync/merge.ts';
+import type { ConflictStrategy } from '../protocol/merge.ts';
 import type { InvalidDocumentPolicy } from './store/collection-store.ts';
 import { parseDuration } from './store/retention.ts';
 
@@ -76,7 +76,7 @@ export interface GatewayConfig {
   /** How often open sessions authenticated by an API key are checked for revocation. */
   apiKeyCheckMs: number;
   auth: AuthConfig;
-  /** Per collection; 'field-lww' where unset (see gateway/sync/merge.ts). */
+  /** Per collection; 'field-lww' where unset (see protocol/merge.ts). */
   conflictStrategies: Record<string, ConflictStrategy>;
   /** How far ahead of the gateway's clock a client's change stamp may be before it is pulled back. */
   maxClockSkewMs: number;

@@ -16,7 +16,7 @@
 // the functions here read own properties only and never write `__proto__`, `constructor` or
 // `prototype` (protocol/paths.ts).
 import { formatStamp, isNode, laterStamp, parseStamp, type Stamp } from './hlc.ts';
-import { getPath, isUnsafeKey, leafPaths } from './paths.ts';
+import { getPath, isObject, isUnsafeKey, leafPaths } from './paths.ts';
 import { PRIMARY_KEY, type CollectionModel, type FieldModel, type FieldType } from './model.ts';
 
 /** Most paths a pushed `_stamps` may hold. */
@@ -338,10 +338,6 @@ function own<T>(o: Record<string, T> | undefined, key: string): T | undefined {
 function put<O extends object>(o: O, key: string, value: O[keyof O]): O {
   if (!isUnsafeKey(key)) (o as Record<string, unknown>)[key] = value;
   return o;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function isSetShaped(state: unknown): state is SetState {

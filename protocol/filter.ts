@@ -3,6 +3,7 @@
 // sending it, the gateway checks everything it receives.
 import { UNQUERYABLE_SCALARS, type CollectionModel, type FieldModel, type FieldType, type ScalarName } from './model.ts';
 import { decimalText, normalizeLong, normalizeObjectId, normalizeUuid } from './wire-values.ts';
+import { isObject } from './paths.ts';
 
 export type Filter = Record<string, unknown>;
 
@@ -90,15 +91,11 @@ function checkIndexedQueryable(collection: CollectionModel, filter: Filter): voi
 
 function constrainsByEquality(filter: Filter, field: string): boolean {
   return Object.entries(filter).some(([key, value]) => {
-    if (key === '$and') return Array.isArray(value) && value.some((part) => isPlainObject(part) && constrainsByEquality(part, field));
+    if (key === '$and') return Array.isArray(value) && value.some((part) => isObject(part) && constrainsByEquality(part, field));
     if (key !== field) return false;
     if (!isOperatorObject(value)) return true; // {field: v}
     return Object.hasOwn(value, '$eq') || Object.hasOwn(value, '$in');
   });
-}
-
-function isPlainObject(v: unknown): v is Filter {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** What the filter checked so far holds. */

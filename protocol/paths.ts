@@ -1,5 +1,5 @@
 // Field paths inside documents: what a change is stamped at (protocol/hlc.ts) and merged by
-// (gateway/sync/merge.ts). Top-level fields and, dotted, the fields of embedded objects; lists
+// (protocol/merge.ts). Top-level fields and, dotted, the fields of embedded objects; lists
 // and scalars are leaves. Metadata (`id`, `_…`, and the keys in `skip`) has no path.
 //
 // Paths and keys come from users (pushed documents and stamps), so nothing here walks into,
@@ -40,14 +40,14 @@ export function leafPaths(doc: Doc, skip: readonly string[] = [], prefix = '', w
     if (isUnsafeKey(key)) return [];
     if (!prefix && (key.startsWith('_') || key === 'id' || skip.includes(key))) return [];
     const path = prefix ? `${prefix}.${key}` : key;
-    return isPlainObject(value) && !wholeValues?.has(path) ? leafPaths(value, [], path, wholeValues) : [path];
+    return isObject(value) && !wholeValues?.has(path) ? leafPaths(value, [], path, wholeValues) : [path];
   });
 }
 
 export function getPath(doc: Doc, path: string): unknown {
   let value: unknown = doc;
   for (const key of path.split('.')) {
-    if (!isPlainObject(value) || isUnsafeKey(key) || !Object.hasOwn(value, key)) return undefined;
+    if (!isObject(value) || isUnsafeKey(key) || !Object.hasOwn(value, key)) return undefined;
     value = value[key];
   }
   return value;
@@ -59,7 +59,7 @@ export function setPath(doc: Doc, path: string, value: unknown): void {
   if (keys.some(isUnsafeKey)) return;
   let target = doc;
   for (const key of keys.slice(0, -1)) {
-    if (!Object.hasOwn(target, key) || !isPlainObject(target[key])) target[key] = {};
+    if (!Object.hasOwn(target, key) || !isObject(target[key])) target[key] = {};
     target = target[key] as Doc;
   }
   const last = keys[keys.length - 1]!;
@@ -67,6 +67,7 @@ export function setPath(doc: Doc, path: string, value: unknown): void {
   else target[last] = value;
 }
 
-function isPlainObject(v: unknown): v is Doc {
+/** A JSON object (not an array, not null). */
+export function isObject(v: unknown): v is Doc {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

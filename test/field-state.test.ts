@@ -1,5 +1,5 @@
 // Unit: counters and add-wins sets (protocol/field-state.ts) through the one merge
-// (gateway/sync/merge.ts), checked against reference models: a counter is the exact sum of every
+// (protocol/merge.ts), checked against reference models: a counter is the exact sum of every
 // increment ever made, a set is an observed-remove set with a unique tag per addition.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -19,7 +19,7 @@ import {
   type Stamps,
 } from '../protocol/field-state.ts';
 import { loadModel } from '../protocol/model.ts';
-import { merge, type Version } from '../gateway/sync/merge.ts';
+import { merge, type Version } from '../protocol/merge.ts';
 
 const fields: MergedFields = { n: 'counter', s: 'add-wins-set' };
 /** A collection with the fields above, and embedded objects and lists for paths. */

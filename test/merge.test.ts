@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { formatStamp, HybridLogicalClock, parseStamp } from '../protocol/hlc.ts';
-import { merge, type Stamps, type Version } from '../gateway/sync/merge.ts';
+import { merge, type Stamps, type Version } from '../protocol/merge.ts';
 import { leafPaths } from '../protocol/paths.ts';
 
 describe('hybrid logical clock', () => {

@@ -16,6 +16,7 @@
 // condition alone cannot be decided, the rest of the expression still is.
 import { Query } from 'mingo';
 import type { Filter } from '../../protocol/filter.ts';
+import { isObject } from '../../protocol/paths.ts';
 
 /** What the expansions of one session stand for. */
 export interface Expansions {
@@ -31,10 +32,6 @@ export type Expression = boolean | Record<string, unknown>;
 
 const MISSING = Symbol('missing');
 type Resolved = boolean | Filter;
-
-export function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 export function isExpansion(value: unknown): value is `%%${string}` {
   return typeof value === 'string' && value.startsWith('%%');

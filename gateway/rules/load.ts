@@ -19,7 +19,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { checkFilter, QueryError } from '../../protocol/filter.ts';
 import { PRIMARY_KEY, type CollectionModel, type DataModel } from '../../protocol/model.ts';
-import { isExpansion, isObject, type Expansions, type Expression } from './expressions.ts';
+import { isExpansion, type Expansions, type Expression } from './expressions.ts';
+import { isObject } from '../../protocol/paths.ts';
 
 /** A role, checked and normalized (load.ts's header; expressions.ts for what expressions mean). */
 export interface Role {

@@ -38,7 +38,7 @@ export interface SyncMetadata {
    * id of a document it never could read leaves the gateway (view.ts).
    */
   past?: Array<Record<string, unknown>>;
-  /** Per field path, the stamp of its last change, or a counter's or set's state (sync/merge.ts). */
+  /** Per field path, the stamp of its last change, or a counter's or set's state (protocol/merge.ts). */
   stamps?: Stamps;
   /** Per field of the type present in the document, a hash of its stored value (fieldHashes). */
   hashes?: Record<string, string>;

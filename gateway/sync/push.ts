@@ -1,5 +1,5 @@
 // The write path. Every write, from a sync push or a plain GraphQL mutation, goes through
-// `push()`: validate, check permissions, merge into the stored state (sync/merge.ts), sequence,
+// `push()`: validate, check permissions, merge into the stored state (protocol/merge.ts), sequence,
 // write with compare-and-set, and wake the change feed.
 //
 // Rows with stamps (our SDK) are merged whatever the client last saw. Rows without (RxDB's stock
@@ -28,7 +28,7 @@ import { DELETED_FIELD, PRIMARY_KEY, STAMPS_FIELD, type CollectionModel } from '
 import { toStoredFields } from '../../protocol/bson-values.ts';
 import { byId, canonical, idKey, toMeta, withoutStamps, type CollectionStore, type MetaDocument, type PlainDocument, type StoredDocument, type StoredId } from '../store/collection-store.ts';
 import { Reconciler, type ReconcileCounts } from './reconcile.ts';
-import { merge, type ConflictStrategy, type Stamps, type Version } from './merge.ts';
+import { merge, type ConflictStrategy, type Stamps, type Version } from '../../protocol/merge.ts';
 import { sameState } from './same-state.ts';
 import { KeyedLock } from './keyed-lock.ts';
 import type { DocumentValidator, FieldViolation } from './validate.ts';
@@ -258,7 +258,7 @@ export class CollectionWriter {
   }
 
   /**
-   * The change merged into the stored document (sync/merge.ts, for every write). A stamped change
+   * The change merged into the stored document (protocol/merge.ts, for every write). A stamped change
    * is merged, not compared, so concurrent edits of different fields both stay. An unstamped one
    * (RxDB's stock plugin, plain mutations) comes here only when made on top of the stored state
    * (or as an insert): the gateway stamps what it changes. Null when there is nothing to write.

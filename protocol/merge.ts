@@ -17,9 +17,9 @@
 // RxDB moves its assumed master state to the tombstone while keeping an unpushed local edit).
 // Paths come from users: push.ts has checked them against the schema, and getPath/setPath and
 // the lookups here (own properties only) never reach a prototype even if one slipped through.
-import { joinStamps, kindOf, withDerivedValues, type MergedFields, type Stamps } from '../../protocol/field-state.ts';
-import type { Stamp } from '../../protocol/hlc.ts';
-import { getPath, setPath } from '../../protocol/paths.ts';
+import { joinStamps, kindOf, withDerivedValues, type MergedFields, type Stamps } from './field-state.ts';
+import type { Stamp } from './hlc.ts';
+import { getPath, setPath } from './paths.ts';
 
 export type { Stamps };
 type Doc = Record<string, unknown>;
