@@ -80,6 +80,15 @@ export interface GatewayConfig {
   conflictStrategies: Record<string, ConflictStrategy>;
   /** How far ahead of the gateway's clock a client's change stamp may be before it is pulled back. */
   maxClockSkewMs: number;
+  /** When set, GET /metrics requires `Authorization: Bearer <this>`; unset, /metrics is open (gateway/ops/). */
+  metricsToken: string | null;
+  /** Custom JWTs whose claim `name` equals (or, for a list, holds) `value` are admins of /admin; API keys created with the admin flag always are. */
+  adminClaim: AdminClaim | null;
+}
+
+export interface AdminClaim {
+  name: string;
+  value: string;
 }
 
 export const DEFAULTS: Omit<GatewayConfig, 'mongoUri'> = {
@@ -119,6 +128,8 @@ export const DEFAULTS: Omit<GatewayConfig, 'mongoUri'> = {
   auth: { anonymous: { enabled: true } },
   conflictStrategies: {},
   maxClockSkewMs: 60_000,
+  metricsToken: null,
+  adminClaim: null,
 };
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<GatewayConfig, 'mongoUri'> & { mongoUri?: string } {
@@ -167,6 +178,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<Gatewa
     auth: authFromEnv(env),
     conflictStrategies: strategiesFromEnv(env.TRIBUTARY_CONFLICT_STRATEGIES),
     maxClockSkewMs: int('TRIBUTARY_MAX_CLOCK_SKEW_MS', DEFAULTS.maxClockSkewMs),
+    metricsToken: env.TRIBUTARY_METRICS_TOKEN || null,
+    adminClaim: adminClaimFromEnv(env.TRIBUTARY_ADMIN_CLAIM),
   };
 }
 
@@ -205,6 +218,16 @@ function authFromEnv(env: NodeJS.ProcessEnv): AuthConfig {
       : undefined,
     devTokens: env.TRIBUTARY_DEV_TOKENS === 'true',
   };
+}
+
+/** `role:admin`: the claim `role` equals `admin` (or is a list holding it). */
+export function adminClaimFromEnv(raw: string | undefined): AdminClaim | null {
+  if (raw === undefined || raw === '') return null;
+  const at = raw.indexOf(':');
+  const name = raw.slice(0, at).trim();
+  const value = raw.slice(at + 1).trim();
+  if (at < 1 || !name || !value) throw new Error(`TRIBUTARY_ADMIN_CLAIM must be <claim>:<value>, e.g. role:admin, got ${JSON.stringify(raw)}`);
+  return { name, value };
 }
 
 function invalidPolicy(value: string | undefined): InvalidDocumentPolicy {

@@ -32,6 +32,10 @@ import { detectOutsideChangeSource, NO_OUTSIDE_CHANGES } from './store/outside-c
 import { LEASES_COLLECTION, RoleLease, type LeaseDocument } from './store/role-lease.ts';
 import { recordSchema } from './store/schema-history.ts';
 import { checkClientSchema, type SessionSchema } from './graphql/client-schema.ts';
+import { Activity } from './ops/activity.ts';
+import { handleOps } from './ops/http.ts';
+import { GatewayMetrics } from './ops/metrics.ts';
+import { opsPlugin } from './ops/plugin.ts';
 
 /** Where outside-change sources keep their resume points. */
 const RESUME_COLLECTION = '_tributary_resume';
@@ -74,16 +78,20 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     throw error;
   });
 
+  // Filled in below; the metrics read them when scraped.
+  const collections = new Map<string, CollectionRuntime>();
+  let wss: WebSocketServer | undefined;
+  const metrics = new GatewayMetrics({ connections: () => wss?.clients.size ?? 0, collections });
+
   const limits = await detectStoreLimits(db);
   const updateCommands = new Semaphore(limits.concurrentUpdateCommands);
-  const collections = new Map<string, CollectionRuntime>();
   // Set once the collections exist; writers report invalid documents to it.
   let outsideWrites: OutsideWrites | undefined;
   const resets = new ClientResets(db);
   for (const collectionModel of model.collections) {
     const store = new CollectionStore(collectionModel, db, { leaseTtlMs: config.leaseTtlMs, limits, updateCommands, invalidDocuments: config.invalidDocuments });
     await store.init();
-    const feed = new ChangeFeed(store, { pollIntervalMs: config.pollIntervalMs, readBatchSize: 1_000, maxBatchBytes: config.maxPageBytes }, log);
+    const feed = new ChangeFeed(store, { pollIntervalMs: config.pollIntervalMs, readBatchSize: 1_000, maxBatchBytes: config.maxPageBytes, observer: metrics.feedObserver(collectionModel.name) }, log);
     await feed.start();
     const writer = new CollectionWriter(store, createValidator(collectionModel), () => feed.wake(), {
       strategy: config.conflictStrategies[collectionModel.name] ?? 'field-lww',
@@ -110,6 +118,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const rules = await loadRules(config.rulesPath, model);
   log.info({ rules: rules.files, collections: [...rules.roles.keys()] }, 'permission rules loaded');
   const permissions = new PermissionEngine(model, rules);
+  const activity = new Activity(config.rulesPath, rules);
   const schema = buildSchema(model, collections, config, {
     // A client on an older (compatible) schema sees and changes only the fields it knows.
     of: (context, collection) => {
@@ -122,8 +131,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     try {
       const next = await loadRules(config.rulesPath, model);
       permissions.reload(next);
+      activity.rulesLoaded(next);
       log.info({ rules: next.files }, 'permission rules reloaded; open sessions re-evaluated');
     } catch (error) {
+      activity.rulesRefused(error);
       log.error({ err: error }, 'new permission rules refused; the previous ones stay in force');
     }
   };
@@ -137,7 +148,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (sessions.size === 0) return;
     void auth.refreshCustomData([...sessions.keys()]).then(
       (changed) => changed.forEach((user) => permissions.userChanged(user)),
-      (error: unknown) => log.warn({ err: error }, 'custom data refresh failed'),
+      (error: unknown) => {
+        metrics.storeError('background', error);
+        log.warn({ err: error }, 'custom data refresh failed');
+      },
     );
   }, config.customDataPollMs);
   customDataPoll.unref();
@@ -156,7 +170,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
             if (error) socket.close(CLOSE_CODES.UNAUTHORIZED, closeReason(`${error.reason}: ${error.message}`));
           }
         },
-        (error: unknown) => stopping || log.warn({ err: error }, 'API key revocation check failed'),
+        (error: unknown) => {
+          if (stopping) return;
+          metrics.storeError('background', error);
+          log.warn({ err: error }, 'API key revocation check failed');
+        },
       )
       .finally(() => (checkingKeys = false));
   }, config.apiKeyCheckMs);
@@ -172,7 +190,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     maxRequestBodySize: config.maxPayloadBytes, // bodies without a content-length too
     // Subscriptions only over graphql-ws, where sessions end with their credentials (transport.ts);
     // no internal error text (Yoga's originalError) in any answer.
-    plugins: [...operationLimitPlugins(config), subscriptionsOverWebSocketOnly(), noInternalErrorDetail()],
+    plugins: [...operationLimitPlugins(config), subscriptionsOverWebSocketOnly(), noInternalErrorDetail(), opsPlugin(model, metrics, activity)],
     // Every operation runs as an authenticated user: HTTP requests were checked before Yoga saw
     // them, sockets when they connected.
     // Over WebSocket, what the client knows of the schema (graphql/client-schema.ts).
@@ -183,12 +201,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     try {
       await db.command({ ping: 1 });
       return true;
-    } catch {
+    } catch (error) {
+      metrics.storeError('ready', error);
       return false;
     }
   };
 
+  const ops = { auth, metrics, activity, collections, metricsToken: config.metricsToken, adminClaim: config.adminClaim, log };
   const httpServer = createServer((req: IncomingMessage, res: ServerResponse) => {
+    // /health, /metrics and /admin (gateway/ops/): before GraphQL and its authentication.
+    if (handleOps(ops, req, res)) return;
     if (req.url === '/ready') {
       void isReady().then((ready) => {
         res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' });
@@ -240,7 +262,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     );
   });
 
-  const wss = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, maxPayload: config.maxPayloadBytes });
+  wss = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, maxPayload: config.maxPayloadBytes });
   const wsServer = useServer<Record<string, unknown> | undefined, { user?: User; clientSchema?: SessionSchema | null }>(
     {
       // graphql-ws closes a socket with 4500 when a handler throws; with isProd the reason is
@@ -262,6 +284,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           ctx.extra.user = user;
           sessions.set(user, socket);
           socket.once('close', () => sessions.delete(user));
+          activity.opened(socket, user, ctx.extra.request);
           if (user.expiresAt !== null) {
             // An open session ends when its token does; the client reconnects with a fresh one.
             const cancel = runAt(user.expiresAt, () => socket.close(CLOSE_CODES.TOKEN_EXPIRED, 'token expired'));
@@ -295,6 +318,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     for (const socket of wss.clients) {
       if (socket.bufferedAmount > config.maxBufferedBytes) {
         log.warn({ bufferedBytes: socket.bufferedAmount }, 'dropping a WebSocket whose client stopped reading');
+        metrics.socketDropped();
         socket.terminate();
       }
     }

@@ -14,6 +14,8 @@ interface ApiKeyDocument {
   hash: string;
   createdAt: Date;
   revokedAt: Date | null;
+  /** May use /admin (gateway/ops/). Absent on keys made before the flag existed: not admin. */
+  admin?: boolean;
 }
 
 export interface ApiKeyInfo {
@@ -22,6 +24,7 @@ export interface ApiKeyInfo {
   userId: string;
   createdAt: Date;
   revokedAt: Date | null;
+  admin: boolean;
 }
 
 export const API_KEYS_COLLECTION = '_tributary_api_keys';
@@ -35,10 +38,10 @@ export class ApiKeys {
   }
 
   /** Creates a key; the returned `key` is shown once and never stored. */
-  async create(name: string, userId?: string): Promise<{ key: string; info: ApiKeyInfo }> {
+  async create(name: string, userId?: string, options: { admin?: boolean } = {}): Promise<{ key: string; info: ApiKeyInfo }> {
     const id = randomBytes(8).toString('hex');
     const secret = randomBytes(32).toString('base64url');
-    const doc: ApiKeyDocument = { _id: id, name, userId: userId ?? `api-key:${id}`, hash: sha256(secret), createdAt: new Date(), revokedAt: null };
+    const doc: ApiKeyDocument = { _id: id, name, userId: userId ?? `api-key:${id}`, hash: sha256(secret), createdAt: new Date(), revokedAt: null, admin: options.admin === true };
     await this.keys.insertOne(doc);
     return { key: `trb_${id}_${secret}`, info: toInfo(doc) };
   }
@@ -78,7 +81,7 @@ export class ApiKeys {
       throw new AuthError('unknown-api-key', 'no such API key');
     }
     if (doc.revokedAt) throw new AuthError('revoked-api-key', 'the API key has been revoked');
-    return { id: doc.userId, provider: 'api-key', data: { keyId: doc._id, name: doc.name }, customData: null, expiresAt: null };
+    return { id: doc.userId, provider: 'api-key', data: { keyId: doc._id, name: doc.name, admin: doc.admin === true }, customData: null, expiresAt: null };
   }
 }
 
@@ -87,5 +90,5 @@ function sha256(value: string): string {
 }
 
 function toInfo(doc: ApiKeyDocument): ApiKeyInfo {
-  return { id: doc._id, name: doc.name, userId: doc.userId, createdAt: doc.createdAt, revokedAt: doc.revokedAt };
+  return { id: doc._id, name: doc.name, userId: doc.userId, createdAt: doc.createdAt, revokedAt: doc.revokedAt, admin: doc.admin === true };
 }

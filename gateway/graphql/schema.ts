@@ -114,7 +114,7 @@ export function buildSchema(model: DataModel, runtimes: Map<string, CollectionRu
   return makeExecutableSchema({ typeDefs, resolvers });
 }
 
-interface PlainNames {
+export interface PlainNames {
   list: string;
   get: string;
   insert: string;
@@ -123,7 +123,7 @@ interface PlainNames {
   watch: string;
 }
 
-function plainOperationNames(c: CollectionModel): PlainNames {
+export function plainOperationNames(c: CollectionModel): PlainNames {
   const type = c.typeName;
   const single = type[0]!.toLowerCase() + type.slice(1);
   if (single === c.name) throw new GraphQLError(`collection name "${c.name}" must differ from "${single}" (used for get by id)`);

@@ -20,6 +20,18 @@ export interface ChangeBatch {
   checkpoint: Checkpoint;
   /** About the size of `documents[i]` (cursor-cache.ts sizeOf), measured once per batch for every subscriber. */
   bytes(i: number): number;
+  /** When the batch's earliest change was committed (or, an outside write, taken in), ms since epoch. */
+  committedAt: number;
+}
+
+/** What happens to the feed's batches, for metrics (gateway/ops/). */
+export interface FeedObserver {
+  /** A listener's event holding changes committed at `committedAt` was written to its socket. */
+  delivered(committedAt: number): void;
+  /** A listener fell too far behind: its queue became one resync, or (a plain watch) it ended. */
+  overflowed(ended: boolean): void;
+  /** Reading the store failed; the next wake or poll retries. */
+  readFailed(error: unknown): void;
 }
 
 export type ChangeListener = (batch: ChangeBatch) => void;
@@ -29,6 +41,7 @@ export interface ChangeFeedOptions {
   readBatchSize: number;
   /** Stored bytes after which a batch ends (TRIBUTARY_MAX_PAGE_BYTES by default). */
   maxBatchBytes: number;
+  observer?: FeedObserver;
 }
 
 export class ChangeFeed {
@@ -56,6 +69,15 @@ export class ChangeFeed {
   /** Current position: every change at or below it has been handed to listeners. */
   get checkpoint(): Checkpoint {
     return { seq: this.position };
+  }
+
+  /** Listeners now: one per open live stream (sync/stream.ts). */
+  get listenerCount(): number {
+    return this.listeners.size;
+  }
+
+  get observer(): FeedObserver | undefined {
+    return this.options.observer;
   }
 
   subscribe(listener: ChangeListener): () => void {
@@ -102,6 +124,7 @@ export class ChangeFeed {
       } catch (error) {
         // Store unreachable: keep the position; the next wake or poll retries.
         this.log.warn({ err: error, collection: this.store.model.name }, 'change feed read failed');
+        this.options.observer?.readFailed(error);
         return;
       }
     }
@@ -115,6 +138,7 @@ export class ChangeFeed {
       documents,
       checkpoint: { seq: this.position },
       bytes: (i) => (sizes[i] ??= sizeOf(stored[i])),
+      committedAt: stored.reduce((earliest, d) => Math.min(earliest, d._sync.updatedAt?.getTime() ?? earliest), Date.now()),
     };
     for (const listener of this.listeners) {
       try {

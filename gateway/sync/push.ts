@@ -575,6 +575,17 @@ export class CollectionWriter {
 /** Realm's reason for a write outside the client's subscriptions. */
 const OUTSIDE_VIEW = 'object is outside of the current query view';
 
+/**
+ * Why the rules refused a row (a compensating write), as a metric label: outside the client's
+ * subscriptions, a field the role may not write, or the role's document rights; null for
+ * refusals that are not compensating writes (schema, malformed rows).
+ */
+export function compensatingReason(rejection: Pick<PushRejection, 'code' | 'field' | 'message'>): 'outside-subscriptions' | 'field-permission' | 'role' | null {
+  if (rejection.code !== REJECTION_CODES.PERMISSION_DENIED) return null;
+  if (rejection.message.endsWith(OUTSIDE_VIEW)) return 'outside-subscriptions';
+  return rejection.field === null ? 'role' : 'field-permission';
+}
+
 function permissionDenied(denial: WriteDenial, model: CollectionModel, id: unknown): Omit<PushRejection, 'id'> {
   return { code: REJECTION_CODES.PERMISSION_DENIED, field: denial.field, message: denialReason(model, id, denial), realmCode: COMPENSATING_WRITE_CODE };
 }

@@ -24,6 +24,8 @@ export interface Sized<T> {
   event: T;
   documents: number;
   bytes: number;
+  /** When the changes it holds were committed (ms); absent for resyncs and permission changes. */
+  committedAt?: number;
 }
 
 const RESYNC: StreamEvent = { documents: [], checkpoint: null, resync: true };
@@ -92,6 +94,17 @@ export function openStream<T>(
   let waiting: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void } | null = null;
   let failure: unknown = null;
   let done = false;
+  // graphql-ws asks for the next event only once the previous frame was written to the socket
+  // (it awaits ws's send callback): that moment ends the delivery latency of the event handed out.
+  let handedOut: number | undefined;
+  const handOut = (item: Sized<T>): T => {
+    handedOut = item.committedAt;
+    return item.event;
+  };
+  const written = () => {
+    if (handedOut !== undefined) feed.observer?.delivered(handedOut);
+    handedOut = undefined;
+  };
 
   const fail = (error: unknown) => {
     if (done || failure) return;
@@ -110,7 +123,7 @@ export function openStream<T>(
     if (waiting) {
       const { resolve } = waiting;
       waiting = null;
-      resolve({ value: item.event, done: false });
+      resolve({ value: handOut(item), done: false });
       return;
     }
     if (queuedDocuments + item.documents <= options.maxQueuedDocuments && queuedBytes + item.bytes <= options.maxQueuedBytes) {
@@ -121,7 +134,9 @@ export function openStream<T>(
       queue.splice(0, queue.length, { event: options.onOverflow, documents: 0, bytes: 0 });
       queuedDocuments = 0;
       queuedBytes = 0;
+      feed.observer?.overflowed(false);
     } else {
+      feed.observer?.overflowed(true);
       fail(new GraphQLError('subscriber fell too far behind the change feed', { extensions: { code: 'SLOW_CONSUMER' } }));
     }
   };
@@ -133,7 +148,9 @@ export function openStream<T>(
       fail(error); // e.g. the subscription's filter is no longer allowed for this user
       return;
     }
-    if (item !== null) deliver(item);
+    if (item === null) return;
+    item.committedAt ??= batch.committedAt;
+    deliver(item);
   });
   const unsubscribeSource = options.source?.(deliver, fail);
   const unsubscribe = () => {
@@ -153,11 +170,12 @@ export function openStream<T>(
   return {
     next() {
       if (done) return Promise.resolve({ value: undefined, done: true });
+      written();
       const item = queue.shift();
       if (item) {
         queuedDocuments -= item.documents;
         queuedBytes -= item.bytes;
-        return Promise.resolve({ value: item.event, done: false });
+        return Promise.resolve({ value: handOut(item), done: false });
       }
       if (failure) {
         done = true;
