@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { AuthConfig } from './auth/authenticator.ts';
 import type { ConflictStrategy } from '../protocol/merge.ts';
+import { PACKAGE_ROOT } from './package-root.ts';
 import type { InvalidDocumentPolicy } from './store/collection-store.ts';
 import { parseDuration } from './store/retention.ts';
 
@@ -93,8 +94,8 @@ export interface AdminClaim {
 
 export const DEFAULTS: Omit<GatewayConfig, 'mongoUri'> = {
   database: 'tributary',
-  schemaPath: resolve(import.meta.dirname, '../schema.graphql'),
-  rulesPath: resolve(import.meta.dirname, '../rules'),
+  schemaPath: resolve(PACKAGE_ROOT, 'schema.graphql'),
+  rulesPath: resolve(PACKAGE_ROOT, 'rules'),
   watchRules: false,
   customDataPollMs: 2_000,
   host: '127.0.0.1',

@@ -1,43 +1,75 @@
-// `npm start`: the gateway on MONGODB_URI, or on the embedded FerretDB when it is unset.
+// The gateway as a process (`npm start`, `tributary start`): on MONGODB_URI, or on the embedded
+// FerretDB when it is unset, configured by environment variables (config.ts), until SIGINT or
+// SIGTERM stops it and the embedded store with it.
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pino } from 'pino';
 import { configFromEnv } from './config.ts';
-import { startGateway } from './server.ts';
+import { PACKAGE_ROOT } from './package-root.ts';
+import { startGateway, type Gateway } from './server.ts';
 import { startEmbeddedFerretDB, type EmbeddedFerretDB } from './store/embedded-ferretdb.ts';
 
-const config = configFromEnv();
-const log = pino({ level: config.logLevel });
+export async function runGateway(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const config = configFromEnv(env);
+  // The app's data model and rules, from the folder it is started in (in a checkout: the
+  // checkout's own); not the examples inside an installed package.
+  if (!env.TRIBUTARY_SCHEMA) config.schemaPath = resolve('schema.graphql');
+  if (!env.TRIBUTARY_RULES) config.rulesPath = resolve('rules');
+  const example = (name: string) => resolve(PACKAGE_ROOT, name);
+  if (!existsSync(config.schemaPath)) {
+    throw new Error(`no data model at ${config.schemaPath}: write a schema.graphql there or set TRIBUTARY_SCHEMA (an example: ${example('schema.graphql')})`);
+  }
+  if (!existsSync(config.rulesPath)) {
+    throw new Error(`no permission rules at ${config.rulesPath}: create that folder or set TRIBUTARY_RULES (an example: ${example('rules')})`);
+  }
+  const log = pino({ level: config.logLevel });
 
-let embedded: EmbeddedFerretDB | undefined;
-let mongoUri = config.mongoUri;
-if (!mongoUri) {
-  const dataDir = resolve(process.env.TRIBUTARY_DATA_DIR ?? '.tributary/data');
-  embedded = await startEmbeddedFerretDB({ dataDir });
-  mongoUri = embedded.uri;
-  log.info({ dataDir, uri: mongoUri }, 'embedded FerretDB started (set MONGODB_URI to use your own MongoDB)');
+  let embedded: EmbeddedFerretDB | undefined;
+  let gateway: Gateway | undefined;
+  let stopping = false;
+  const start = async () => {
+    let mongoUri = config.mongoUri;
+    if (!mongoUri) {
+      const dataDir = resolve(env.TRIBUTARY_DATA_DIR ?? '.tributary/data');
+      embedded = await startEmbeddedFerretDB({ dataDir });
+      mongoUri = embedded.uri;
+      log.info({ dataDir, uri: mongoUri }, 'embedded FerretDB started (set MONGODB_URI to use your own MongoDB)');
+    }
+    if (stopping) return;
+    gateway = await startGateway({ ...config, mongoUri, logger: log }).catch(async (error: unknown) => {
+      await embedded?.stop();
+      throw error;
+    });
+    log.info({ http: gateway.httpUrl, ws: gateway.wsUrl }, 'Tributary gateway ready');
+  };
+  const started = start();
+
+  // Handled from the start: a signal while FerretDB or the gateway is still starting must
+  // stop them too, not leave FerretDB running without us.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'shutting down');
+      void started
+        .catch(() => {}) // a failed start already stopped what it had started, and is reported below
+        .then(() => gateway?.stop())
+        .then(() => embedded?.stop())
+        .then(() => process.exit(0), (error: unknown) => {
+          log.error({ err: error }, 'shutdown failed');
+          process.exit(1);
+        });
+    });
+  }
+  // Reload the permission rules without a restart; open sessions get the new permissions live.
+  process.on('SIGHUP', () => void gateway?.reloadRules());
+
+  await started;
 }
 
-const gateway = await startGateway({ ...config, mongoUri, logger: log }).catch(async (error: unknown) => {
-  await embedded?.stop();
-  throw error;
-});
-log.info({ http: gateway.httpUrl, ws: gateway.wsUrl }, 'Tributary gateway ready');
-
-// Reload the permission rules without a restart; open sessions get the new permissions live.
-process.on('SIGHUP', () => void gateway.reloadRules());
-
-let shuttingDown = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (shuttingDown) return;
-    shuttingDown = true;
-    log.info({ signal }, 'shutting down');
-    void gateway
-      .stop()
-      .then(() => embedded?.stop())
-      .then(() => process.exit(0), (error: unknown) => {
-        log.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      });
+if (process.argv[1] && resolve(process.argv[1]) === import.meta.filename) {
+  await runGateway().catch((error: unknown) => {
+    console.error(`gateway not started: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
   });
 }

@@ -1,4 +1,5 @@
 // `npm run import-realm -- <export folder> [--out <dir>] [--environment <name>] [--force]`
+// (or, installed as a package: `tributary import-realm <export folder> ...`)
 //
 // Turns an Atlas App Services export (App Services CLI `appservices pull`, or the UI's export) of
 // a Flexible Sync app into Tributary's configuration:
@@ -983,14 +984,23 @@ function shown(path: string): string {
   return r && !r.startsWith('..') ? r : path;
 }
 
-function startCommands(t: Translation, out: string): string[] {
+/** How the person running the importer runs Tributary: from a checkout, or the installed command. */
+export interface Commands {
+  /** This command, for its usage line. */
+  importRealm: string;
+  /** The command that starts the gateway. */
+  start: string;
+}
+const CHECKOUT_COMMANDS: Commands = { importRealm: 'npm run import-realm --', start: 'npm start' };
+
+function startCommands(t: Translation, out: string, commands: Commands): string[] {
   const vars = [['TRIBUTARY_SCHEMA', shown(join(out, 'schema.graphql'))], ['TRIBUTARY_RULES', shown(join(out, 'rules'))], ...t.env];
   const assignments = vars.map(([k, v]) => `${k}=${/^[\w./:-]+$/.test(v!) ? v : `'${v!.replace(/'/g, `'\\''`)}'`}`).join(' ');
-  return [`${assignments} npm start`, `MONGODB_URI='mongodb+srv://<user>:<password>@<your cluster>/' ${assignments} npm start`];
+  return [`${assignments} ${commands.start}`, `MONGODB_URI='mongodb+srv://<user>:<password>@<your cluster>/' ${assignments} ${commands.start}`];
 }
 
-function notesMarkdown(t: Translation, out: string, exportDir: string, forced: boolean, validation: string[]): string {
-  const [embedded, own] = startCommands(t, out);
+function notesMarkdown(t: Translation, out: string, exportDir: string, forced: boolean, validation: string[], commands: Commands): string {
+  const [embedded, own] = startCommands(t, out, commands);
   const list = (items: string[]) => (items.length > 0 ? items.map((i) => `- ${i}`).join('\n') : '- none');
   const sections = [
     `# Import notes: ${t.appName}`,
@@ -1053,10 +1063,12 @@ async function validate(dir: string, shownAs: string): Promise<string[]> {
   return messages;
 }
 
-async function main(): Promise<number> {
+/** Runs the importer on `argv` (without the program name); resolves to the exit code. */
+export async function importRealm(argv: string[], commands: Commands = CHECKOUT_COMMANDS): Promise<number> {
   let args;
   try {
     args = parseArgs({
+      args: argv,
       allowPositionals: true,
       options: { out: { type: 'string' }, force: { type: 'boolean', default: false }, environment: { type: 'string' }, help: { type: 'boolean', default: false } },
     });
@@ -1066,7 +1078,7 @@ async function main(): Promise<number> {
   }
   const [exportDir] = args.positionals;
   if (args.values.help || !exportDir || args.positionals.length > 1) {
-    console.error('usage: npm run import-realm -- <App Services export folder> [--out <dir>] [--environment <name>] [--force]');
+    console.error(`usage: ${commands.importRealm} <App Services export folder> [--out <dir>] [--environment <name>] [--force]`);
     return 2;
   }
   const out = resolve(args.values.out ?? 'realm-import');
@@ -1097,7 +1109,7 @@ async function main(): Promise<number> {
       for (const m of validation) console.error(`  ${m}`);
       return 1;
     }
-    writeFileSync(join(staging, 'IMPORT-NOTES.md'), notesMarkdown(t, out, exportDir, force && (t.problems.length > 0 || validation.length > 0), validation));
+    writeFileSync(join(staging, 'IMPORT-NOTES.md'), notesMarkdown(t, out, exportDir, force && (t.problems.length > 0 || validation.length > 0), validation, commands));
     if (existsSync(out)) rmSync(out, { recursive: true });
     renameSync(staging, out);
 
@@ -1113,7 +1125,7 @@ async function main(): Promise<number> {
     for (const d of t.differences) console.log(`  note: ${formatFinding(d)}`);
     for (const n of t.notImported) console.log(`  not imported: ${n}`);
     if (validation.length === 0) console.log('Checked: the schema loads with loadModel, the rules with the gateway\'s rules loader.');
-    const [embedded, own] = startCommands(t, out);
+    const [embedded, own] = startCommands(t, out, commands);
     console.log('\nStart the gateway with it, on the embedded FerretDB:');
     console.log(`  ${embedded}`);
     console.log("or on the app's MongoDB cluster:");
@@ -1125,5 +1137,5 @@ async function main(): Promise<number> {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) {
-  process.exitCode = await main();
+  process.exitCode = await importRealm(process.argv.slice(2));
 }

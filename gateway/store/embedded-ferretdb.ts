@@ -4,11 +4,31 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { resolve } from 'node:path';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { MongoClient, MongoServerError } from 'mongodb';
+import { INSTALLED, PACKAGE_ROOT } from '../package-root.ts';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-export const FERRETDB_BINARY = resolve(process.env.TRIBUTARY_BIN_DIR ?? resolve(ROOT, '.tributary/bin'), 'ferretdb');
+/** The FerretDB release we build (scripts/build-ferretdb.sh is given it; its own default is for running it by hand). */
+export const FERRETDB_VERSION = process.env.FERRETDB_VERSION || 'v1.24.2';
+
+/**
+ * Where the FerretDB binary is, or is built: TRIBUTARY_FERRETDB_BIN (a binary you built), else
+ * TRIBUTARY_BIN_DIR/ferretdb; in a checkout, its .tributary/bin/ferretdb. Installed in an app,
+ * the package folder is not the place for a 45 MB build (npm replaces it on every install):
+ * the app's ./.tributary/bin/ferretdb if it exists, else a per-user cache,
+ * $XDG_CACHE_HOME (or ~/.cache)/tributary/ferretdb-<version>/ferretdb.
+ */
+export function ferretdbBinary(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string {
+  if (env.TRIBUTARY_FERRETDB_BIN) return resolve(cwd, env.TRIBUTARY_FERRETDB_BIN);
+  if (env.TRIBUTARY_BIN_DIR) return resolve(cwd, env.TRIBUTARY_BIN_DIR, 'ferretdb');
+  if (!INSTALLED) return resolve(PACKAGE_ROOT, '.tributary/bin/ferretdb');
+  const inProject = resolve(cwd, '.tributary/bin/ferretdb');
+  if (existsSync(inProject)) return inProject;
+  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'tributary', `ferretdb-${FERRETDB_VERSION}`, 'ferretdb');
+}
+
+export const FERRETDB_BINARY = ferretdbBinary();
 
 export interface EmbeddedFerretDB {
   uri: string;
@@ -48,8 +68,13 @@ export interface OplogOptions {
 /** Builds FerretDB if it is not built yet (a minute or so, once). */
 export function ensureFerretDBBuilt(): void {
   if (existsSync(FERRETDB_BINARY)) return;
-  const build = spawnSync('bash', [resolve(ROOT, 'scripts/build-ferretdb.sh')], { stdio: 'inherit' });
-  if (build.status !== 0) throw new Error(`building FerretDB failed (exit ${build.status}); see the output above`);
+  if (process.env.TRIBUTARY_FERRETDB_BIN) throw new Error(`TRIBUTARY_FERRETDB_BIN=${process.env.TRIBUTARY_FERRETDB_BIN}: no such file (unset it to have FerretDB built)`);
+  // Its output goes to stderr: stdout may be a log others parse.
+  const build = spawnSync('bash', [resolve(PACKAGE_ROOT, 'scripts/build-ferretdb.sh')], {
+    stdio: ['ignore', 2, 2],
+    env: { ...process.env, FERRETDB_VERSION, TRIBUTARY_BIN_DIR: dirname(FERRETDB_BINARY) },
+  });
+  if (build.status !== 0) throw new Error(`building FerretDB into ${dirname(FERRETDB_BINARY)} failed (exit ${build.status ?? build.error}); see the output above`);
 }
 
 export async function startEmbeddedFerretDB(options: EmbeddedFerretDBOptions): Promise<EmbeddedFerretDB> {
@@ -80,6 +105,11 @@ export async function startEmbeddedFerretDB(options: EmbeddedFerretDBOptions): P
   child.stdout.on('data', collect);
   child.stderr.on('data', collect);
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  // A process that exits without stop() (an uncaught error, process.exit) must not leave
+  // FerretDB running on the data folder.
+  const stopOnExit = () => child.kill('SIGTERM');
+  process.once('exit', stopOnExit);
+  child.once('exit', () => process.off('exit', stopOnExit));
 
   const deadline = Date.now() + 30_000;
   while (!(await canConnect(port))) {
