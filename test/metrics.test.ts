@@ -1,6 +1,8 @@
 // GET /metrics: Prometheus text from the gateway's own registry. Each counter is read before and
 // after real work (pushes, pulls, live deliveries to an SDK client, compensating writes, slow
 // consumers) and must move by what that work was.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { syncOperations } from '../protocol/operations.ts';
@@ -149,6 +151,21 @@ describe('/metrics', () => {
     expect(sample(await scrape(gateway), 'tributary_active_subscriptions', tasks)).toBe(1);
     expect(delta(before, await scrape(gateway), 'tributary_slow_consumer_sockets_dropped_total')).toBe(0);
     stalled.resume();
+  });
+
+  it('is what README.md says: its scrape config works, and its table lists every tributary_ metric', async () => {
+    const readme = readFileSync(resolve(import.meta.dirname, '../README.md'), 'utf8');
+    const config = /```yaml\n(scrape_configs:[\s\S]*?)```/.exec(readme)![1]!;
+    const setting = (name: string) => new RegExp(`${name}: (\\S+)`).exec(config)![1]!;
+    const gateway = await startTestGateway({ metricsToken: setting('credentials') });
+    // As Prometheus reads it: the target's host (the test's port), the path, the bearer credentials.
+    const target = /targets: \['([^']+)'\]/.exec(config)![1]!;
+    const url = `http://${target.split(':')[0]}:${gateway.port}${setting('metrics_path')}`;
+    const response = await fetch(url, { headers: { authorization: `${setting('type')} ${setting('credentials')}` } });
+    expect(response.status).toBe(200);
+    const exposed = new Set([...(await response.text()).matchAll(/^# TYPE (tributary_\w+) /gm)].map((m) => m[1]));
+    const documented = new Set([...readme.matchAll(/^\| `(tributary_\w+)` \|/gm)].map((m) => m[1]));
+    expect([...documented].sort()).toEqual([...exposed].sort());
   });
 
   it('asks for TRIBUTARY_METRICS_TOKEN when one is set', async () => {
