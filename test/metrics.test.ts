@@ -1,8 +1,10 @@
 // GET /metrics: Prometheus text from the gateway's own registry. Each counter is read before and
 // after real work (pushes, pulls, live deliveries to an SDK client, compensating writes, slow
 // consumers) and must move by what that work was.
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { startEmbeddedFerretDB } from '../gateway/store/embedded-ferretdb.ts';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { syncOperations } from '../protocol/operations.ts';
@@ -151,6 +153,27 @@ describe('/metrics', () => {
     expect(sample(await scrape(gateway), 'tributary_active_subscriptions', tasks)).toBe(1);
     expect(delta(before, await scrape(gateway), 'tributary_slow_consumer_sockets_dropped_total')).toBe(0);
     stalled.resume();
+  });
+
+  it('counts store errors: its MongoDB goes away under a running gateway', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tributary-metrics-store-'));
+    const store = await startEmbeddedFerretDB({ dataDir, oplog: false });
+    try {
+      const gateway = await startTestGateway({ mongoUri: store.uri });
+      const ops = syncOperations(gateway.model.collections.find((c) => c.name === 'tasks')!);
+      const before = await scrape(gateway);
+      await store.stop();
+      // Both fail on the driver's errors (connection refused), and each is counted where it was met.
+      const pulled = await graphqlHttp(gateway.httpUrl, ops.pull, { checkpoint: null, limit: 10 });
+      expect(pulled.errors?.[0]?.extensions?.code).toBe('INTERNAL_SERVER_ERROR');
+      expect((await fetch(`${new URL(gateway.httpUrl).origin}/ready`)).status).toBe(503);
+      const after = await scrape(gateway);
+      expect(delta(before, after, 'tributary_store_errors_total', { source: 'graphql' })).toBe(1);
+      expect(delta(before, after, 'tributary_store_errors_total', { source: 'ready' })).toBe(1);
+    } finally {
+      await store.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('is what README.md says: its scrape config works, and its table lists every tributary_ metric', async () => {
