@@ -87,11 +87,11 @@ describe('admin API', () => {
     const alice = await openTestClient(gateway.wsUrl, { flexibleSync: true, connectionParams: { authToken: aliceToken } });
     await alice.subscriptions.update((subs) => subs.add('tasks', "status == 'TODO'", { name: 'open tasks' }));
     await alice.subscriptions.waitForSynchronization();
-    await waitFor('alice holds her open tasks', async () => (await alice.collections.tasks.find().exec()).length === 2);
+    await waitFor('alice holds her open tasks', async () => (await alice.collections.tasks!.find().exec()).length === 2);
     // A write outside her subscription: a compensating write.
     const outside = newTask({ ownerId: 'alice', status: 'DONE', title: '<img src=x onerror=alert(1)>' });
-    await alice.collections.tasks.insert(outside);
-    await waitFor('the write was reverted on the device', async () => (await alice.collections.tasks.findOne(outside.id).exec()) === null);
+    await alice.collections.tasks!.insert(outside);
+    await waitFor('the write was reverted on the device', async () => (await alice.collections.tasks!.findOne(outside.id).exec()) === null);
 
     // An admin JWT (the claim may also be a list holding the value) and the admin key see the same.
     for (const token of [adminKey, await testToken('root', { role: ['ops', 'admin'] })]) {

@@ -63,7 +63,7 @@ describe('/metrics', () => {
     const rows = [newTask(), newTask()].map((task) => ({ assumedMasterState: null, newDocumentState: { ...task, _deleted: false } }));
     const pushed = await graphqlHttp(gateway.httpUrl, ops.push, { rows });
     expect(pushed.data?.pushTasks.rejected).toEqual([]);
-    await waitFor('the SDK client got both tasks', async () => (await client.collections.tasks.find().exec()).length === 2);
+    await waitFor('the SDK client got both tasks', async () => (await client.collections.tasks!.find().exec()).length === 2);
     await waitFor('the live delivery was counted', async () => delta(before, await scrape(gateway), 'tributary_live_delivery_seconds_count', tasks) >= 1);
     const afterPush = await scrape(gateway);
     expect(delta(before, afterPush, 'tributary_pushes_total', tasks)).toBe(1);
@@ -84,8 +84,8 @@ describe('/metrics', () => {
     await graphqlHttp(gateway.httpUrl, ops.push, { rows: [row(newTask({ status: 'TODO' }))], view: [{ status: 'DONE' }] });
     await graphqlHttp(gateway.httpUrl, ops.push, { rows: [row(newTask({ ownerId: 'someone-else' })), row(newTask({ priority: 'high' }))] });
     // And through the SDK: the client writes a task for someone else; the gateway refuses it.
-    await client.collections.tasks.insert(newTask({ ownerId: 'another-user' }));
-    await waitFor('the SDK client was told', async () => (await client.collections.tasks.find({ selector: { ownerId: 'another-user' } }).exec()).length === 0);
+    await client.collections.tasks!.insert(newTask({ ownerId: 'another-user' }));
+    await waitFor('the SDK client was told', async () => (await client.collections.tasks!.find({ selector: { ownerId: 'another-user' } }).exec()).length === 0);
     const afterRefusals = await scrape(gateway);
     expect(delta(afterPull, afterRefusals, 'tributary_compensating_writes_total', { ...tasks, reason: 'outside-subscriptions' })).toBe(1);
     expect(delta(afterPull, afterRefusals, 'tributary_compensating_writes_total', { ...tasks, reason: 'role' })).toBe(2);
@@ -119,7 +119,7 @@ describe('/metrics', () => {
 
     // A live client on `a` makes its feed poll: it catches up.
     const client = await openTestClient(a.wsUrl);
-    await waitFor('the client got the other instance’s writes', async () => (await client.collections.tasks.find().exec()).length === 3);
+    await waitFor('the client got the other instance’s writes', async () => (await client.collections.tasks!.find().exec()).length === 3);
     await waitFor('the lag is gone', async () => sample(await scrape(a), 'tributary_change_feed_lag_sequences', tasks) === 0);
     expect(sample(await scrape(a), 'tributary_change_feed_lag_seconds', tasks)).toBe(0);
   });
