@@ -112,7 +112,7 @@ async function refresh() {
           action.dataset.keyId = k.id;
           action.addEventListener('click', () => revoke(k.id));
         }
-        return [k.id, k.name, k.userId, k.admin ? 'yes' : 'no', k.createdAt, k.revokedAt || '', action];
+        return [k.id, k.name, k.userId, k.admin ? 'yes' : 'no', time(Date.parse(k.createdAt)), k.revokedAt ? time(Date.parse(k.revokedAt)) : '', action];
       }), 'no API keys');
   } catch (error) {
     if (error.status === 401 || error.status === 403) {
