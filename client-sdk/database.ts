@@ -7,6 +7,7 @@
 // so writes not yet pushed stay pending), through migration strategies that project each
 // document onto the new model's fields.
 import { addRxPlugin, createRxDatabase, type MigrationStrategies, type RxCollection, type RxDatabase, type RxJsonSchema, type RxStorage } from 'rxdb';
+import { RxDBLeaderElectionPlugin } from 'rxdb/plugins/leader-election';
 import { RxDBLocalDocumentsPlugin } from 'rxdb/plugins/local-documents';
 import { RxDBMigrationSchemaPlugin } from 'rxdb/plugins/migration-schema';
 import { documentJsonSchema, PRIMARY_KEY, type CollectionModel, type DataModel } from '../protocol/model.ts';
@@ -16,6 +17,8 @@ import { LOCAL_STAMPS_FIELD } from './stamps.ts';
 // Local documents keep sync state (the subscription set) without using up a collection.
 addRxPlugin(RxDBLocalDocumentsPlugin);
 addRxPlugin(RxDBMigrationSchemaPlugin);
+// Several tabs on one database: one of them (the leader) syncs for all (client-sdk/index.ts).
+addRxPlugin(RxDBLeaderElectionPlugin);
 
 /** The database-level local document with each collection's model fingerprint and RxDB version. */
 export const SCHEMA_VERSIONS_DOCUMENT = 'tributary-schema-versions';
@@ -45,11 +48,12 @@ export function rxSchema(collection: CollectionModel, version = 0): RxJsonSchema
   } as RxJsonSchema<LocalDocument>;
 }
 
-export async function openDatabase(name: string, storage: RxStorage<unknown, unknown>, model: DataModel): Promise<{
+/** `multiInstance`: other tabs (or workers) open the same database and see its writes at once. */
+export async function openDatabase(name: string, storage: RxStorage<unknown, unknown>, model: DataModel, multiInstance = false): Promise<{
   database: RxDatabase;
   collections: Record<string, RxCollection<LocalDocument>>;
 }> {
-  const database = await createRxDatabase({ name, storage, multiInstance: false, eventReduce: true, localDocuments: true });
+  const database = await createRxDatabase({ name, storage, multiInstance, eventReduce: true, localDocuments: true });
   try {
     const saved = (await database.getLocal<{ collections: SchemaVersions }>(SCHEMA_VERSIONS_DOCUMENT))?.get('collections') as SchemaVersions | undefined;
     const versions: SchemaVersions = { ...saved };

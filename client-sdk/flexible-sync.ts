@@ -2,8 +2,14 @@
 // into per-collection views (view.ts), tracks the version through Pending → Bootstrapping →
 // Complete, and keeps the set, the views and their bootstrap progress in the local database so
 // a reopened app resumes exactly where it was, without downloading again.
+//
+// With several tabs on one database (multiInstance), only the leader tab syncs, so only it
+// applies versions; the state document is how the tabs agree. A follower tab's update() writes
+// its next version to the document (pending) and waits; the leader sees it, applies it, and
+// publishes its progress there, which the followers mirror. A follower that becomes the leader
+// takes over from the document (lead()).
 import type { RxDatabase } from 'rxdb';
-import { BehaviorSubject } from 'rxjs';
+import { BehaviorSubject, type Subscription as RxSubscription } from 'rxjs';
 import type { Filter } from '../protocol/filter.ts';
 import type { DataModel } from '../protocol/model.ts';
 import { BadQueryError, sameFilter } from './queries.ts';
@@ -19,6 +25,8 @@ interface PersistedState {
   error: string | null;
   subscriptions: Subscription[];
   views: Record<string, PersistedView>;
+  /** The tab that wrote it (multiInstance): a tab ignores its own writes coming back. */
+  writer?: string;
 }
 
 export class SupersededError extends Error {
@@ -33,11 +41,16 @@ export class FlexibleSync implements SubscriptionCommitter {
   replications: () => CollectionReplication[] = () => [];
   private waiters: Array<{ version: number; resolve: () => void; reject: (error: Error) => void }> = [];
   private saving: Promise<unknown> = Promise.resolve();
+  private readonly watching: RxSubscription | null = null;
 
   private constructor(
     private readonly database: RxDatabase,
     model: DataModel,
     saved: PersistedState | null,
+    /** False in a follower tab: versions are applied by the leader tab. */
+    private leading: boolean,
+    /** Names this tab in what it saves (multiInstance). */
+    private readonly tab: string,
   ) {
     this.firstOpen = saved === null;
     for (const c of model.collections) {
@@ -54,11 +67,57 @@ export class FlexibleSync implements SubscriptionCommitter {
       subscriptions: saved?.subscriptions ?? [],
       progress: { received: 0, estimatedTotal: 0 },
     });
+    if (database.multiInstance) {
+      this.watching = database.getLocal$<PersistedState>(STATE_DOCUMENT).subscribe((doc) => {
+        if (doc) this.savedElsewhere(doc.toJSON().data as PersistedState);
+      });
+    }
   }
 
-  static async open(database: RxDatabase, model: DataModel): Promise<FlexibleSync> {
+  /** `leading`: this tab syncs (always, without multiInstance). */
+  static async open(database: RxDatabase, model: DataModel, leading = true, tab = ''): Promise<FlexibleSync> {
     const saved = await database.getLocal<PersistedState>(STATE_DOCUMENT);
-    return new FlexibleSync(database, model, saved ? (saved.toJSON().data as PersistedState) : null);
+    return new FlexibleSync(database, model, saved ? (saved.toJSON().data as PersistedState) : null, leading, tab);
+  }
+
+  /** This tab became the leader: it takes over the set, the views and their progress as last saved. */
+  async lead(): Promise<void> {
+    if (this.leading) return;
+    this.leading = true;
+    const saved = (await this.database.getLocal<PersistedState>(STATE_DOCUMENT))?.toJSON().data as PersistedState | undefined;
+    if (!saved) return;
+    for (const [name, view] of this.views) if (saved.views[name]) view.restore(saved.views[name]);
+    this.state$.next(snapshotOf(saved));
+  }
+
+  /** Another tab saved the state: the leader applies a follower's new version; a follower mirrors. */
+  private savedElsewhere(saved: PersistedState): void {
+    if (saved.writer === this.tab) return;
+    const current = this.state$.getValue();
+    if (saved.version < current.version) return;
+    if (this.leading) {
+      if (saved.version === current.version) return; // this tab's version, saved before the follower's write landed
+      this.supersedeBefore(saved.version);
+      if (saved.state === 'error') {
+        this.state$.next(snapshotOf(saved)); // the previous queries keep syncing
+        return;
+      }
+      this.publish({ ...snapshotOf(saved), state: 'pending' });
+      void this.apply(saved.version, [...saved.subscriptions]);
+      return;
+    }
+    this.state$.next(snapshotOf(saved));
+    this.supersedeBefore(saved.version);
+    if (saved.state === 'complete' || saved.state === 'error') this.settle(saved.version, saved.state === 'error' ? new BadQueryError(saved.error ?? 'bad query') : null);
+  }
+
+  private supersedeBefore(version: number): void {
+    for (const w of this.waiters.filter((w) => w.version < version)) w.reject(new SupersededError(`version ${w.version} was superseded by version ${version}`));
+    this.waiters = this.waiters.filter((w) => w.version >= version);
+  }
+
+  close(): void {
+    this.watching?.unsubscribe();
   }
 
   /** After the replications started: finishes a version that was under way when the app closed. */
@@ -70,10 +129,9 @@ export class FlexibleSync implements SubscriptionCommitter {
   commit(subscriptions: Subscription[]): Promise<void> {
     const previous = this.state$.getValue();
     const version = previous.version + 1;
-    if (previous.state === 'pending' || previous.state === 'bootstrapping') this.publish({ ...previous, state: 'superseded' });
+    if (this.leading && (previous.state === 'pending' || previous.state === 'bootstrapping')) this.publish({ ...previous, state: 'superseded' });
     const waiting = this.waitForVersion(version);
-    for (const w of this.waiters.filter((w) => w.version < version)) w.reject(new SupersededError(`version ${w.version} was superseded by version ${version}`));
-    this.waiters = this.waiters.filter((w) => w.version >= version);
+    this.supersedeBefore(version);
 
     const bad = subscriptions.find((s) => s.filter === null);
     if (bad) {
@@ -83,7 +141,8 @@ export class FlexibleSync implements SubscriptionCommitter {
       return waiting;
     }
     this.publish({ version, state: 'pending', error: null, subscriptions, progress: { received: 0, estimatedTotal: 0 } });
-    void this.apply(version, subscriptions);
+    // A follower's version is applied by the leader; `waiting` settles when it saves the outcome.
+    if (this.leading) void this.apply(version, subscriptions);
     return waiting;
   }
 
@@ -149,20 +208,35 @@ export class FlexibleSync implements SubscriptionCommitter {
   /** Publishes a new snapshot and saves it (saves run one after another). */
   private publish(snapshot: SubscriptionSetSnapshot): void {
     this.state$.next(snapshot);
-    const saved: PersistedState = {
+    const saved = {
       version: snapshot.version,
       state: snapshot.state,
       error: snapshot.error?.message ?? null,
       subscriptions: [...snapshot.subscriptions],
-      views: Object.fromEntries([...this.views].map(([name, view]) => [name, view.snapshot()])),
+      writer: this.tab,
     };
-    this.saving = this.saving.then(() => this.database.upsertLocal(STATE_DOCUMENT, saved)).catch(() => {});
+    const views = () => Object.fromEntries([...this.views].map(([name, view]) => [name, view.snapshot()]));
+    // A follower's views are not its own (the leader's replications move them): it keeps the saved ones.
+    const savedViews = async () => ((await this.database.getLocal<PersistedState>(STATE_DOCUMENT))?.toJSON().data as PersistedState | undefined)?.views ?? views();
+    this.saving = this.saving
+      .then(async () => this.database.upsertLocal(STATE_DOCUMENT, { ...saved, views: this.leading ? views() : await savedViews() } satisfies PersistedState))
+      .catch(() => {});
   }
 
   /** Resolves when everything published so far is saved. */
   flush(): Promise<unknown> {
     return this.saving;
   }
+}
+
+function snapshotOf(saved: PersistedState): SubscriptionSetSnapshot {
+  return {
+    version: saved.version,
+    state: saved.state,
+    error: saved.error ? new BadQueryError(saved.error) : null,
+    subscriptions: saved.subscriptions,
+    progress: { received: 0, estimatedTotal: 0 },
+  };
 }
 
 function unique(filters: Filter[]): Filter[] {

@@ -4,14 +4,22 @@
 //   await client.collections.tasks.insert({ ... });   // local first, online or offline
 //   client.connection$.subscribe(console.log);         // connecting / connected / ...
 //   await client.close();
+//
+// In browsers (storage: getRxStorageDexie(), multiInstance: true) every tab of the app opens the
+// client on the same IndexedDB database; RxDB elects one leader tab, and only it opens the socket
+// and runs the replications. The other tabs read and write the same database (RxDB's
+// BroadcastChannel shows each write in every tab at once) and see the leader's connection state
+// and pending writes through local documents. When the leader tab closes, another one leads.
 import type { RxCollection, RxDatabase, RxQuery, RxStorage } from 'rxdb';
-import { Subject, type Observable } from 'rxjs';
+import { BehaviorSubject, merge, Observable, Subject } from 'rxjs';
 import { loadModel, type DataModel } from '../protocol/model.ts';
 import { localCollectionName, openDatabase, type LocalDocument } from './database.ts';
 import { tokenExpiry, type AuthenticatedUser } from './auth.ts';
 import type { SyncError } from './errors.ts';
 import { FlexibleSync } from './flexible-sync.ts';
-import { deviceClock, stampChanges } from './stamps.ts';
+import { claimTab, deviceClock, randomHex, stampChanges } from './stamps.ts';
+import { createLogger, type LogLevel, type LogSink } from './logger.ts';
+import { countPendingWrites, shareSyncStatus } from './status.ts';
 import { mergedFields } from '../protocol/field-state.ts';
 import { CLOSE_CODES } from '../protocol/messages.ts';
 import { replicateCollection, type CollectionReplication } from './replication.ts';
@@ -21,6 +29,7 @@ import { Transport, type ConnectionState, type TransportOptions } from './transp
 import { CollectionView } from './view.ts';
 
 export type { ConnectionState } from './transport.ts';
+export type { LogLevel, LogSink } from './logger.ts';
 export type { SchemaOutdatedError, SyncError } from './errors.ts';
 export type { ClientResetMode, ClientResetOptions, ClientResetReason, ClientResetRequired, ClientResetResult, ClientResetState, UnsyncedChange } from './reset.ts';
 export type { LocalDocument } from './database.ts';
@@ -72,6 +81,16 @@ export interface TributaryOptions extends TransportOptions {
    * recoverUnsyncedChanges by default (client-sdk/reset.ts).
    */
   clientReset?: ClientResetOptions;
+  /**
+   * Several tabs (or workers) of the app open this database at once (browsers: true). The tabs
+   * elect a leader that alone syncs for all of them; writes show in every tab at once. Default
+   * false: one client per database (Node, tests).
+   */
+  multiInstance?: boolean;
+  /** The SDK's log on the console: 'silent' (default), 'error', 'warn', 'info' or 'debug'. */
+  logLevel?: LogLevel;
+  /** Where log lines go instead of the console. */
+  logSink?: LogSink;
 }
 
 export interface SyncCounters {
@@ -86,14 +105,26 @@ export interface TributaryClient {
   databaseName: string;
   database: RxDatabase;
   collections: Record<string, RxCollection<LocalDocument>>;
+  /** The socket's state; in a follower tab (multiInstance), the leader tab's. */
   connection$: Observable<ConnectionState>;
   readonly connectionState: ConnectionState;
+  /**
+   * Whether this client syncs: always without multiInstance; with it, whether this tab is the
+   * leader (a follower becomes the leader when the leader tab closes).
+   */
+  leader$: Observable<boolean>;
+  /**
+   * Local changes the gateway has not acknowledged yet (documents written while offline, or on
+   * their way), counted by the leader tab; 0 before the first count.
+   */
+  pendingWrites$: Observable<number>;
   /** Rejected writes and replication failures. */
   errors$: Observable<SyncError>;
   counters: SyncCounters;
   /**
    * Resolves when local changes are pushed and the server's changes pulled (needs a connection),
    * after any client reset under way; rejects while a manual reset waits for resetNow().
+   * In a follower tab it resolves at once (the leader syncs).
    */
   waitForSync(): Promise<void>;
   /** Stops syncing and closes the socket; local reads and writes go on. */
@@ -119,15 +150,19 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
   const baseName = options.databaseName ?? 'tributary';
   const { user, refreshToken } = options;
   const databaseName = user ? `${baseName}-${user.id.toLowerCase().replace(/[^a-z0-9_$()+/-]/g, '_')}` : baseName;
-  const { database, collections } = await openDatabase(databaseName, options.storage, model);
+  const log = createLogger(options.logLevel, databaseName, options.logSink);
+  const multiInstance = options.multiInstance ?? false;
+  const { database, collections } = await openDatabase(databaseName, options.storage, model, multiInstance);
   /** The MongoDB name of an RxDB collection (client-sdk/database.ts localCollectionName). */
   const modelName = (local: string) => model.collections.find((c) => localCollectionName(c.name) === local)?.name ?? local;
 
-  const clock = await deviceClock(database, options.clock);
+  // Each tab stamps its own writes: its own node id (stamps.ts).
+  const tab = multiInstance ? await claimTab(databaseName) : null;
+  const clock = await deviceClock(database, options.clock, tab?.tab);
   for (const c of model.collections) stampChanges(collections[c.name]!, clock, mergedFields(c));
 
   const errors$ = new Subject<SyncError>();
-  const flexible = options.flexibleSync ? await FlexibleSync.open(database, model) : null;
+  const flexible = options.flexibleSync ? await FlexibleSync.open(database, model, !multiInstance, tab ? `${tab.tab}-${randomHex(4)}` : '') : null;
   const views = flexible?.views ?? new Map(model.collections.map((c) => [c.name, new CollectionView(c.name)]));
   const subscriptions = flexible ? new SubscriptionSet(model, flexible.state$, flexible) : null;
 
@@ -148,6 +183,7 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
         }
       : options.connectionParams,
     onClosed: (code, reason) => {
+      log.info(`socket closed: ${code} ${reason}`);
       if (code === CLOSE_CODES.TOKEN_EXPIRED) tokenExpired = true;
       if (code === CLOSE_CODES.UNAUTHORIZED) errors$.next({ kind: 'auth', code, reason });
       if (code === CLOSE_CODES.SCHEMA_OUTDATED) errors$.next({ kind: 'schema', code, reason });
@@ -163,9 +199,11 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
   // identifiers: they continue from the checkpoints stored in the local database. (RxDB's own
   // pause() can leave a replication waiting on a push that never finishes.)
   let generation = await replicationGeneration(database);
+  /** Each replication's steps: the pending writes are counted again (status.ts). */
+  const activity$ = new Subject<unknown>();
   const startReplications = () => {
     const started = generation;
-    return model.collections.map((collectionModel) =>
+    const started$ = model.collections.map((collectionModel) =>
       replicateCollection({
         collection: collections[collectionModel.name]!,
         model: collectionModel,
@@ -179,11 +217,17 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
         retryTimeMs: options.retryTimeMs ?? 2_000,
         onDownloaded: (n) => (counters.downloaded[collectionModel.name]! += n),
         onUploaded: (n) => (counters.uploaded[collectionModel.name]! += n),
-        onError: (error) => errors$.next(error),
+        onError: (error) => {
+          if (error.kind === 'rejected') log.warn(`the gateway refused a write to ${error.collection} ${error.id}: ${error.message}`);
+          else log.debug(`${error.kind} error`, error);
+          errors$.next(error);
+        },
         onViewProgress: (received, estimated) => flexible?.onViewProgress(received, estimated),
         onResetRequired: (reason, message) => resetRequired(reason, message, started),
       }),
     );
+    for (const r of started$) r.state.active$.subscribe(activity$);
+    return started$;
   };
   const stopReplications = async () => {
     const running = replications;
@@ -191,10 +235,10 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
     await Promise.all(running.map((r) => r.stop()));
   };
 
-  transport.connect();
-  // A reset cut short (the app stopped in the middle) is carried out first (reset.ts).
-  const interrupted = await readPendingReset(database);
-  let replications: CollectionReplication[] = interrupted ? [] : startReplications();
+  let replications: CollectionReplication[] = [];
+  /** Whether this client syncs (multiInstance: this tab leads). */
+  let leading = false;
+  const leader$ = new BehaviorSubject(false);
   // Replaced by pause, resume and a client reset; a reset waiting for a download follows along.
   const signal = () => {
     let resolve!: () => void;
@@ -224,15 +268,13 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
       if (outcome === 'ready' && current === replications) return true;
     }
   };
-  if (flexible && subscriptions) {
-    flexible.replications = () => replications;
-    flexible.resume();
+  const runInitialSubscriptions = () => {
     const initial = options.flexibleSync === true ? undefined : options.flexibleSync?.initialSubscriptions;
-    if (initial && (flexible.firstOpen || initial.rerunOnOpen)) {
+    if (flexible && subscriptions && initial && (flexible.firstOpen || initial.rerunOnOpen)) {
       // Its outcome shows in subscriptions.state; apps wait with waitForSynchronization().
       subscriptions.update(initial.update).catch(() => {});
     }
-  }
+  };
   // Client reset (reset.ts): asked for by any collection's pull, carried out once for the database.
   let resetting: Promise<unknown> | null = null;
   let awaitingReset: ClientResetRequired | null = null;
@@ -338,11 +380,46 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
     await options.clientReset?.onAfter?.(result);
     return result;
   };
-  if (interrupted) {
-    resetting = reset(interrupted.required, interrupted.mode, interrupted)
-      .catch((error: Error) => errors$.next({ kind: 'replication', collection: '*', message: `client reset failed: ${error.message}` }))
-      .finally(() => (resetting = null));
-  }
+
+  let syncStarted = false;
+  // Browsers keep a WebSocket open for a while after the network is gone (Chromium's offline mode
+  // never closes it): in a browser the socket follows its online and offline events. The
+  // replications keep running: their requests fail until the socket is back, and RxDB retries.
+  const online = () => (globalThis.navigator as { onLine?: boolean } | undefined)?.onLine !== false;
+  const followNetwork = () => {
+    if (closed || paused || !syncStarted) return;
+    log.info(online() ? 'the browser is online: connecting' : 'the browser is offline: closing the socket');
+    if (online()) transport.connect();
+    else void transport.disconnect('disconnected');
+  };
+  const events = typeof (globalThis as { addEventListener?: unknown }).addEventListener === 'function' ? (globalThis as unknown as EventTarget) : null;
+  events?.addEventListener('online', followNetwork);
+  events?.addEventListener('offline', followNetwork);
+  /** This client syncs from now on (at open, or when its tab becomes the leader). */
+  const startSyncing = async (first: boolean) => {
+    leading = true;
+    leader$.next(true);
+    if (multiInstance) log.info('this tab is the leader: it syncs for every tab');
+    // Paused or closed in the meantime (a follower's pause): resume() starts syncing.
+    if (closed || paused) return;
+    syncStarted = true;
+    if (online()) transport.connect();
+    // A reset cut short (the app stopped in the middle) is carried out first (reset.ts).
+    const interrupted = await readPendingReset(database);
+    if (!interrupted) setReplications(startReplications());
+    if (flexible) {
+      flexible.replications = () => replications;
+      await flexible.lead();
+      flexible.resume();
+    }
+    if (first) runInitialSubscriptions();
+    if (interrupted) {
+      log.info(`finishing a client reset cut short (${interrupted.required.reason})`);
+      resetting = reset(interrupted.required, interrupted.mode, interrupted)
+        .catch((error: Error) => errors$.next({ kind: 'replication', collection: '*', message: `client reset failed: ${error.message}` }))
+        .finally(() => (resetting = null));
+    }
+  };
 
   const requireSubscriptions = (): SubscriptionSet => {
     if (!subscriptions) throw new Error('subscriptions need the flexibleSync option of openTributary()');
@@ -350,14 +427,61 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
   };
 
   let closed = false;
+  // Followers see the leader's connection state and count (status.ts); the leader its own.
+  const status = multiInstance ? shareSyncStatus(database) : null;
+  const connection$ = status ? new BehaviorSubject<ConnectionState>('disconnected') : transport.state$;
+  transport.state$.subscribe((state) => {
+    if (!leading) return;
+    log.info(`connection: ${state}`);
+    if (!status) return;
+    connection$.next(state);
+    // A leader closing says nothing to the others: the next leader reports its own socket.
+    if (state !== 'closed') status.publish({ connection: state });
+  });
+  const pendingWrites = new BehaviorSubject(0);
+  let pendingObservers = 0;
+  const pending = countPendingWrites(collections, () => (leading ? replications : null), merge(activity$, transport.state$), () => multiInstance || pendingObservers > 0, (n) => {
+    pendingWrites.next(n);
+    status?.publish({ pendingWrites: n });
+  });
+  const following = status?.changes$.subscribe((saved) => {
+    if (leading) return;
+    connection$.next(saved.connection);
+    pendingWrites.next(saved.pendingWrites);
+  });
+  const pendingWrites$ = new Observable<number>((subscriber) => {
+    pendingObservers++;
+    pending.recount();
+    const s = pendingWrites.subscribe(subscriber);
+    return () => {
+      pendingObservers--;
+      s.unsubscribe();
+    };
+  });
+  errors$.subscribe((error) => {
+    if (error.kind === 'clientReset') log.warn(`client reset (${error.reason}, ${error.mode}): ${error.message}`);
+    if (error.kind === 'auth' || error.kind === 'schema') log.error(`the gateway refused this client (${error.code}): ${error.reason}`);
+  });
+  if (!multiInstance) await startSyncing(true);
+  else {
+    log.info('waiting to lead: another tab may be syncing for this one');
+    runInitialSubscriptions();
+    database.waitForLeadership().then(
+      () => startSyncing(false).catch((error: Error) => log.error(`syncing could not start: ${error.message}`)),
+      () => {}, // the database closed first
+    );
+  }
+
   return {
     databaseName,
     database,
     collections,
-    connection$: transport.state$.asObservable(),
+    connection$: connection$.asObservable(),
     get connectionState() {
-      return transport.state$.getValue();
+      return connection$.getValue();
     },
+    leader$: leader$.asObservable(),
+    pendingWrites$,
     errors$: errors$.asObservable(),
     counters,
     async waitForSync() {
@@ -373,8 +497,9 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
     },
     async resume() {
       paused = false;
-      if (closed || replications.length > 0) return;
-      transport.connect();
+      if (closed || !leading || replications.length > 0) return;
+      if (!syncStarted) return startSyncing(false); // became the leader while paused
+      if (online()) transport.connect();
       setReplications(startReplications());
     },
     get subscriptions() {
@@ -399,12 +524,24 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
     async close() {
       if (closed) return;
       closed = true;
+      events?.removeEventListener('online', followNetwork);
+      events?.removeEventListener('offline', followNetwork);
+      pending.stop();
+      following?.unsubscribe();
       await stopReplications();
+      flexible?.close();
       await flexible?.flush();
       await transport.disconnect('closed');
       transport.state$.complete();
+      if (status) {
+        connection$.next('closed');
+        connection$.complete();
+      }
       errors$.complete();
+      leader$.complete();
+      pendingWrites.complete();
       await database.close();
+      tab?.release();
     },
   };
 }

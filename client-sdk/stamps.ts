@@ -1,8 +1,8 @@
 // Stamping local changes for conflict resolution (PROTOCOL.md, "Stamps"): every insert and
 // update gets a hybrid-logical-clock stamp on each field path it changes, kept in the document's
 // `syncStamps` (RxDB reserves names starting with "_"; on the wire it is `_stamps`). The app
-// never touches it. The clock is per device, its id stored in the local database.
-import { randomBytes } from 'node:crypto';
+// never touches it. The clock is per device, its id stored in the local database; with several
+// tabs on one database (multiInstance), per tab: each stamps its own writes, concurrently.
 import type { RxCollection, RxDatabase } from 'rxdb';
 import { HybridLogicalClock } from '../protocol/hlc.ts';
 import { allStamps, recordChange, withDerivedValues, type MergedFields, type Stamps } from '../protocol/field-state.ts';
@@ -14,10 +14,47 @@ import type { LocalDocument } from './database.ts';
 export const LOCAL_STAMPS_FIELD = 'syncStamps';
 const DEVICE_DOCUMENT = 'tributary-device';
 
-export async function deviceClock(database: RxDatabase, now?: () => number): Promise<HybridLogicalClock> {
+/** `bytes` random bytes as hex, from Web Crypto (browsers, and Node 20's global `crypto`). */
+export function randomHex(bytes: number): string {
+  return Array.from(globalThis.crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * The device's clock. `tab` (multiInstance): the node id also names the tab, so two tabs writing
+ * the same field in the same millisecond never make the same stamp.
+ */
+export async function deviceClock(database: RxDatabase, now?: () => number, tab?: string): Promise<HybridLogicalClock> {
   let device = await database.getLocal<{ id: string }>(DEVICE_DOCUMENT);
-  if (!device) device = await database.upsertLocal(DEVICE_DOCUMENT, { id: randomBytes(6).toString('hex') });
-  return new HybridLogicalClock(device.toJSON().data.id, now);
+  if (!device) device = await database.upsertLocal(DEVICE_DOCUMENT, { id: randomHex(6) });
+  const id = device.toJSON().data.id;
+  return new HybridLogicalClock(tab === undefined ? id : `${id}-${tab}`, now);
+}
+
+/** Just what claimTab needs of the Web Locks API (navigator.locks). */
+interface Locks {
+  request(name: string, options: { ifAvailable: boolean }, callback: (lock: unknown) => Promise<void> | undefined): Promise<unknown>;
+}
+
+/**
+ * A name for this tab among the open tabs of `database`: the lowest slot (`t0`, `t1`, ...) no
+ * other open tab holds, held with a Web Lock until `release()`. Counter and set states keep one
+ * entry per node id, so reusing slots keeps them as small as the most tabs ever open at once.
+ * Without Web Locks (a page not served from a secure context) a random name, a new one per load.
+ */
+export async function claimTab(database: string): Promise<{ tab: string; release: () => void }> {
+  const locks = (globalThis.navigator as { locks?: Locks } | undefined)?.locks;
+  if (!locks) return { tab: `r${randomHex(3)}`, release: () => {} };
+  for (let slot = 0; ; slot++) {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const granted = await new Promise<boolean>((answer) => {
+      locks.request(`tributary-tab:${database}:${slot}`, { ifAvailable: true }, (lock) => {
+        answer(lock !== null);
+        return lock === null ? undefined : held;
+      }).catch(() => answer(false));
+    });
+    if (granted) return { tab: `t${slot}`, release };
+  }
 }
 
 /**
@@ -32,6 +69,9 @@ export function stampChanges(collection: RxCollection<LocalDocument>, clock: Hyb
       return;
     }
     RECORDING.get(collection)?.set(data.id, { document: data, deleted: false });
+    // Another tab may have stored newer stamps of this clock's device (it pulled them, or wrote):
+    // this change comes after them (a no-op where this clock saw them already).
+    for (const stamp of allStamps((before[LOCAL_STAMPS_FIELD] as Stamps | undefined) ?? {}, clock.node)) clock.observe(stamp);
     const stamps = recordChange(fields, before, data, (before[LOCAL_STAMPS_FIELD] as Stamps | undefined) ?? {}, () => clock.tick(), clock.node, [LOCAL_STAMPS_FIELD]);
     if (!stamps) return;
     Object.assign(data, withDerivedValues(fields, data, stamps));

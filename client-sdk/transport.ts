@@ -177,7 +177,7 @@ export class Transport {
   }
 
   /** Closes the socket; `connect()` opens a new one and resumes the live subscriptions. */
-  async disconnect(finalState: 'paused' | 'closed'): Promise<void> {
+  async disconnect(finalState: 'paused' | 'closed' | 'disconnected'): Promise<void> {
     const ws = this.ws;
     this.ws = null;
     this.generation++;
