@@ -47,9 +47,9 @@ export function handleOps(deps: OpsDependencies, req: IncomingMessage, res: Serv
       res.end('unauthorized\n');
       return true;
     }
-    void deps.metrics.registry.metrics().then(
+    void deps.metrics.scrape().then(
       (text) => {
-        res.writeHead(200, { 'content-type': deps.metrics.registry.contentType, 'cache-control': 'no-store' });
+        res.writeHead(200, { 'content-type': deps.metrics.contentType, 'cache-control': 'no-store' });
         res.end(text);
       },
       (error: unknown) => {

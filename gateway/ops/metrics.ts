@@ -13,6 +13,18 @@ import { feedLag } from './feed-lag.ts';
 /** Latencies from a millisecond to a minute. */
 const SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
+// Process metrics (CPU, memory, event loop, GC) are the same for every gateway in a process, and
+// prom-client's collectors of them cannot be stopped (each set keeps an event-loop monitor and a
+// GC observer): one registry of them per process, merged into every gateway's scrape.
+let processRegistry: Registry | undefined;
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
 export type StoreErrorSource = 'graphql' | 'change-feed' | 'ready' | 'background';
 
 export interface MetricSources {
@@ -37,7 +49,6 @@ export class GatewayMetrics {
 
   constructor(sources: MetricSources) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry });
     new Gauge({
       name: 'tributary_connections',
       help: 'Open WebSocket connections',
@@ -125,6 +136,15 @@ export class GatewayMetrics {
     });
     this.socketsDropped = new Counter({ name: 'tributary_slow_consumer_sockets_dropped_total', help: 'WebSockets dropped because their client stopped reading (TRIBUTARY_MAX_BUFFERED_BYTES)', registers });
     this.storeErrors = new Counter({ name: 'tributary_store_errors_total', help: 'MongoDB errors met, by where: graphql (an operation failed), change-feed, ready, background', labelNames: ['source'], registers });
+  }
+
+  /** The text a scrape gets: this gateway's metrics and the process's. */
+  scrape(): Promise<string> {
+    return Registry.merge([processMetrics(), this.registry]).metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
   }
 
   pushed(collection: string, rows: number, seconds: number): void {
