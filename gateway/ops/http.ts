@@ -75,7 +75,7 @@ export function handleOps(deps: OpsDependencies, req: IncomingMessage, res: Serv
   }
   if (path.startsWith('/admin/api/')) {
     void adminApi(deps, req, res, path.slice('/admin/api'.length)).catch((error: unknown) => {
-      deps.metrics.storeError('graphql', error);
+      deps.metrics.storeError('admin', error);
       deps.log.error({ err: error }, 'admin API request failed');
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
       else res.destroy();

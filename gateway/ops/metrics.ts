@@ -25,7 +25,7 @@ function processMetrics(): Registry {
   return processRegistry;
 }
 
-export type StoreErrorSource = 'graphql' | 'change-feed' | 'ready' | 'background';
+export type StoreErrorSource = 'graphql' | 'change-feed' | 'ready' | 'background' | 'admin';
 
 export interface MetricSources {
   /** Open WebSocket connections. */
@@ -135,7 +135,7 @@ export class GatewayMetrics {
       registers,
     });
     this.socketsDropped = new Counter({ name: 'tributary_slow_consumer_sockets_dropped_total', help: 'WebSockets dropped because their client stopped reading (TRIBUTARY_MAX_BUFFERED_BYTES)', registers });
-    this.storeErrors = new Counter({ name: 'tributary_store_errors_total', help: 'MongoDB errors met, by where: graphql (an operation failed), change-feed, ready, background', labelNames: ['source'], registers });
+    this.storeErrors = new Counter({ name: 'tributary_store_errors_total', help: 'MongoDB errors met, by where: graphql (an operation failed), change-feed, ready, background, admin', labelNames: ['source'], registers });
   }
 
   /** The text a scrape gets: this gateway's metrics and the process's. */
@@ -175,8 +175,10 @@ export class GatewayMetrics {
   }
 
   feedObserver(collection: string): FeedObserver {
+    // Bound once: called per event per live client.
+    const delivery = this.deliverySeconds.labels({ collection });
     return {
-      delivered: (committedAt) => this.deliverySeconds.observe({ collection }, Math.max(0, Date.now() - committedAt) / 1000),
+      delivered: (committedAt) => delivery.observe(Math.max(0, Date.now() - committedAt) / 1000),
       overflowed: (ended) => this.overflows.inc({ collection, outcome: ended ? 'ended' : 'resync' }),
       readFailed: (error) => this.storeError('change-feed', error),
     };
