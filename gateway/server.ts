@@ -34,7 +34,7 @@ import { recordSchema } from './store/schema-history.ts';
 import { checkClientSchema, type SessionSchema } from './graphql/client-schema.ts';
 import { Activity } from './ops/activity.ts';
 import { handleOps } from './ops/http.ts';
-import { GatewayMetrics } from './ops/metrics.ts';
+import { countingStoreErrors, GatewayMetrics } from './ops/metrics.ts';
 import { opsPlugin } from './ops/plugin.ts';
 
 /** Where outside-change sources keep their resume points. */
@@ -82,6 +82,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const collections = new Map<string, CollectionRuntime>();
   let wss: WebSocketServer | undefined;
   const metrics = new GatewayMetrics({ connections: () => wss?.clients.size ?? 0, collections });
+  const backgroundLog = countingStoreErrors(log, () => metrics.storeError('background'));
 
   const limits = await detectStoreLimits(db);
   const updateCommands = new Semaphore(limits.concurrentUpdateCommands);
@@ -101,13 +102,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }
   // Documents already in MongoDB, and what other services write (sync/outside-writes.ts).
   const source = config.followOutsideChanges
-    ? await detectOutsideChangeSource(mongo, db, { collections: model.collections.map((c) => c.name), resumeStore: db.collection(RESUME_COLLECTION), log })
+    ? await detectOutsideChangeSource(mongo, db, { collections: model.collections.map((c) => c.name), resumeStore: db.collection(RESUME_COLLECTION), log: backgroundLog })
     : NO_OUTSIDE_CHANGES;
   const followerLease = new RoleLease(db.collection<LeaseDocument>(LEASES_COLLECTION), 'outside-changes', { ttlMs: config.followerLeaseMs });
-  outsideWrites = new OutsideWrites(collections, source, followerLease, { fullPassIntervalMs: config.fullPassIntervalMs, batchSize: 500, log, followingDisabled: !config.followOutsideChanges });
+  outsideWrites = new OutsideWrites(collections, source, followerLease, { fullPassIntervalMs: config.fullPassIntervalMs, batchSize: 500, log: backgroundLog, followingDisabled: !config.followOutsideChanges });
   await outsideWrites.start();
   const retention = config.tombstoneRetentionMs > 0
-    ? new TombstoneRetention([...collections.values()], resets, { retentionMs: config.tombstoneRetentionMs, batchSize: 500, log })
+    ? new TombstoneRetention([...collections.values()], resets, { retentionMs: config.tombstoneRetentionMs, batchSize: 500, log: backgroundLog })
     : null;
   retention?.start();
 

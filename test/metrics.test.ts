@@ -159,7 +159,8 @@ describe('/metrics', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'tributary-metrics-store-'));
     const store = await startEmbeddedFerretDB({ dataDir, oplog: false });
     try {
-      const gateway = await startTestGateway({ mongoUri: store.uri });
+      // A short follower lease: its renewals are the background work that meets the store.
+      const gateway = await startTestGateway({ mongoUri: store.uri, followerLeaseMs: 1_000 });
       const ops = syncOperations(gateway.model.collections.find((c) => c.name === 'tasks')!);
       const before = await scrape(gateway);
       await store.stop();
@@ -170,6 +171,7 @@ describe('/metrics', () => {
       const after = await scrape(gateway);
       expect(delta(before, after, 'tributary_store_errors_total', { source: 'graphql' })).toBe(1);
       expect(delta(before, after, 'tributary_store_errors_total', { source: 'ready' })).toBe(1);
+      await waitFor('a failed lease renewal was counted', async () => delta(before, await scrape(gateway), 'tributary_store_errors_total', { source: 'background' }) >= 1);
     } finally {
       await store.stop();
       rmSync(dataDir, { recursive: true, force: true });

@@ -4,6 +4,7 @@
 // number of series stays bounded whatever clients send.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { MongoError } from 'mongodb';
+import type { Logger } from 'pino';
 import type { PushRejection } from '../../protocol/messages.ts';
 import type { CollectionRuntime } from '../graphql/schema.ts';
 import type { FeedObserver } from '../store/change-feed.ts';
@@ -183,6 +184,24 @@ export class GatewayMetrics {
       readFailed: (error) => this.storeError('change-feed', error),
     };
   }
+}
+
+/**
+ * `log`, whose warnings and errors about a MongoDB error also call `count`: background work
+ * (following outside writes, the follower lease, tombstone retention) reports its failures by
+ * logging them and retrying.
+ */
+export function countingStoreErrors(log: Logger, count: () => void): Logger {
+  return new Proxy(log, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if ((property !== 'warn' && property !== 'error') || typeof value !== 'function') return value;
+      return (first: unknown, ...rest: unknown[]) => {
+        if (isStoreError((first as { err?: unknown } | null)?.err)) count();
+        return (value as (...args: unknown[]) => unknown).call(target, first, ...rest);
+      };
+    },
+  });
 }
 
 export function isStoreError(error: unknown): boolean {
