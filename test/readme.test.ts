@@ -10,6 +10,7 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../gateway/store/embedded-ferretdb.ts';
 import { cleanup, mongoUri, openDb, startTestGateway, uniqueName, waitFor } from './helpers/harness.ts';
+import { INSTALL_COMMANDS } from './helpers/install-commands.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
@@ -236,6 +237,27 @@ const runners: Runner[] = [
       const ran = await runSample(`${preamble()}\n${b.text}\nconsole.log('final', client.subscriptions.state);\nawait client.close();\n`);
       expectSuccess(ran, b.text);
       expect(ran.stdout).toContain('final complete');
+    },
+  },
+  {
+    name: 'install as a package: run by test/package.test.ts, in an app that installed the packed tarball',
+    claims: (b) => b.lang === 'sh' && b.text.includes('npx tributary start'),
+    // Packing and installing take a minute: that file runs these lines; here, that they are its lines.
+    run: async (b) => expect(commands(b.text).map((c) => c.replace(/\s+#.*$/, ''))).toEqual(Object.values(INSTALL_COMMANDS)),
+  },
+  {
+    name: 'the Prometheus scrape config',
+    claims: (b) => b.lang === 'yaml' && b.text.includes('scrape_configs:'),
+    run: async (b) => {
+      const setting = (name: string) => new RegExp(`${name}: *(\\S+)`).exec(b.text)?.[1];
+      const token = setting('credentials')!;
+      const target = /targets: *\['([^']+)'\]/.exec(b.text)![1]!;
+      const metricsGateway = await startTestGateway({ metricsToken: token });
+      const url = `http://${target.replace(':4000', `:${metricsGateway.port}`)}${setting('metrics_path')}`;
+      const scraped = await fetch(url, { headers: { authorization: `${setting('type')} ${token}` } });
+      expect(scraped.status).toBe(200);
+      expect(await scraped.text()).toContain('tributary_connections');
+      expect((await fetch(url)).status, 'without the token').toBe(401);
     },
   },
   {
