@@ -51,6 +51,12 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Record<string,
   return node;
 }
 
+/** Enter commits a text field and leaves it, so what syncs in (or a refusal's revert) shows. */
+function commitOnEnter(input: HTMLInputElement): HTMLInputElement {
+  input.addEventListener('keydown', (event) => event.key === 'Enter' && input.blur());
+  return input;
+}
+
 /** Sets an input's value unless the user is typing in it. */
 function setValue(input: HTMLInputElement | HTMLSelectElement, value: string): void {
   if (document.activeElement !== input && input.value !== value) input.value = value;
@@ -202,7 +208,7 @@ function buildApp(client: TributaryClient, user: AuthenticatedUser): void {
   };
 
   // The selected list's tasks.
-  const listTitle = el('input', { id: 'list-title', class: 'title' });
+  const listTitle = commitOnEnter(el('input', { id: 'list-title', class: 'title' }));
   listTitle.onchange = async () => {
     const doc = selected ? await projects.findOne(selected).exec() : null;
     if (doc && listTitle.value.trim()) await doc.incrementalPatch({ name: listTitle.value.trim() });
@@ -255,7 +261,7 @@ function buildApp(client: TributaryClient, user: AuthenticatedUser): void {
     await doc?.incrementalModify((task) => ({ ...task, ...change(task) }));
   };
   function taskRow(id: string) {
-    const title = el('input', { class: 'title' });
+    const title = commitOnEnter(el('input', { class: 'title' }));
     title.onchange = () => void modify(id, () => ({ title: title.value.trim() || 'Untitled' }));
     const status = el('select', { class: 'status' }, ...STATUSES.map((s) => el('option', { value: s }, s.replace('_', ' ').toLowerCase())));
     status.onchange = () => void modify(id, () => ({ status: status.value as Task['status'] }));

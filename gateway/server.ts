@@ -35,7 +35,7 @@ import { checkClientSchema, type SessionSchema } from './graphql/client-schema.t
 import { Activity } from './ops/activity.ts';
 import { handleOps } from './ops/http.ts';
 import { countingStoreErrors, GatewayMetrics } from './ops/metrics.ts';
-import { opsPlugin } from './ops/plugin.ts';
+import { instrumentSchema, opsPlugin } from './ops/plugin.ts';
 
 /** Where outside-change sources keep their resume points. */
 const RESUME_COLLECTION = '_tributary_resume';
@@ -128,6 +128,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
     watch: (context, changed) => permissions.onChange((user) => (user === null || user === context.user) && changed()),
   });
+  instrumentSchema(schema, model, metrics, activity);
   const reloadRules = async () => {
     try {
       const next = await loadRules(config.rulesPath, model);

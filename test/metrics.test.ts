@@ -100,6 +100,13 @@ describe('/metrics', () => {
     expect(delta(afterRefusals, afterPlain, 'tributary_refused_writes_total', { ...tasks, code: 'PERMISSION_DENIED' })).toBe(1);
     expect(delta(afterRefusals, afterPlain, 'tributary_compensating_writes_total', { ...tasks, reason: 'role' })).toBe(0);
 
+    // Counted from what the gateway did, not from what the client chose to read of the answer.
+    const blind = await graphqlHttp(gateway.httpUrl, 'mutation ($rows: [SyncPushRow!]!) { pushTasks(rows: $rows) { conflicts } }', { rows: [row(newTask({ ownerId: 'someone-else' }))] });
+    expect(blind.data?.pushTasks.conflicts).toHaveLength(1);
+    const afterBlind = await scrape(gateway);
+    expect(delta(afterPlain, afterBlind, 'tributary_compensating_writes_total', { ...tasks, reason: 'role' })).toBe(1);
+    expect(delta(afterPlain, afterBlind, 'tributary_pushed_rows_total', tasks)).toBe(1);
+
     await client.close();
     await waitFor('the connection gauge fell', async () => sample(await scrape(gateway), 'tributary_connections') === 0);
   });

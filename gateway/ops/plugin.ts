@@ -1,110 +1,139 @@
-// A Yoga plugin that watches the GraphQL operations pass (HTTP and graphql-ws alike: both run
-// through Yoga's envelop pipeline) and feeds the metrics and the admin page: pulls and pushes
-// with their latency, documents sent, refused writes with their reasons and users, live streams
-// and bootstraps per session, and store errors. It reads operations and results; it changes
-// nothing.
-import { getArgumentValues, getOperationAST, Kind, type DocumentNode, type ExecutionArgs, type ExecutionResult, type FieldNode, type GraphQLError, type SelectionSetNode } from 'graphql';
+// How the metrics and the admin page see GraphQL work (HTTP and graphql-ws alike):
+//   - instrumentSchema wraps the resolvers of the sync pull, bootstrap and push fields and of
+//     the plain writes: their timings, documents sent, refused rows and refused mutations with
+//     their user, from what the resolvers return or throw (whatever the client selected);
+//   - opsPlugin, a Yoga plugin, records the live streams each socket opens and counts the store
+//     errors operations fail on.
+// Neither changes a result.
+import { getOperationAST, GraphQLError, Kind, valueFromASTUntyped, type DocumentNode, type ExecutionArgs, type FieldNode, type GraphQLField, type GraphQLSchema, type SelectionSetNode } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { User } from '../auth/authenticator.ts';
-import { REJECTION_CODES, type PushRejection } from '../../protocol/messages.ts';
+import { REJECTION_CODES, type BootstrapPage, type PullBulk, type PushRejection, type PushResult } from '../../protocol/messages.ts';
 import type { DataModel } from '../../protocol/model.ts';
 import { syncOperations } from '../../protocol/operations.ts';
 import { plainOperationNames } from '../graphql/schema.ts';
 import { bounded, type Activity, type LiveStream } from './activity.ts';
 import { isStoreError, type GatewayMetrics } from './metrics.ts';
 
-type Kind_ = 'pull' | 'push' | 'bootstrap' | 'stream' | 'write' | 'watch';
-
-interface RootField {
-  /** Where its answer is in `data`: the alias, or the name. */
-  key: string;
-  node: FieldNode;
-  collection: string;
-  kind: Kind_;
+interface Context {
+  user?: User;
+  /** The graphql-ws socket, over WebSocket. */
+  socket?: unknown;
 }
+
+type Resolve = (source: unknown, args: Record<string, any>, context: Context, info: unknown) => unknown;
 
 const REFUSAL_CODES = new Set<string>(Object.values(REJECTION_CODES));
 
-export function opsPlugin(model: DataModel, metrics: GatewayMetrics, activity: Activity): Plugin {
-  const operations = new Map<string, { collection: string; kind: Kind_ }>();
+export function instrumentSchema(schema: GraphQLSchema, model: DataModel, metrics: GatewayMetrics, activity: Activity): void {
+  const queries = schema.getQueryType()!.getFields();
+  const mutations = schema.getMutationType()!.getFields();
   for (const c of model.collections) {
     const sync = syncOperations(c).fields;
     const plain = plainOperationNames(c);
-    const add = (field: string, kind: Kind_) => operations.set(field, { collection: c.name, kind });
-    add(sync.pull, 'pull');
-    add(sync.push, 'push');
-    add(sync.bootstrap, 'bootstrap');
-    add(sync.stream, 'stream');
-    for (const write of [plain.insert, plain.update, plain.delete]) add(write, 'write');
-    add(plain.watch, 'watch');
-  }
-  const rootFields = (args: ExecutionArgs): RootField[] => {
-    const operation = getOperationAST(args.document, args.operationName);
-    if (!operation) return [];
-    const found: RootField[] = [];
-    for (const node of fieldsOf(args.document, operation.selectionSet, new Set())) {
-      const op = operations.get(node.name.value);
-      if (op) found.push({ key: node.alias?.value ?? node.name.value, node, ...op });
-    }
-    return found;
-  };
-
-  return {
-    onExecute: ({ args }) => {
-      const started = performance.now();
-      const fields = rootFields(args);
-      const context = args.contextValue as { user?: User; socket?: unknown };
-      return {
-        onExecuteDone: ({ result }) => {
-          if (isAsyncIterable(result)) return;
-          const seconds = (performance.now() - started) / 1000;
-          const { data, errors } = result as ExecutionResult<Record<string, any>>;
-          const storeErrors = errors?.filter((e) => isStoreError(e)).length ?? 0;
-          for (let i = 0; i < storeErrors; i++) metrics.storeError('graphql');
-          const session = activity.session(context.socket);
-          for (const field of fields) {
-            const answer = data?.[field.key];
-            if (field.kind === 'pull' && answer) {
-              metrics.pulled(field.collection, 'pull', answer.documents.length, seconds);
-              session?.lastPullAt.set(field.collection, Date.now());
-            } else if (field.kind === 'bootstrap' && answer) {
-              metrics.pulled(field.collection, 'bootstrap', answer.documents.length, null);
-              const before = session?.bootstraps.get(field.collection);
-              const documents = (before?.state === 'bootstrapping' ? before.documents : 0) + answer.documents.length;
-              session?.bootstraps.set(field.collection, { state: answer.next ? 'bootstrapping' : 'complete', documents, estimatedTotal: answer.estimatedTotal ?? before?.estimatedTotal ?? null, at: Date.now() });
-            } else if (field.kind === 'push' && answer) {
-              const rows = argumentsOf(args, field, 'Mutation')?.rows;
-              metrics.pushed(field.collection, Array.isArray(rows) ? rows.length : 0, seconds);
-              for (const rejection of answer.rejected as PushRejection[]) {
-                metrics.refusedWrite(field.collection, rejection, true);
-                activity.refused(field.collection, rejection, context.user, 'push');
-              }
-            } else if (field.kind === 'write') {
-              for (const error of errorsAt(errors, field.key)) {
-                const code = String(error.extensions?.code);
-                if (!REFUSAL_CODES.has(code)) continue;
-                const refusal = { code: code as PushRejection['code'], field: typeof error.extensions?.field === 'string' ? error.extensions.field : null, message: error.message, realmCode: null };
-                metrics.refusedWrite(field.collection, refusal, false);
-                activity.refused(field.collection, { ...refusal, id: documentIdOf(argumentsOf(args, field, 'Mutation')) }, context.user, 'mutation');
-              }
-            }
-          }
+    const collection = c.name;
+    observe(queries[sync.pull], {
+      done: (result: PullBulk, _args, context, seconds) => {
+        metrics.pulled(collection, 'pull', result.documents.length, seconds);
+        activity.session(context.socket)?.lastPullAt.set(collection, Date.now());
+      },
+    });
+    observe(queries[sync.bootstrap], {
+      done: (page: BootstrapPage, _args, context) => {
+        metrics.pulled(collection, 'bootstrap', page.documents.length, null);
+        const session = activity.session(context.socket);
+        if (!session) return;
+        const before = session.bootstraps.get(collection);
+        const documents = (before?.state === 'bootstrapping' ? before.documents : 0) + page.documents.length;
+        session.bootstraps.set(collection, { state: page.next ? 'bootstrapping' : 'complete', documents, estimatedTotal: page.estimatedTotal ?? before?.estimatedTotal ?? null, at: Date.now() });
+      },
+    });
+    observe(mutations[sync.push], {
+      done: (result: PushResult, args, context, seconds) => {
+        metrics.pushed(collection, Array.isArray(args.rows) ? args.rows.length : 0, seconds);
+        for (const rejection of result.rejected) {
+          metrics.refusedWrite(collection, rejection, true);
+          activity.refused(collection, rejection, context.user, 'push');
+        }
+      },
+    });
+    for (const write of [plain.insert, plain.update, plain.delete]) {
+      observe(mutations[write], {
+        failed: (error, args, context) => {
+          const code = error instanceof GraphQLError ? String(error.extensions?.code) : '';
+          if (!REFUSAL_CODES.has(code)) return;
+          const refusal = { code: code as PushRejection['code'], field: typeof (error as GraphQLError).extensions?.field === 'string' ? ((error as GraphQLError).extensions.field as string) : null, message: (error as Error).message, realmCode: null };
+          metrics.refusedWrite(collection, refusal, false);
+          const id = args.id ?? args.input?.id;
+          activity.refused(collection, { ...refusal, id: id === undefined || id === null ? null : String(id) }, context.user, 'mutation');
         },
-      };
-    },
+      });
+    }
+  }
+}
+
+/** Wraps a field's resolver: `done` with its result and how long it took, `failed` with what it threw. */
+function observe<T>(
+  field: GraphQLField<unknown, unknown> | undefined,
+  hooks: { done?: (result: T, args: Record<string, any>, context: Context, seconds: number) => void; failed?: (error: unknown, args: Record<string, any>, context: Context) => void },
+): void {
+  const resolve = field?.resolve as Resolve | undefined;
+  if (!field || !resolve) return;
+  field.resolve = (source, args, context, info) => {
+    const started = performance.now();
+    return Promise.resolve()
+      .then(() => resolve(source, args, context as Context, info))
+      .then(
+        (result) => {
+          quietly(() => hooks.done?.(result as T, args, context as Context, (performance.now() - started) / 1000));
+          return result;
+        },
+        (error: unknown) => {
+          quietly(() => hooks.failed?.(error, args, context as Context));
+          throw error;
+        },
+      );
+  };
+}
+
+/** Observing never changes an answer: a failure to record is dropped. */
+function quietly(record: () => void): void {
+  try {
+    record();
+  } catch {
+    // (nothing to do: the request goes on as if unobserved)
+  }
+}
+
+/** Live streams per socket, and store errors in operation results. */
+export function opsPlugin(model: DataModel, metrics: GatewayMetrics, activity: Activity): Plugin {
+  const streams = new Map<string, { collection: string; kind: LiveStream['kind']; argument: 'view' | 'filter' }>();
+  for (const c of model.collections) {
+    streams.set(syncOperations(c).fields.stream, { collection: c.name, kind: 'sync', argument: 'view' });
+    streams.set(plainOperationNames(c).watch, { collection: c.name, kind: 'watch', argument: 'filter' });
+  }
+  return {
+    onExecute: () => ({
+      onExecuteDone: ({ result }) => {
+        if (isAsyncIterable(result)) return;
+        for (const error of result.errors ?? []) if (isStoreError(error)) metrics.storeError('graphql');
+      },
+    }),
     onSubscribe: ({ args }) => {
-      const session = activity.session((args.contextValue as { socket?: unknown }).socket);
+      const session = activity.session((args.contextValue as Context).socket);
       if (!session) return;
-      const streams: LiveStream[] = rootFields(args)
-        .filter((field) => field.kind === 'stream' || field.kind === 'watch')
-        .map((field) => {
-          const values = argumentsOf(args, field, 'Subscription');
-          const queries = field.kind === 'stream' ? values?.view : values?.filter;
-          return { collection: field.collection, kind: field.kind === 'stream' ? 'sync' : 'watch', queries: queries === undefined || queries === null ? null : bounded(JSON.stringify(queries)), since: Date.now() };
-        });
-      if (streams.length === 0) return;
-      const end = () => streams.forEach((stream) => session.streams.delete(stream));
-      streams.forEach((stream) => session.streams.add(stream));
+      const opened: LiveStream[] = [];
+      for (const node of rootFields(args)) {
+        const stream = streams.get(node.name.value);
+        if (!stream) continue;
+        // The view or filter as sent, inline or in a variable.
+        const argument = node.arguments?.find((a) => a.name.value === stream.argument)?.value;
+        const value: unknown = argument ? valueFromASTUntyped(argument, args.variableValues ?? undefined) : null;
+        opened.push({ collection: stream.collection, kind: stream.kind, queries: value === null || value === undefined ? null : bounded(JSON.stringify(value)), since: Date.now() });
+      }
+      if (opened.length === 0) return;
+      const end = () => opened.forEach((stream) => session.streams.delete(stream));
+      opened.forEach((stream) => session.streams.add(stream));
       return {
         onSubscribeResult: ({ result }) => {
           if (!isAsyncIterable(result)) return end(); // refused: no stream opened
@@ -114,6 +143,11 @@ export function opsPlugin(model: DataModel, metrics: GatewayMetrics, activity: A
       };
     },
   };
+}
+
+function rootFields(args: ExecutionArgs) {
+  const operation = getOperationAST(args.document, args.operationName);
+  return operation ? fieldsOf(args.document, operation.selectionSet, new Set()) : [];
 }
 
 /** The root fields of a selection set, through fragments (each fragment once). */
@@ -129,28 +163,6 @@ function fieldsOf(document: DocumentNode, selectionSet: SelectionSetNode, seen: 
     }
   }
   return fields;
-}
-
-/** A root field's arguments as its resolver got them; undefined if they do not coerce (the operation failed). */
-function argumentsOf(args: ExecutionArgs, field: RootField, root: 'Mutation' | 'Subscription'): Record<string, unknown> | undefined {
-  const type = root === 'Mutation' ? args.schema.getMutationType() : args.schema.getSubscriptionType();
-  const definition = type?.getFields()[field.node.name.value];
-  if (!definition) return undefined;
-  try {
-    return getArgumentValues(definition, field.node, args.variableValues ?? undefined);
-  } catch {
-    return undefined;
-  }
-}
-
-/** The document a plain mutation wrote: `id`, or its input's. */
-function documentIdOf(values: Record<string, unknown> | undefined): string | null {
-  const id = values?.id ?? (values?.input as { id?: unknown } | undefined)?.id;
-  return id === undefined || id === null ? null : String(id);
-}
-
-function errorsAt(errors: readonly GraphQLError[] | undefined, key: string): GraphQLError[] {
-  return errors?.filter((e) => e.path?.[0] === key) ?? [];
 }
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
