@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds FerretDB (pinned) from the Go module proxy into .tributary/bin/ferretdb.
+# Builds FerretDB (pinned) from the Go module proxy into .tributary/bin/ferretdb, or into
+# TRIBUTARY_BIN_DIR (the gateway passes the folder it chose: gateway/store/embedded-ferretdb.ts).
 # Skipped when that binary already reports the pinned version.
 #
 # A plain `go install github.com/FerretDB/FerretDB/cmd/ferretdb@v1.24.2` builds, but the binary

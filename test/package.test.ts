@@ -137,6 +137,8 @@ describe('the installed package', () => {
     expect(files).toEqual(expect.arrayContaining(['dist/gateway/cli.js', 'dist/client-sdk/index.js', 'dist/client-sdk/index.d.ts', 'dist/gateway/index.d.ts', 'schema.graphql', 'rules/tasks.json', 'scripts/build-ferretdb.sh']));
     // JavaScript only: no TypeScript sources (Node refuses .ts under node_modules), no tests.
     expect(files.filter((f) => (f.endsWith('.ts') && !f.endsWith('.d.ts')) || f.includes('.test.'))).toEqual([]);
+    // Runtime dependencies only: the checkout's TypeScript runner and tools stay out of the app.
+    expect(['tsx', 'typescript', 'vitest', 'esbuild'].filter((name) => existsSync(join(app, 'node_modules', name)))).toEqual([]);
 
     const imported = await run(
       process.execPath,
