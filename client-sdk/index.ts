@@ -162,7 +162,7 @@ export async function openTributary(options: TributaryOptions): Promise<Tributar
   for (const c of model.collections) stampChanges(collections[c.name]!, clock, mergedFields(c));
 
   const errors$ = new Subject<SyncError>();
-  const flexible = options.flexibleSync ? await FlexibleSync.open(database, model, !multiInstance, tab ? `${tab.tab}-${randomHex(4)}` : '') : null;
+  const flexible = options.flexibleSync ? await FlexibleSync.open(database, model, !multiInstance, tab ? randomHex(6) : '') : null;
   const views = flexible?.views ?? new Map(model.collections.map((c) => [c.name, new CollectionView(c.name)]));
   const subscriptions = flexible ? new SubscriptionSet(model, flexible.state$, flexible) : null;
 

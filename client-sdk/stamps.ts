@@ -39,11 +39,13 @@ interface Locks {
  * A name for this tab among the open tabs of `database`: the lowest slot (`t0`, `t1`, ...) no
  * other open tab holds, held with a Web Lock until `release()`. Counter and set states keep one
  * entry per node id, so reusing slots keeps them as small as the most tabs ever open at once.
- * Without Web Locks (a page not served from a secure context) a random name, a new one per load.
+ * Without Web Locks (a page not served from a secure context) no name: the tabs share the device's
+ * node id (a new name per page load would grow those states past their bound), and each write
+ * still stamps after the stamps stored before it (stampChanges observes them).
  */
-export async function claimTab(database: string): Promise<{ tab: string; release: () => void }> {
+export async function claimTab(database: string): Promise<{ tab: string | undefined; release: () => void }> {
   const locks = (globalThis.navigator as { locks?: Locks } | undefined)?.locks;
-  if (!locks) return { tab: `r${randomHex(3)}`, release: () => {} };
+  if (!locks) return { tab: undefined, release: () => {} };
   for (let slot = 0; ; slot++) {
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));

@@ -5,7 +5,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDemoServer, type DemoServer } from '../demo/server.ts';
 import { launchBrowser, withScreenshots } from './helpers/browser.ts';
-import { cleanup, openDb, SCHEMA, startTestGateway, waitFor } from './helpers/harness.ts';
+import { cleanup, openDb, SCHEMA, startTestGateway, syncedDocument, waitFor } from './helpers/harness.ts';
 
 let browser: Browser;
 let gateway: Awaited<ReturnType<typeof startTestGateway>>;
@@ -215,6 +215,13 @@ describe('the demo in Chromium', { timeout: 180_000 }, () => {
         await second.waitForSelector('#connection:text("connected")');
         await task(second, id).locator('.plus').click();
         await waitFor('the new leader to sync the change', async () => (await stored())?.minutesLogged === 30 || null);
+        // Each tab stamped its 15 minutes as its own node of the device (a Web Lock slot each).
+        const counter = (await syncedDocument(db, 'tasks', id))!._sync.stamps.minutesLogged as Record<string, [number, number]>;
+        const nodes = Object.keys(counter).sort();
+        expect(nodes).toHaveLength(2);
+        expect(nodes.map((n) => n.replace(/-t\d+$/, ''))).toEqual([nodes[0]!.replace(/-t\d+$/, ''), nodes[0]!.replace(/-t\d+$/, '')]);
+        expect(nodes.map((n) => n.slice(n.lastIndexOf('-')))).toEqual(['-t0', '-t1']);
+        expect(Object.values(counter)).toEqual([[15, 0], [15, 0]]);
         expect(sockets.filter((url) => url === gateway.wsUrl)).toHaveLength(2);
       });
     });
