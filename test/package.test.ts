@@ -257,7 +257,7 @@ describe('the installed package', () => {
     expect(noBinary.stderr).toContain('no-such-ferretdb: no such file');
   });
 
-  it('`tributary start` on the embedded FerretDB: SIGTERM, and Ctrl-C under npx, stop FerretDB too', async () => {
+  it('`tributary start` on the embedded FerretDB: SIGTERM (also mid-start), and Ctrl-C under npx, stop FerretDB too', async () => {
     ensureFerretDBBuilt();
     await copyExamples();
 
@@ -302,6 +302,15 @@ describe('the installed package', () => {
     await waitFor('FerretDB of the npx run stopped', async () => (await ferretdbsOn(dataDir2)).length === 0, 15_000);
     await waitFor('the gateway port is free', () => canListen(port), 15_000);
     expect(await canListen(storePort!)).toBe(true);
+
+    // 3. SIGTERM while it is still starting (FerretDB up, the gateway not yet): FerretDB stops
+    // too. The binary named by TRIBUTARY_FERRETDB_BIN.
+    const dataDir3 = join(work, 'data-3');
+    const third = startGatewayProcess(join(app, 'node_modules/.bin/tributary'), ['start'], appEnv({ PORT: String(await freePort()), LOG_LEVEL: 'warn', TRIBUTARY_FERRETDB_BIN: FERRETDB_BINARY, TRIBUTARY_DATA_DIR: dataDir3 }));
+    await waitFor('FerretDB of the third run started', async () => (await ferretdbsOn(dataDir3)).length > 0, 30_000);
+    third.child.kill('SIGTERM');
+    expect(await third.exited).toBe(0);
+    expect(await ferretdbsOn(dataDir3)).toEqual([]);
   });
 
   it('(b) syncs a browser bundle of a tiny app that imports `tributary` from the tarball, in Chromium', { timeout: 180_000 }, async () => {
