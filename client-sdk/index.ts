@@ -115,7 +115,9 @@ export interface TributaryClient {
   leader$: Observable<boolean>;
   /**
    * Local changes the gateway has not acknowledged yet (documents written while offline, or on
-   * their way), counted by the leader tab; 0 before the first count.
+   * their way), counted by the leader tab while its replications run (not while paused); 0
+   * before the first count. Each count reads every local document: it runs only while observed
+   * (always with multiInstance, for the other tabs).
    */
   pendingWrites$: Observable<number>;
   /** Rejected writes and replication failures. */
