@@ -3,7 +3,8 @@
 //
 // Environment: PORT (gateway, default 4000), DEMO_PORT (page, default 5173),
 // TRIBUTARY_DATA_DIR (default .tributary/demo-data), MONGODB_URI (your MongoDB instead of the
-// embedded store), TRIBUTARY_RULES (default demo/rules), and the gateway's other variables.
+// embedded store), TRIBUTARY_DATABASE (default tributary_demo), TRIBUTARY_RULES (default
+// demo/rules), and the gateway's other variables.
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pino } from 'pino';
@@ -13,7 +14,8 @@ import { startEmbeddedFerretDB, type EmbeddedFerretDB } from '../gateway/store/e
 import { startDemoServer } from './server.ts';
 
 if (process.env.NODE_ENV === 'production') throw new Error('the demo accepts unsigned dev tokens: never run it with NODE_ENV=production');
-const config = configFromEnv({ TRIBUTARY_RULES: resolve(import.meta.dirname, 'rules'), ...process.env, TRIBUTARY_DEV_TOKENS: 'true' });
+// Its own database (on MONGODB_URI too): dev tokens must never reach an app's real data.
+const config = configFromEnv({ TRIBUTARY_RULES: resolve(import.meta.dirname, 'rules'), TRIBUTARY_DATABASE: 'tributary_demo', ...process.env, TRIBUTARY_DEV_TOKENS: 'true' });
 const log = pino({ level: config.logLevel });
 
 let embedded: EmbeddedFerretDB | undefined;
