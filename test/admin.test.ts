@@ -97,6 +97,7 @@ describe('admin API', () => {
     for (const token of [adminKey, await testToken('root', { role: ['ops', 'admin'] })]) {
       expect((await adminApi(gateway, '/me', token)).status).toBe(200);
       const { body: sessions } = await adminApi(gateway, '/sessions', token);
+      expect(sessions.total).toBe(1);
       const session = sessions.sessions.find((s: { userId: string }) => s.userId === 'alice');
       expect(session).toMatchObject({ userId: 'alice', provider: 'jwt' });
       const tasksStream = session.subscriptions.find((s: { collection: string }) => s.collection === 'tasks');

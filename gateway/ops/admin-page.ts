@@ -93,6 +93,7 @@ async function refresh() {
         const boots = s.bootstraps.map((b) => b.collection + ': ' + b.state + ' (' + b.documents + (b.estimatedTotal === null ? '' : '/' + b.estimatedTotal) + ')').join(', ');
         return [s.userId, s.provider, time(s.connectedAt), s.remoteAddress, list, boots];
       }), 'no connected clients');
+    $('sessions-total').textContent = sessions.total > sessions.sessions.length ? ('the newest ' + sessions.sessions.length + ' of ' + sessions.total) : '';
     fill('collections', ['collection', 'documents', 'live streams', 'change feed position / horizon', 'lag (sequences)', 'lag (seconds)'],
       collections.collections.map((c) => [c.name, c.documents, c.liveStreams, c.changeFeed.position + ' / ' + c.changeFeed.horizon, c.changeFeed.sequences, c.changeFeed.seconds.toFixed(3)]),
       'no collections');
@@ -138,7 +139,7 @@ function logOut() {
   $('dashboard').classList.add('hidden');
   $('login').classList.remove('hidden');
   for (const id of ['sessions', 'collections', 'writes', 'keys']) $(id).replaceChildren();
-  for (const id of ['rules-roles', 'rules-path', 'rules-reload', 'new-key', 'who']) $(id).textContent = '';
+  for (const id of ['rules-roles', 'rules-path', 'rules-reload', 'new-key', 'who', 'sessions-total']) $(id).textContent = '';
 }
 
 function start() {
@@ -184,7 +185,7 @@ const BODY = `
   <p class="muted">An API key created with the admin flag, or a JWT with the gateway's admin claim. It is kept in this tab only.</p>
 </section>
 <div id="dashboard" class="hidden">
-  <section><h2>Connected clients</h2><table id="sessions"></table></section>
+  <section><h2>Connected clients</h2><p id="sessions-total" class="muted"></p><table id="sessions"></table></section>
   <section><h2>Collections</h2><table id="collections"></table></section>
   <section><h2>Recent refused writes</h2><table id="writes"></table></section>
   <section><h2>Rules</h2><p id="rules-path"></p><p id="rules-reload"></p><pre id="rules-roles"></pre></section>

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { AuthError, type Authenticator, type User } from '../auth/authenticator.ts';
 import type { AdminClaim } from '../config.ts';
 import type { CollectionRuntime } from '../graphql/schema.ts';
-import type { Activity } from './activity.ts';
+import type { Activity, Session } from './activity.ts';
 import { ADMIN_PAGE, ADMIN_PAGE_CSP } from './admin-page.ts';
 import { feedLag } from './feed-lag.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -19,6 +19,8 @@ import type { GatewayMetrics } from './metrics.ts';
 /** Largest admin request body (creating an API key is a few fields). */
 export const MAX_ADMIN_BODY_BYTES = 4_096;
 const KEY_ID = /^[0-9a-f]{16}$/;
+/** Sessions listed at most (the newest), with the total: the page polls this. */
+export const MAX_SESSIONS_LISTED = 500;
 /** Printable text without control characters, for names and user ids. */
 const PLAIN_TEXT = /^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]+$/u;
 
@@ -97,7 +99,10 @@ async function adminApi(deps: OpsDependencies, req: IncomingMessage, res: Server
 
   const method = req.method ?? 'GET';
   if (method === 'GET' && route === '/me') return sendJson(res, 200, { id: user.id, provider: user.provider });
-  if (method === 'GET' && route === '/sessions') return sendJson(res, 200, { sessions: sessionsView(deps) });
+  if (method === 'GET' && route === '/sessions') {
+    const all = deps.activity.allSessions();
+    return sendJson(res, 200, { total: all.length, sessions: sessionsView(all.slice(-MAX_SESSIONS_LISTED)) });
+  }
   if (method === 'GET' && route === '/collections') return sendJson(res, 200, { collections: await collectionsView(deps) });
   if (method === 'GET' && route === '/writes') return sendJson(res, 200, { refused: deps.activity.recentRefusals() });
   if (method === 'GET' && route === '/rules') return sendJson(res, 200, rulesView(deps));
@@ -131,8 +136,8 @@ export function isAdmin(user: User, claim: AdminClaim | null): boolean {
   return value === claim.value || (Array.isArray(value) && value.includes(claim.value));
 }
 
-function sessionsView({ activity }: OpsDependencies) {
-  return activity.allSessions().map((s) => ({
+function sessionsView(sessions: Session[]) {
+  return sessions.map((s) => ({
     id: s.id,
     userId: s.user.id,
     provider: s.user.provider,
