@@ -187,7 +187,9 @@ const runners: Runner[] = [
         const ran = await bash(line, env);
         expectSuccess(ran, line);
         if (command.includes('api-key -- create')) {
-          [, id, key] = /created API key (\S+) for user service:importer:\n(trb_\S+)/.exec(ran.stdout) ?? [];
+          const created = /created API key (\S+) for user service:importer:\n(trb_\S+)/.exec(ran.stdout);
+          id = created?.[1] ?? '';
+          key = created?.[2] ?? '';
           expect(key, ran.stdout).toMatch(/^trb_/);
         } else if (command.includes('api-key -- list')) {
           expect(ran.stdout).toContain(`${id}  importer  user=service:importer`);
