@@ -339,5 +339,9 @@ if ('serviceWorker' in navigator) {
     .catch((error: Error) => console.warn('no offline page:', error.message));
 }
 const stored = localStorage.getItem(USER_KEY);
-if (stored) void showApp(JSON.parse(stored) as AuthenticatedUser);
-else showLogin();
+if (stored) {
+  showApp(JSON.parse(stored) as AuthenticatedUser).catch((error: Error) => {
+    // E.g. ?log=verbose, or a database another version of the demo left: say so on the page.
+    root.replaceChildren(el('div', { id: 'login' }, el('h2', {}, 'The demo could not start'), el('p', { class: 'muted' }, error.message)));
+  });
+} else showLogin();
