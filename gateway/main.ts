@@ -9,7 +9,14 @@ import { PACKAGE_ROOT } from './package-root.ts';
 import { startGateway, type Gateway } from './server.ts';
 import { startEmbeddedFerretDB, type EmbeddedFerretDB } from './store/embedded-ferretdb.ts';
 
-export async function runGateway(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+export interface RunOptions {
+  /** Where the embedded store keeps its data when TRIBUTARY_DATA_DIR is unset. */
+  defaultDataDir?: string;
+  /** Started once the gateway is (the demo's page), and closed first when it stops. */
+  alongside?: (gateway: Gateway, config: ReturnType<typeof configFromEnv>) => Promise<{ close(): Promise<void> }>;
+}
+
+export async function runGateway(env: NodeJS.ProcessEnv = process.env, options: RunOptions = {}): Promise<void> {
   const config = configFromEnv(env);
   // The app's data model and rules, from the folder it is started in (in a checkout: the
   // checkout's own); not the examples inside an installed package.
@@ -26,11 +33,12 @@ export async function runGateway(env: NodeJS.ProcessEnv = process.env): Promise<
 
   let embedded: EmbeddedFerretDB | undefined;
   let gateway: Gateway | undefined;
+  let companion: { close(): Promise<void> } | undefined;
   let stopping = false;
   const start = async () => {
     let mongoUri = config.mongoUri;
     if (!mongoUri) {
-      const dataDir = resolve(env.TRIBUTARY_DATA_DIR ?? '.tributary/data');
+      const dataDir = resolve(env.TRIBUTARY_DATA_DIR ?? options.defaultDataDir ?? '.tributary/data');
       embedded = await startEmbeddedFerretDB({ dataDir });
       mongoUri = embedded.uri;
       log.info({ dataDir, uri: mongoUri }, 'embedded FerretDB started (set MONGODB_URI to use your own MongoDB)');
@@ -41,6 +49,14 @@ export async function runGateway(env: NodeJS.ProcessEnv = process.env): Promise<
       throw error;
     });
     log.info({ http: gateway.httpUrl, ws: gateway.wsUrl }, 'Tributary gateway ready');
+    if (options.alongside && !stopping) {
+      const running = gateway;
+      companion = await options.alongside(running, config).catch(async (error: unknown) => {
+        await running.stop();
+        await embedded?.stop();
+        throw error;
+      });
+    }
   };
   const started = start();
 
@@ -53,6 +69,7 @@ export async function runGateway(env: NodeJS.ProcessEnv = process.env): Promise<
       log.info({ signal }, 'shutting down');
       void started
         .catch(() => {}) // a failed start already stopped what it had started, and is reported below
+        .then(() => companion?.close())
         .then(() => gateway?.stop())
         .then(() => embedded?.stop())
         .then(() => process.exit(0), (error: unknown) => {

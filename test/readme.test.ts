@@ -3,7 +3,7 @@
 // its id). Each fenced block is claimed by exactly one runner below, and a block that no runner
 // claims fails: a new sample cannot go into the README untested.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, unlinkSync, writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { SignJWT } from 'jose';
@@ -273,6 +273,58 @@ const runners: Runner[] = [
   },
 ];
 
+/**
+ * Commands the README names inline (in backticks): each one is run here, or by the test file
+ * named, or is a tool that is not an app's command (a benchmark, the tests themselves). A new
+ * inline command fails until it is added here.
+ */
+const INLINE: Record<string, { runBy: string } | { run: () => Promise<void> } | { tool: string }> = {
+  'npm start': { runBy: 'the quick start block, above' },
+  'npm test': { tool: 'the test suite: this run' },
+  'npm run test:convergence': { tool: 'the convergence test with 2,000 cases (npm test runs 300)' },
+  'npm run bench': { tool: 'the benchmarks (bench/README.md)' },
+  'npx tsx demo/screenshot.ts': { tool: 'remakes docs/demo.png' },
+  'npx tsx your-file.ts': { runBy: 'the Client SDK program, above (run with tsx)' },
+  'npm pack': { runBy: 'test/package.test.ts' },
+  'npx tributary api-key create --name importer': { runBy: 'test/package.test.ts' },
+  'node_modules/.bin/tributary start': { runBy: 'test/package.test.ts' },
+  'tributary start': { runBy: 'test/package.test.ts' },
+  'tributary api-key': { runBy: 'test/package.test.ts' },
+  'npm run api-key -- create --name importer': { runBy: 'the API keys block, above' },
+  'npm run import-realm': { runBy: 'test/import-realm.test.ts' },
+  'npm run reset-clients': { runBy: 'test/package.test.ts (tributary reset-clients: the same function)' },
+  'npm run api-key -- create --name ops --admin': {
+    run: async () => {
+      const ran = await bash('npm run --silent api-key -- create --name ops --admin', { MONGODB_URI: mongoUri(), TRIBUTARY_DATABASE: gateway.database });
+      expectSuccess(ran, 'api-key --admin');
+      const key = /\n(trb_\S+)/.exec(ran.stdout)![1]!;
+      const me = await fetch(`${gateway.httpUrl.replace(/\/graphql$/, '')}/admin/api/me`, { headers: { authorization: `Bearer ${key}` } });
+      expect(me.status, 'an admin key opens the admin API').toBe(200);
+    },
+  },
+  'npm run demo': {
+    run: async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'readme-demo-'));
+      try {
+        const demoPort = await freePort();
+        const demo = await serving('npm run demo', { TRIBUTARY_DATA_DIR: dataDir, MONGODB_URI: '', DEMO_PORT: String(demoPort) }, await freePort());
+        try {
+          await waitFor('the demo page', async () => (await fetch(`http://127.0.0.1:${demoPort}/`).then((r) => (r.ok ? r.text() : ''), () => '')) || null);
+          expect(demo.output()).toContain(`open http://`);
+        } finally {
+          await demo.stop();
+        }
+        expect((await bash(`pgrep -f "[f]erretdb.*${dataDir}" || true`)).stdout.trim(), 'the embedded FerretDB stops with the demo').toBe('');
+      } finally {
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    },
+  },
+};
+
+/** Inline code that is a command: starts with npm, npx, or the tributary command. */
+const inlineCommands = (markdown: string) => [...new Set([...markdown.replace(/^( *)```[\s\S]*?^\1```$/gm, '').matchAll(/`((?:npm|npx|node_modules\/\.bin\/tributary|tributary) [^`]+)`/g)].map((m) => m[1]!.replace(/\s+/g, ' ')))];
+
 beforeAll(async () => {
   // The repository's own rules, as `npm start` has them.
   gateway = await startTestGateway({ rulesPath: join(ROOT, 'rules') });
@@ -287,6 +339,16 @@ describe('README.md', () => {
       expect(runners.filter((r) => r.claims(block)).map((r) => r.name), `README.md line ${block.line}: no test runs this block (add a runner in test/readme.test.ts)\n${block.text}`).toHaveLength(1);
     }
   });
+  const inline = inlineCommands(README);
+  it('names only commands this file knows how they are run', () => {
+    expect(inline).toContain('npm run demo');
+    for (const command of inline) expect(INLINE[command], `README.md names \`${command}\`: add it to INLINE in test/readme.test.ts`).toBeDefined();
+    for (const how of Object.values(INLINE)) if ('runBy' in how && how.runBy.startsWith('test/')) expect(existsSync(join(ROOT, how.runBy.split(' ')[0]!)), how.runBy).toBe(true);
+  });
+  for (const command of inline) {
+    const how = INLINE[command];
+    if (how && 'run' in how) it(`\`${command}\``, { timeout: 180_000 }, how.run);
+  }
   for (const block of blocks) {
     const runner = runners.find((r) => r.claims(block));
     it.runIf(runner)(`line ${block.line}: ${runner?.name}`, { timeout: 180_000 }, () => runner!.run(block));
