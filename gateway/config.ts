@@ -221,10 +221,13 @@ function authFromEnv(env: NodeJS.ProcessEnv): AuthConfig {
   };
 }
 
-/** `role:admin`: the claim `role` equals `admin` (or is a list holding it). */
+/**
+ * `role:admin`: the claim `role` equals `admin` (or is a list holding it). The last colon
+ * separates them: claim names are often URLs (`https://example.com/roles:admin`).
+ */
 export function adminClaimFromEnv(raw: string | undefined): AdminClaim | null {
   if (raw === undefined || raw === '') return null;
-  const at = raw.indexOf(':');
+  const at = raw.lastIndexOf(':');
   const name = raw.slice(0, at).trim();
   const value = raw.slice(at + 1).trim();
   if (at < 1 || !name || !value) throw new Error(`TRIBUTARY_ADMIN_CLAIM must be <claim>:<value>, e.g. role:admin, got ${JSON.stringify(raw)}`);

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { configFromEnv } from '../gateway/config.ts';
 import { syncOperations } from '../protocol/operations.ts';
 import { launchBrowser, withScreenshots } from './helpers/browser.ts';
 import { cleanup, graphqlHttp, newTask, openTestClient, rulesFixture, startTestGateway, testToken, waitFor } from './helpers/harness.ts';
@@ -44,6 +45,16 @@ const ROUTES: Array<[string, RequestInit]> = [
   ['/keys/0123456789abcdef', { method: 'DELETE' }],
   ['/nothing-here', {}],
 ];
+
+describe('admin configuration', () => {
+  it('reads TRIBUTARY_ADMIN_CLAIM as <claim>:<value> and TRIBUTARY_METRICS_TOKEN as it is', () => {
+    expect(configFromEnv({ TRIBUTARY_ADMIN_CLAIM: 'role:admin', TRIBUTARY_METRICS_TOKEN: 's3cret' })).toMatchObject({ adminClaim: { name: 'role', value: 'admin' }, metricsToken: 's3cret' });
+    // Claim names are often URLs: the last colon separates.
+    expect(configFromEnv({ TRIBUTARY_ADMIN_CLAIM: 'https://example.com/roles:admin' }).adminClaim).toEqual({ name: 'https://example.com/roles', value: 'admin' });
+    expect(configFromEnv({})).toMatchObject({ adminClaim: null, metricsToken: null });
+    for (const bad of ['role', ':admin', 'role:', ' : ']) expect(() => configFromEnv({ TRIBUTARY_ADMIN_CLAIM: bad })).toThrow(/TRIBUTARY_ADMIN_CLAIM must be <claim>:<value>/);
+  });
+});
 
 describe('admin API', () => {
   it('answers 401 without valid credentials and 403 to every non-admin, and changes nothing for them', async () => {
