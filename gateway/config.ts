@@ -7,6 +7,7 @@ import type { ConflictStrategy } from '../protocol/merge.ts';
 import { PACKAGE_ROOT } from './package-root.ts';
 import type { InvalidDocumentPolicy } from './store/collection-store.ts';
 import { parseDuration } from './store/retention.ts';
+import { originsFromEnv, type AllowedOrigins } from './cors.ts';
 
 export interface GatewayConfig {
   /** MongoDB connection string; unset means the embedded FerretDB (main.ts). */
@@ -85,6 +86,8 @@ export interface GatewayConfig {
   metricsToken: string | null;
   /** Custom JWTs whose claim `name` equals (or, for a list, holds) `value` are admins of /admin; API keys created with the admin flag always are. */
   adminClaim: AdminClaim | null;
+  /** Origins of browser apps allowed to call the gateway: `*` (any) or a list (gateway/cors.ts). */
+  corsOrigins: AllowedOrigins;
 }
 
 export interface AdminClaim {
@@ -131,6 +134,7 @@ export const DEFAULTS: Omit<GatewayConfig, 'mongoUri'> = {
   maxClockSkewMs: 60_000,
   metricsToken: null,
   adminClaim: null,
+  corsOrigins: '*',
 };
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<GatewayConfig, 'mongoUri'> & { mongoUri?: string } {
@@ -181,6 +185,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<Gatewa
     maxClockSkewMs: int('TRIBUTARY_MAX_CLOCK_SKEW_MS', DEFAULTS.maxClockSkewMs),
     metricsToken: env.TRIBUTARY_METRICS_TOKEN || null,
     adminClaim: adminClaimFromEnv(env.TRIBUTARY_ADMIN_CLAIM),
+    corsOrigins: originsFromEnv(env.TRIBUTARY_CORS_ORIGINS),
   };
 }
 

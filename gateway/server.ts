@@ -12,6 +12,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { getCollection, loadModel, type DataModel } from '../protocol/model.ts';
 import { canonicalModel } from '../protocol/schema-evolution.ts';
 import { DEFAULTS, type GatewayConfig } from './config.ts';
+import { applyCors, originAllowed } from './cors.ts';
 import { AuthError, Authenticator, type User } from './auth/authenticator.ts';
 import { CLOSE_CODES } from '../protocol/messages.ts';
 import { buildSchema, type CollectionRuntime } from './graphql/schema.ts';
@@ -186,6 +187,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     graphqlEndpoint: GRAPHQL_PATH,
     logging: log,
     graphiql: { subscriptionsProtocol: 'WS' },
+    // CORS is the HTTP server's, for every route alike (cors.ts).
+    cors: false,
     // Unexpected errors reach clients as "Unexpected error." (code INTERNAL_SERVER_ERROR), in
     // development too; the log has them.
     maskedErrors: { isDev: false },
@@ -211,6 +214,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const ops = { auth, metrics, activity, collections, metricsToken: config.metricsToken, adminClaim: config.adminClaim, log };
   const httpServer = createServer((req: IncomingMessage, res: ServerResponse) => {
+    // Browser apps on other origins: headers on every answer, preflights answered here (cors.ts).
+    if (applyCors(config.corsOrigins, req, res)) return;
     // /health, /metrics and /admin (gateway/ops/): before GraphQL and its authentication.
     if (handleOps(ops, req, res)) return;
     if (req.url === '/ready') {
@@ -264,7 +269,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     );
   });
 
-  wss = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, maxPayload: config.maxPayloadBytes });
+  wss = new WebSocketServer({
+    server: httpServer,
+    path: GRAPHQL_PATH,
+    maxPayload: config.maxPayloadBytes,
+    // Browsers send their page's origin; apps outside TRIBUTARY_CORS_ORIGINS get no socket.
+    verifyClient: ({ origin }: { origin?: string }) => originAllowed(config.corsOrigins, origin),
+  });
   const wsServer = useServer<Record<string, unknown> | undefined, { user?: User; clientSchema?: SessionSchema | null }>(
     {
       // graphql-ws closes a socket with 4500 when a handler throws; with isProd the reason is
