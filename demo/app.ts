@@ -82,9 +82,7 @@ function showLogin(): void {
       return;
     }
     try {
-      // Not TributaryAuth.logIn: it asks the gateway over HTTP, and from this page's origin the
-      // gateway refuses the CORS preflight (it wants a token on the OPTIONS request too). The
-      // socket has no preflight: the gateway checks the token when it connects.
+      // A dev token needs no round trip: the gateway checks it when the socket connects.
       const user: AuthenticatedUser = { id, provider: 'dev', token: devToken(id), expiresAt: null };
       // Kept for the next visit: the app opens offline too, as this user.
       localStorage.setItem(USER_KEY, JSON.stringify(user));

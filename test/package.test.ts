@@ -327,9 +327,9 @@ describe('the installed package', () => {
       `import { Credentials, TributaryAuth, openTributary } from 'tributary';
 import { getRxStorageMemory } from 'rxdb/plugins/storage-memory';
 
-const { schema, wsUrl } = window.TINY_APP;
+const { schema, httpUrl, wsUrl } = window.TINY_APP;
 try {
-  const user = await new TributaryAuth(new URL('/graphql', location.href).href).logIn(Credentials.anonymous());
+  const user = await new TributaryAuth(httpUrl).logIn(Credentials.anonymous());
   const client = await openTributary({ url: wsUrl, schema, storage: getRxStorageMemory(), user, logLevel: 'info' });
   await client.collections.tasks.insert({ id: 'from-the-browser', ownerId: user.id, title: 'bundled from the tarball', status: 'TODO', priority: 2, tags: ['browser'] });
   await client.waitForSync();
@@ -344,30 +344,10 @@ try {
     expect(bundle.inputs.some((i) => i.includes('node_modules/tributary/dist/client-sdk/'))).toBe(true);
     expect(bundle.inputs.filter((i) => i.startsWith('client-sdk/') || i.startsWith('protocol/'))).toEqual([]);
 
-    // The page's server. It passes the log-in's HTTP requests (POST /auth/anonymous, /graphql) on
-    // to the gateway, so that the page asks its own origin (the gateway answers no CORS
-    // preflight); the socket goes to the gateway itself.
-    const page = `<!doctype html><meta charset="utf-8"><title>tiny app</title><script>window.TINY_APP = ${JSON.stringify({ schema: readFileSync(join(app, 'schema.graphql'), 'utf8'), wsUrl: `ws://127.0.0.1:${port}/graphql` }).replace(/</g, '\\u003c')};</script><script type="module" src="/app.js"></script>`;
+    // The page's server, on its own origin: the page logs in over HTTP and syncs over the socket
+    // with the gateway directly (CORS).
+    const page = `<!doctype html><meta charset="utf-8"><title>tiny app</title><script>window.TINY_APP = ${JSON.stringify({ schema: readFileSync(join(app, 'schema.graphql'), 'utf8'), httpUrl: `http://127.0.0.1:${port}/graphql`, wsUrl: `ws://127.0.0.1:${port}/graphql` }).replace(/</g, '\\u003c')};</script><script type="module" src="/app.js"></script>`;
     const server = createHttpServer((req, res) => {
-      if (req.method === 'POST') {
-        const chunks: Buffer[] = [];
-        req.on('data', (c: Buffer) => chunks.push(c));
-        req.on('end', () => {
-          const headers: Record<string, string> = { 'content-type': req.headers['content-type'] ?? 'application/json' };
-          if (req.headers.authorization) headers.authorization = req.headers.authorization;
-          void fetch(`http://127.0.0.1:${port}${req.url}`, { method: 'POST', headers, body: Buffer.concat(chunks) }).then(
-            async (answer) => {
-              res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'application/json' });
-              res.end(await answer.text());
-            },
-            (error: unknown) => {
-              res.writeHead(502);
-              res.end(String(error));
-            },
-          );
-        });
-        return;
-      }
       const file = req.url === '/' ? { type: 'text/html', body: page } : req.url === '/app.js' ? { type: 'text/javascript', body: bundle.code } : undefined;
       res.writeHead(file ? 200 : 404, { 'content-type': file?.type ?? 'text/plain' });
       res.end(file?.body ?? 'not found');
