@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startEmbeddedFerretDB, type EmbeddedFerretDB } from '../gateway/store/embedded-ferretdb.ts';
+import { FERRETDB_VERSION, startEmbeddedFerretDB, type EmbeddedFerretDB } from '../gateway/store/embedded-ferretdb.ts';
 import { fmt, ROOT } from './common.ts';
 import { fanoutTable, runFanout } from './fanout.ts';
 import { initialSyncTable, runInitialSync } from './initial-sync.ts';
@@ -15,9 +15,12 @@ import { runSubscriptionSwap, swapTable } from './subscription-swap.ts';
 import { pushTable, runPush } from './push.ts';
 import { outsideWritesTable, runOutsideWrites } from './outside-writes.ts';
 import { adoptionProgress, adoptionTable, runAdoption } from './adoption.ts';
+import { runStoreBackends, storeBackendsRatios, storeBackendsTable } from './store-backends.ts';
 
 const BENCHMARKS = ['initial-sync', 'fanout', 'memory', 'subscription-swap', 'push', 'outside-writes', 'adoption'] as const;
-type Benchmark = (typeof BENCHMARKS)[number];
+// Only with --only: store-backends needs PostgreSQL installed and starts its own stores.
+const OPTIONAL = ['store-backends'] as const;
+type Benchmark = (typeof BENCHMARKS)[number] | (typeof OPTIONAL)[number];
 
 const { values } = parseArgs({
   options: {
@@ -35,12 +38,13 @@ const { values } = parseArgs({
     'outside-clients': { type: 'string' },
     'outside-docs': { type: 'string' },
     'adoption-docs': { type: 'string' },
+    'store-docs': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 
 if (values.help) {
-  console.log(`usage: npm run bench -- [--quick] [--only ${BENCHMARKS.join('|')}[,...]] [--client-procs N]
+  console.log(`usage: npm run bench -- [--quick] [--only ${[...BENCHMARKS, ...OPTIONAL].join('|')}[,...]] [--client-procs N]
   --quick          small sizes (whole run under ~2 minutes)
   --only           run only these benchmarks (comma-separated)
   --client-procs   child processes the fan-out clients are spread over (default 1)
@@ -55,12 +59,15 @@ if (values.help) {
   --outside-clients 100      subscribed clients (outside-writes)
   --outside-docs 10000       tasks in the collection before the driver's updates (outside-writes)
   --adoption-docs 100000     documents there before the gateway starts (adoption; comma-separated)
+  --store-docs 10000         tasks written and read on each backend (store-backends: FerretDB on
+                             SQLite vs on PostgreSQL; only with --only, needs \`apt-get install postgresql\`)
   MONGODB_URI      use this server instead of starting FerretDB`);
   process.exit(0);
 }
 
 const only = (values.only?.split(',') ?? BENCHMARKS) as Benchmark[];
-for (const name of only) if (!BENCHMARKS.includes(name)) throw new Error(`unknown benchmark "${name}"; one of ${BENCHMARKS.join(', ')}`);
+const known: readonly string[] = [...BENCHMARKS, ...OPTIONAL];
+for (const name of only) if (!known.includes(name)) throw new Error(`unknown benchmark "${name}"; one of ${known.join(', ')}`);
 const quick = values.quick;
 const list = (flag: string | undefined, fallback: number[]) => (flag ? flag.split(',').map(Number) : fallback);
 const sizes = {
@@ -79,9 +86,10 @@ const sizes = {
     documents: Number(values['outside-docs'] ?? (quick ? 5_000 : 10_000)),
   },
   adoption: list(values['adoption-docs'], quick ? [10_000] : [100_000]),
+  storeDocs: Number(values['store-docs'] ?? (quick ? 2_000 : 10_000)),
 };
 const clientProcesses = Number(values['client-procs']);
-for (const n of [...sizes.initialSync, ...sizes.fanout.clients, ...sizes.fanout.rates, sizes.fanout.seconds, sizes.memoryConnections, sizes.swap, sizes.push, ...sizes.outside.rates, sizes.outside.clients, sizes.outside.documents, ...sizes.adoption, clientProcesses]) {
+for (const n of [...sizes.initialSync, ...sizes.fanout.clients, ...sizes.fanout.rates, sizes.fanout.seconds, sizes.memoryConnections, sizes.swap, sizes.push, ...sizes.outside.rates, sizes.outside.clients, sizes.outside.documents, ...sizes.adoption, sizes.storeDocs, clientProcesses]) {
   if (!Number.isFinite(n) || n <= 0) throw new Error('sizes, clients, rates, seconds, connections and client-procs must be positive numbers');
 }
 
@@ -110,13 +118,14 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 try {
-  let mongoUri = process.env.MONGODB_URI;
-  if (!mongoUri) {
+  let mongoUri = process.env.MONGODB_URI ?? '';
+  // store-backends starts its own stores; the shared one only for the others.
+  if (!mongoUri && only.some((name) => name !== 'store-backends')) {
     dataDir = mkdtempSync(join(tmpdir(), 'tributary-bench-'));
     ferret = await startEmbeddedFerretDB({ dataDir });
     mongoUri = ferret.uri;
   }
-  const store = ferret ? 'FerretDB (SQLite backend)' : 'MONGODB_URI';
+  const store = ferret ? 'FerretDB (SQLite backend)' : mongoUri ? 'MONGODB_URI' : 'see below';
   console.log(`# Tributary benchmarks${quick ? ' (--quick)' : ''}\n`);
   console.log(`${new Date().toISOString()} · ${revision()} · Node ${process.version} · ${cpus().length} vCPU (${cpus()[0]?.model.trim()}) · store: ${store}\n`);
 
@@ -152,6 +161,15 @@ try {
   if (only.includes('adoption')) {
     const results = await runAdoption({ mongoUri, documents: sizes.adoption });
     console.log(`## Adoption: a gateway started on documents other services wrote (~500-byte tasks)\n\n${adoptionTable(results)}\n\nThe pass's progress (from /ready):\n\n${adoptionProgress(results)}\n`);
+  }
+  if (only.includes('store-backends')) {
+    const result = await runStoreBackends({ documents: sizes.storeDocs });
+    console.log(
+      'skipped' in result
+        ? `## Store backends: FerretDB on SQLite vs on PostgreSQL\n\nskipped: ${result.skipped}\n`
+        : `## Store backends: FerretDB ${FERRETDB_VERSION} on SQLite vs on PostgreSQL ${result.postgresVersion} (${fmt(sizes.storeDocs)} ~1 KB tasks, MongoDB driver, one at a time)\n\n${storeBackendsTable(result.phases)}\n\n${storeBackendsRatios(result.phases)}\n\n` +
+            `(info) query plan of a find by _id: ${Object.entries(result.plans).map(([backend, plan]) => `${backend}: ${plan}`).join('; ')}\n`,
+    );
   }
 } finally {
   await shutdown();
