@@ -15,9 +15,10 @@ import { runSubscriptionSwap, swapTable } from './subscription-swap.ts';
 import { pushTable, runPush } from './push.ts';
 import { outsideWritesTable, runOutsideWrites } from './outside-writes.ts';
 import { adoptionProgress, adoptionTable, runAdoption } from './adoption.ts';
+import { gatewayCostTable, runGatewayCost } from './gateway-cost.ts';
 import { runStoreBackends, storeBackendsRatios, storeBackendsTable } from './store-backends.ts';
 
-const BENCHMARKS = ['initial-sync', 'fanout', 'memory', 'subscription-swap', 'push', 'outside-writes', 'adoption'] as const;
+const BENCHMARKS = ['gateway-cost', 'initial-sync', 'fanout', 'memory', 'subscription-swap', 'push', 'outside-writes', 'adoption'] as const;
 // Only with --only: store-backends needs PostgreSQL installed and starts its own stores.
 const OPTIONAL = ['store-backends'] as const;
 type Benchmark = (typeof BENCHMARKS)[number] | (typeof OPTIONAL)[number];
@@ -34,6 +35,7 @@ const { values } = parseArgs({
     connections: { type: 'string' },
     'swap-size': { type: 'string' },
     'push-size': { type: 'string' },
+    'cost-docs': { type: 'string' },
     'outside-rates': { type: 'string' },
     'outside-clients': { type: 'string' },
     'outside-docs': { type: 'string' },
@@ -55,6 +57,7 @@ if (values.help) {
   --connections 1000     memory benchmark connections
   --swap-size 10000      documents each subscription query selects (subscription-swap)
   --push-size 10000      documents inserted, then edited (push)
+  --cost-docs 10000      documents pulled, and rows pushed, per gateway-cost measurement
   --outside-rates 100,1000   driver writes per second (outside-writes)
   --outside-clients 100      subscribed clients (outside-writes)
   --outside-docs 10000       tasks in the collection before the driver's updates (outside-writes)
@@ -80,6 +83,7 @@ const sizes = {
   memoryConnections: Number(values.connections ?? (quick ? 200 : 1_000)),
   swap: Number(values['swap-size'] ?? (quick ? 1_000 : 10_000)),
   push: Number(values['push-size'] ?? (quick ? 2_000 : 10_000)),
+  costDocs: Number(values['cost-docs'] ?? (quick ? 2_000 : 10_000)),
   outside: {
     rates: list(values['outside-rates'], [100, 1_000]),
     clients: Number(values['outside-clients'] ?? 100),
@@ -89,7 +93,7 @@ const sizes = {
   storeDocs: Number(values['store-docs'] ?? (quick ? 2_000 : 10_000)),
 };
 const clientProcesses = Number(values['client-procs']);
-for (const n of [...sizes.initialSync, ...sizes.fanout.clients, ...sizes.fanout.rates, sizes.fanout.seconds, sizes.memoryConnections, sizes.swap, sizes.push, ...sizes.outside.rates, sizes.outside.clients, sizes.outside.documents, ...sizes.adoption, sizes.storeDocs, clientProcesses]) {
+for (const n of [...sizes.initialSync, ...sizes.fanout.clients, ...sizes.fanout.rates, sizes.fanout.seconds, sizes.memoryConnections, sizes.swap, sizes.push, sizes.costDocs, ...sizes.outside.rates, sizes.outside.clients, sizes.outside.documents, ...sizes.adoption, sizes.storeDocs, clientProcesses]) {
   if (!Number.isFinite(n) || n <= 0) throw new Error('sizes, clients, rates, seconds, connections and client-procs must be positive numbers');
 }
 
@@ -129,6 +133,10 @@ try {
   console.log(`# Tributary benchmarks${quick ? ' (--quick)' : ''}\n`);
   console.log(`${new Date().toISOString()} · ${revision()} · Node ${process.version} · ${cpus().length} vCPU (${cpus()[0]?.model.trim()}) · store: ${store}\n`);
 
+  if (only.includes('gateway-cost')) {
+    const options = { mongoUri, documents: sizes.costDocs, repeats: 3 };
+    console.log(`## Gateway CPU per document (the gateway process alone, whatever the store's speed)\n\n${gatewayCostTable(await runGatewayCost(options), options)}\n`);
+  }
   if (only.includes('initial-sync')) {
     const results = await runInitialSync({ mongoUri, sizes: sizes.initialSync });
     console.log(`## Initial sync (~1 KB documents)\n\n${initialSyncTable(results)}\n`);

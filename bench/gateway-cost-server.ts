@@ -1,0 +1,104 @@
+// Child process: one server for the gateway-cost benchmark, alone in its process so that the
+// CPU time read from /proc is its own (the load comes from the benchmark's process).
+//
+//   node --import tsx bench/gateway-cost-server.ts --target gateway --mongo URI --database NAME
+//   node --import tsx bench/gateway-cost-server.ts --target yoga
+//
+// `yoga` is the comparison: graphql-yoga over HTTP with the same pull and push operations, whose
+// resolvers hand out pages of documents already in memory and accept rows without looking at
+// them. What the gateway spends beyond it is its own work (store, rules, merge, metadata).
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parseArgs } from 'node:util';
+import { GraphQLScalarType } from 'graphql';
+import { createSchema, createYoga } from 'graphql-yoga';
+import { pino } from 'pino';
+import { startGateway } from '../gateway/server.ts';
+import { anonymousUser, insertRow, makeTask } from './common.ts';
+
+export type CostServerIn = { type: 'seed'; n: number; run: string };
+export type CostServerOut = { type: 'listening'; httpUrl: string } | { type: 'seeded'; token: string | null; userId: string | null };
+
+const { values } = parseArgs({ options: { target: { type: 'string' }, mongo: { type: 'string' }, database: { type: 'string' } } });
+const send = (message: CostServerOut) => process.send!(message);
+const BATCH = 1_000;
+
+interface CostServer {
+  httpUrl: string;
+  seed(n: number, run: string): Promise<{ token: string | null; userId: string | null }>;
+  stop(): Promise<void>;
+}
+
+async function startGatewayTarget(): Promise<CostServer> {
+  // Without following other services' writes: that path has its own figures (outside-writes),
+  // and its oplog reads would be charged to pulls and pushes here.
+  const gateway = await startGateway({ mongoUri: values.mongo!, database: values.database!, port: 0, followOutsideChanges: false, logger: pino({ level: 'warn' }, pino.destination(2)) });
+  return {
+    httpUrl: gateway.httpUrl,
+    async seed(n, run) {
+      const user = await anonymousUser(gateway.httpUrl);
+      const writer = gateway.collections.get('tasks')!.writer;
+      for (let i = 0; i < n; i += BATCH) {
+        const docs = Array.from({ length: Math.min(BATCH, n - i) }, (_, j) => makeTask(i + j, run, `Task ${i + j}`, user?.userId));
+        await writer.push(docs.map(insertRow));
+      }
+      return { token: user?.token ?? null, userId: user?.userId ?? null };
+    },
+    stop: () => gateway.stop(),
+  };
+}
+
+/** The same operations' shapes, answered from memory. */
+async function startYogaTarget(): Promise<CostServer> {
+  let documents: Record<string, unknown>[] = [];
+  const schema = createSchema({
+    typeDefs: /* GraphQL */ `
+      scalar JSONObject
+      type SyncCheckpoint { seq: Float!, epoch: String }
+      input SyncCheckpointInput { seq: Float!, epoch: String }
+      input SyncPushRow { assumedMasterState: JSONObject, newDocumentState: JSONObject! }
+      type SyncPullBulk { documents: [JSONObject!]!, checkpoint: SyncCheckpoint!, hasMore: Boolean! }
+      type PushRejection { id: ID!, code: String!, field: String, message: String!, realmCode: Int }
+      type SyncPushResult { conflicts: [JSONObject!]!, rejected: [PushRejection!]! }
+      type Query { pullTasks(checkpoint: SyncCheckpointInput, limit: Int!, view: [JSONObject!], stamps: Boolean): SyncPullBulk! }
+      type Mutation { pushTasks(rows: [SyncPushRow!]!, view: [JSONObject!]): SyncPushResult! }
+    `,
+    resolvers: {
+      JSONObject: new GraphQLScalarType({ name: 'JSONObject', serialize: (v) => v, parseValue: (v) => v }),
+      Query: {
+        pullTasks: (_: unknown, args: { checkpoint: { seq: number } | null; limit: number }) => {
+          const from = args.checkpoint?.seq ?? 0;
+          const page = documents.slice(from, from + args.limit);
+          return { documents: page, checkpoint: { seq: from + page.length, epoch: 'bench' }, hasMore: from + page.length < documents.length };
+        },
+      },
+      Mutation: { pushTasks: () => ({ conflicts: [], rejected: [] }) },
+    },
+  });
+  const yoga = createYoga({ schema, graphqlEndpoint: '/graphql', logging: false });
+  const server = createServer((req, res) => void yoga.handle(req, res));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    httpUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`,
+    async seed(n, run) {
+      // As a pull hands them out: the stored task with its wire fields.
+      documents = Array.from({ length: n }, (_, i) => ({ ...makeTask(i, run), _deleted: false }));
+      return { token: null, userId: null };
+    },
+    stop: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+const server = values.target === 'gateway' ? await startGatewayTarget() : values.target === 'yoga' ? await startYogaTarget() : null;
+if (!server) throw new Error(`unknown --target ${values.target}`);
+process.on('message', (message: CostServerIn) => {
+  if (message.type === 'seed') void server.seed(message.n, message.run).then((seeded) => send({ type: 'seeded', ...seeded }));
+});
+process.on('disconnect', () => {
+  const timer = setTimeout(() => process.exit(1), 10_000);
+  void server.stop().finally(() => {
+    clearTimeout(timer);
+    process.exit(0);
+  });
+});
+send({ type: 'listening', httpUrl: server.httpUrl });
