@@ -168,7 +168,7 @@ export class Transport {
     this.outdated = { kind: 'schema', code, reason };
     const ws = this.ws;
     this.ws = null;
-    this.generation++;
+    const generation = ++this.generation;
     for (const sub of this.live) sub.stop?.();
     for (const fail of [...this.inflight]) fail(new Error(`the gateway refused this app's schema (${reason}); update the app`));
     if (ws) void Promise.resolve(ws.dispose()).catch(() => {});
@@ -180,13 +180,15 @@ export class Transport {
   async disconnect(finalState: 'paused' | 'closed' | 'disconnected'): Promise<void> {
     const ws = this.ws;
     this.ws = null;
-    this.generation++;
+    const generation = ++this.generation;
     for (const sub of this.live) sub.stop?.();
     for (const fail of [...this.inflight]) fail(new Error('disconnected: the sync session was paused or closed'));
     // graphql-ws's dispose() waits for a connection attempt under way and rejects with its error
     // when it fails (the gateway is down or restarting): then there is no socket left to close.
     if (ws) await Promise.resolve(ws.dispose()).catch(() => {});
-    this.state$.next(finalState);
+    // Unless a new socket was opened meanwhile (the browser came back online while the old one
+    // was still closing): its state is the one that holds.
+    if (this.generation === generation) this.state$.next(finalState);
   }
 
   /** A query or mutation; resolves with `data`, rejects with the GraphQL or transport error. */
