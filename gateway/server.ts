@@ -34,7 +34,7 @@ import { LEASES_COLLECTION, RoleLease, type LeaseDocument } from './store/role-l
 import { recordSchema } from './store/schema-history.ts';
 import { checkClientSchema, type SessionSchema } from './graphql/client-schema.ts';
 import { Activity } from './ops/activity.ts';
-import { handleOps } from './ops/http.ts';
+import { handleOps, sendJson } from './ops/http.ts';
 import { countingStoreErrors, GatewayMetrics } from './ops/metrics.ts';
 import { instrumentSchema, opsPlugin } from './ops/plugin.ts';
 
@@ -390,11 +390,6 @@ function runAt(time: number, run: () => void): () => void {
   };
   schedule();
   return () => clearTimeout(timer);
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(body));
 }
 
 /** WebSocket close reasons are limited to 123 bytes. */

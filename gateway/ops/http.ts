@@ -222,8 +222,7 @@ function sameSecret(given: string | undefined, expected: string): boolean {
 }
 
 function pathOf(url: string | undefined): string {
-  const path = (url ?? '/').split('?')[0]!;
-  return path;
+  return (url ?? '/').split('?')[0]!;
 }
 
 function isRead(req: IncomingMessage): boolean {
@@ -236,7 +235,8 @@ function methodNotAllowed(res: ServerResponse, allow: string): true {
   return true;
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+/** A JSON answer that no cache keeps (anonymous tokens and admin data go through here). */
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
   res.end(JSON.stringify(body));
 }
