@@ -99,6 +99,24 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
   admitted.catch(() => {});
   let resetRequired = false;
 
+  // The epoch of the history this replication follows (PROTOCOL.md, 3a), kept apart from RxDB's
+  // checkpoint: RxDB stores none for an empty page and writes it without waiting, so a device
+  // that has pulled may start again with no checkpoint. It then sends this epoch, and a reset
+  // forced since is not missed. A stream event of another epoch (a reset forced while online)
+  // makes the next pull ask the gateway, from the stored checkpoint: that pull is refused.
+  const epochDocument = `tributary-epoch:${o.model.name}`;
+  let knownEpoch: string | undefined;
+  const epochLoaded = o.collection.database.getLocal<{ identifier: string; epoch: string }>(epochDocument).then((doc) => {
+    const saved = doc?.toJSON().data;
+    if (saved?.identifier === o.identifier) knownEpoch ??= saved.epoch;
+  });
+  epochLoaded.catch(() => {});
+  const followEpoch = async (epoch: string | null | undefined) => {
+    if (!epoch || epoch === knownEpoch) return;
+    knownEpoch = epoch;
+    await o.collection.database.upsertLocal(epochDocument, { identifier: o.identifier, epoch });
+  };
+
   let stopStream = () => {};
   const subscribeStream = () => {
     stopStream();
@@ -107,7 +125,8 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
       { view: view.queries, stamps: true },
       (data) => {
         const event = data[ops.fields.stream] as StreamEvent;
-        if (event.resync) {
+        const otherEpoch = knownEpoch !== undefined && !!event.checkpoint?.epoch && event.checkpoint.epoch !== knownEpoch;
+        if (event.resync || otherEpoch) {
           // The pull it asks for covers the changes received so far (not current states).
           streamGeneration++;
           dropReceivedChanges();
@@ -134,9 +153,13 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
   const pullChanges = async (from: Checkpoint | null, batchSize: number): Promise<{ documents: SyncDocument[]; checkpoint: Checkpoint; hasMore: boolean }> => {
     const documents: SyncDocument[] = [];
     let checkpoint: Checkpoint | null = from;
+    await epochLoaded;
     for (;;) {
-      const data = await o.transport.request(ops.pull, { checkpoint: checkpoint ? { seq: checkpoint.seq, ...(checkpoint.epoch ? { epoch: checkpoint.epoch } : {}) } : null, limit: batchSize, view: view.queries, stamps: true });
+      const epoch = checkpoint?.epoch ?? knownEpoch;
+      const sent = checkpoint || epoch ? { seq: checkpoint?.seq ?? 0, ...(epoch ? { epoch } : {}) } : null;
+      const data = await o.transport.request(ops.pull, { checkpoint: sent, limit: batchSize, view: view.queries, stamps: true });
       const bulk = data[ops.fields.pull] as PullBulk;
+      await followEpoch(bulk.checkpoint.epoch);
       o.onDownloaded(bulk.documents.length);
       documents.push(...(view.flexible ? await withoutUnheldRemovals(bulk.documents) : bulk.documents));
       checkpoint = bulk.checkpoint;

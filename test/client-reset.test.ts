@@ -175,6 +175,44 @@ describe('other resets', () => {
   });
 });
 
+describe('resets a device cannot miss', () => {
+  it('a device that has only pulled empty pages (so RxDB stored no checkpoint) resets too', async () => {
+    const gateway = await startTestGateway();
+    const db = await openDb(gateway.database);
+    const results: ClientResetResult[] = [];
+    const device = await openTestClient(gateway.wsUrl, { clientReset: { onAfter: (r) => void results.push(r) } });
+    await device.waitForSync();
+    await device.pause();
+    await device.collections.tasks!.insert(newTask({ id: 'offline', title: 'written offline' }));
+    await new ClientResets(db).force('tasks');
+    await new Promise((r) => setTimeout(r, 1_100)); // the gateway reads reset documents at most once a second
+    await device.resume();
+    await waitFor('the device resets', () => results[0]);
+    expect(results[0]).toMatchObject({ reason: 'forced', discarded: [] });
+    expect(results[0]!.recovered.map((c) => c.id)).toEqual(['offline']);
+    await waitFor('its write lands', async () => (await stored(db)).offline === 'written offline');
+  });
+
+  it('a device online when a reset is forced resets at the next change it receives', async () => {
+    const gateway = await startTestGateway();
+    const db = await openDb(gateway.database);
+    const results: ClientResetResult[] = [];
+    const device = await openTestClient(gateway.wsUrl, { clientReset: { onAfter: (r) => void results.push(r) } });
+    const writer = gateway.collections.get('tasks')!.writer;
+    await writer.push([{ assumedMasterState: null, newDocumentState: { ...newTask({ id: 'first', title: 'first' }), _deleted: false } }]);
+    await waitFor('the device has it', () => device.collections.tasks!.findOne('first').exec());
+    await device.waitForSync();
+    await new ClientResets(db).force('tasks');
+    await new Promise((r) => setTimeout(r, 1_100));
+    await writer.push([{ assumedMasterState: null, newDocumentState: { ...newTask({ id: 'second', title: 'second' }), _deleted: false } }]);
+    await waitFor('the device resets', () => results[0]);
+    expect(results[0]).toMatchObject({ reason: 'forced', recovered: [], discarded: [] });
+    await device.waitForSync();
+    expect(sorted(await titles(device))).toEqual(sorted(await stored(db)));
+    expect(results).toHaveLength(1);
+  });
+});
+
 describe('a reset asked for again while it downloads', () => {
   it('starts the download over, keeps every unsynced write (also those made between the two), and ends equal to MongoDB', async () => {
     const gateway = await startTestGateway();
