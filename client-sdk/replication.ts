@@ -21,7 +21,8 @@ import { GraphQLRequestError, type Transport } from './transport.ts';
 import type { ClientResetReason } from './reset.ts';
 import type { CollectionView } from './view.ts';
 import type { HybridLogicalClock } from '../protocol/hlc.ts';
-import { fromWire, toWire } from './stamps.ts';
+import { fromWire, isPassedState, toWire } from './stamps.ts';
+import { mergedFields } from '../protocol/field-state.ts';
 
 export interface CollectionReplicationOptions {
   collection: RxCollection<LocalDocument>;
@@ -248,20 +249,38 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
     return { documents, checkpoint: changes.checkpoint, caughtUp };
   };
 
+  const fields = mergedFields(o.model);
+  /** The changes without the states this device has gone past (stamps.ts, isPassedState). */
+  const withoutPassedStates = async (documents: SyncDocument[]): Promise<SyncDocument[]> => {
+    if (documents.length === 0) return documents;
+    const held = await o.collection.findByIds(documents.map((d) => d.id)).exec();
+    if (held.size === 0) return documents;
+    return documents.filter((d) => {
+      const local = held.get(d.id);
+      return !local || !isPassedState(fields, d, toWire(local.toJSON() as Record<string, unknown>)!);
+    });
+  };
+
   /**
    * The stream events received since, as one pull answer. An event at or below the checkpoint is
    * older than what was stored since and is dropped; one without a checkpoint holds current
-   * states (a permission change) and is always applied, keeping the checkpoint.
+   * states (a permission change) and is always applied, keeping the checkpoint. A change this
+   * device has gone past is dropped (withoutPassedStates).
    */
-  const fromReceived = (from: Checkpoint | null) => {
+  const fromReceived = async (from: Checkpoint | null) => {
     const documents: SyncDocument[] = [];
+    const changes = new Set<SyncDocument>();
     let checkpoint = from ?? { seq: 0 };
     for (const event of takeReceived()) {
       if (event.checkpoint && event.checkpoint.seq <= checkpoint.seq) continue;
       documents.push(...event.documents);
-      if (event.checkpoint) checkpoint = event.checkpoint;
+      if (event.checkpoint) {
+        checkpoint = event.checkpoint;
+        for (const doc of event.documents) changes.add(doc);
+      }
     }
-    return { documents: documents.map(local) as never, checkpoint };
+    const kept = new Set(await withoutPassedStates([...changes]));
+    return { documents: documents.filter((d) => !changes.has(d) || kept.has(d)).map(local) as never, checkpoint };
   };
 
   const state = replicateRxCollection<LocalDocument, Checkpoint>({
@@ -291,7 +310,7 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
         });
         admit();
         if (result.caughtUp && generation === streamGeneration) caughtUp = generation;
-        return { documents: [...currentStates, ...result.documents].map(local) as never, checkpoint: result.checkpoint };
+        return { documents: [...currentStates, ...(await withoutPassedStates(result.documents))].map(local) as never, checkpoint: result.checkpoint };
       },
     },
     push: {

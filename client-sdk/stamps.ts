@@ -5,10 +5,11 @@
 // tabs on one database (multiInstance), per tab: each stamps its own writes, concurrently.
 import type { RxCollection, RxDatabase } from 'rxdb';
 import { HybridLogicalClock } from '../protocol/hlc.ts';
-import { allStamps, recordChange, withDerivedValues, type MergedFields, type Stamps } from '../protocol/field-state.ts';
+import { allStamps, joinStamps, recordChange, withDerivedValues, type MergedFields, type Stamps } from '../protocol/field-state.ts';
 import { STAMPS_FIELD } from '../protocol/model.ts';
 import type { SyncDocument } from '../protocol/messages.ts';
 import type { LocalDocument } from './database.ts';
+import { canonicalJson } from './queries.ts';
 
 /** Where a local document keeps its stamps. */
 export const LOCAL_STAMPS_FIELD = 'syncStamps';
@@ -146,4 +147,21 @@ export function fromWire(doc: SyncDocument, clock: HybridLogicalClock): LocalDoc
   if (!stamps) return rest as LocalDocument;
   for (const stamp of allStamps(stamps as Stamps, clock.node)) clock.observe(stamp);
   return { ...rest, [LOCAL_STAMPS_FIELD]: stamps } as LocalDocument;
+}
+
+/**
+ * Whether this device has gone past `incoming`: its stamps hold nothing the local document's
+ * lack, and are not the same. It is then older than a write of this device the gateway has
+ * acknowledged since (a stream event that came while that write was on its way). RxDB would
+ * write it over the acknowledged state, undoing that write until its own echo arrives, and a
+ * write the app made in between would build on the old state. A state without stamps, or a
+ * delete of a live document, is never passed.
+ */
+export function isPassedState(fields: MergedFields, incoming: SyncDocument, local: SyncDocument): boolean {
+  const stamps = incoming[STAMPS_FIELD] as Stamps | undefined;
+  if (!stamps || (incoming._deleted && !local._deleted)) return false;
+  const theirs = { doc: incoming, stamps };
+  const ours = { doc: local, stamps: (local[STAMPS_FIELD] as Stamps | undefined) ?? {} };
+  const current = canonicalJson(joinStamps(fields, ours, ours));
+  return canonicalJson(joinStamps(fields, ours, theirs)) === current && canonicalJson(joinStamps(fields, theirs, theirs)) !== current;
 }
