@@ -12,12 +12,16 @@ afterEach(cleanup);
 function holdingSocket() {
   const queue: Array<() => void> = [];
   const control = { held: false, queue, release: (n = queue.length) => queue.splice(0, n).forEach((deliver) => deliver()) };
+  const onmessage = Object.getOwnPropertyDescriptor(WebSocket.prototype, 'onmessage')!;
   class HoldingWebSocket extends WebSocket {
-    set onmessage(listener: ((event: WebSocket.MessageEvent) => void) | null) {
-      super.onmessage = listener && ((event) => (control.held && String(event.data).includes('"streamTasks"') ? queue.push(() => listener(event)) : listener(event)));
-    }
-    get onmessage() {
-      return super.onmessage;
+    constructor(...args: ConstructorParameters<typeof WebSocket>) {
+      super(...args);
+      // graphql-ws listens through `onmessage`.
+      Object.defineProperty(this, 'onmessage', {
+        get: () => onmessage.get!.call(this),
+        set: (listener: ((event: WebSocket.MessageEvent) => void) | null) =>
+          onmessage.set!.call(this, listener && ((event: WebSocket.MessageEvent) => (control.held && String(event.data).includes('"streamTasks"') ? queue.push(() => listener(event)) : listener(event)))),
+      });
     }
   }
   return { HoldingWebSocket, control };
@@ -39,7 +43,7 @@ describe('an echo older than an acknowledged write', () => {
     control.held = true;
     await (await tasks.findOne(task.id).exec())!.incrementalPatch({ title: 'Write the launch docs' });
     await waitFor('the title is acknowledged', async () => (await syncedDocument(db, 'tasks', task.id))?.title === 'Write the launch docs');
-    await (await tasks.findOne(task.id).exec())!.incrementalModify((t) => ({ ...t, minutesLogged: t.minutesLogged + 15 }));
+    await (await tasks.findOne(task.id).exec())!.incrementalModify((t) => ({ ...t, minutesLogged: (t.minutesLogged as number) + 15 }));
     await waitFor('the increment is acknowledged', async () => (await syncedDocument(db, 'tasks', task.id))?.minutesLogged === 15);
     await waitFor('both echoes are held', () => control.queue.length >= 2);
 
@@ -48,7 +52,7 @@ describe('an echo older than an acknowledged write', () => {
     control.release(1);
     await new Promise((r) => setTimeout(r, 500)); // the SDK pulls from what it received
     expect(await minutes()).toBe(15);
-    await (await tasks.findOne(task.id).exec())!.incrementalModify((t) => ({ ...t, minutesLogged: t.minutesLogged + 15 }));
+    await (await tasks.findOne(task.id).exec())!.incrementalModify((t) => ({ ...t, minutesLogged: (t.minutesLogged as number) + 15 }));
     control.release();
     await waitFor('the second increment lands', async () => (await syncedDocument(db, 'tasks', task.id))?.minutesLogged === 30);
     await device.waitForSync();

@@ -291,8 +291,13 @@ export class CollectionWriter {
       return null;
     }
     // (Unstamped writers learn a normalized set from the change feed, like any write: a plain
-    // mutation would take a reply for a conflict.)
-    const reply = !stamped || sameState(this.stateOf(doc), this.stateOf(mergedDoc)) ? undefined : out.permissions.project(mergedWire);
+    // mutation would take a reply for a conflict.) Stamps that differ from the pushed ones (pulled
+    // back from a clock ahead, or the server's kept) are replied too: the client must hold the
+    // stamps the server holds, as it compares later states with them (client-sdk/stamps.ts).
+    const reply =
+      !stamped || (sameState(this.stateOf(doc), this.stateOf(mergedDoc)) && isDeepStrictEqual(merged.stamps, row.newDocumentState[STAMPS_FIELD] ?? {}))
+        ? undefined
+        : out.permissions.project(mergedWire);
     return { row, doc: mergedDoc, replaces: stored ?? null, stamps: merged.stamps, reply };
   }
 
