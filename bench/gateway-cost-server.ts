@@ -9,6 +9,8 @@
 // them. What the gateway spends beyond it is its own work (store, rules, merge, metadata).
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import { parseArgs } from 'node:util';
 import { GraphQLScalarType } from 'graphql';
 import { createSchema, createYoga } from 'graphql-yoga';
@@ -16,8 +18,8 @@ import { pino } from 'pino';
 import { startGateway } from '../gateway/server.ts';
 import { anonymousUser, insertRow, makeTask } from './common.ts';
 
-export type CostServerIn = { type: 'seed'; n: number; run: string };
-export type CostServerOut = { type: 'listening'; httpUrl: string } | { type: 'seeded'; token: string | null; userId: string | null };
+export type CostServerIn = { type: 'seed'; n: number; run: string } | { type: 'profile-start' } | { type: 'profile-stop'; file: string };
+export type CostServerOut = { type: 'listening'; httpUrl: string } | { type: 'seeded'; token: string | null; userId: string | null } | { type: 'profiled' };
 
 const { values } = parseArgs({ options: { target: { type: 'string' }, mongo: { type: 'string' }, database: { type: 'string' } } });
 const send = (message: CostServerOut) => process.send!(message);
@@ -91,8 +93,21 @@ async function startYogaTarget(): Promise<CostServer> {
 
 const server = values.target === 'gateway' ? await startGatewayTarget() : values.target === 'yoga' ? await startYogaTarget() : null;
 if (!server) throw new Error(`unknown --target ${values.target}`);
+// A V8 CPU profile of one phase (BENCH_CPU_PROF in gateway-cost.ts).
+const profiler = new Session();
 process.on('message', (message: CostServerIn) => {
   if (message.type === 'seed') void server.seed(message.n, message.run).then((seeded) => send({ type: 'seeded', ...seeded }));
+  if (message.type === 'profile-start') {
+    profiler.connect();
+    void profiler.post('Profiler.enable').then(() => profiler.post('Profiler.start')).then(() => send({ type: 'profiled' }));
+  }
+  if (message.type === 'profile-stop') {
+    void profiler
+      .post('Profiler.stop')
+      .then(({ profile }) => writeFile(message.file, JSON.stringify(profile)))
+      .then(() => profiler.disconnect())
+      .then(() => send({ type: 'profiled' }));
+  }
 });
 process.on('disconnect', () => {
   const timer = setTimeout(() => process.exit(1), 10_000);

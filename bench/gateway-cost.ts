@@ -51,10 +51,21 @@ export async function runGatewayCost(options: GatewayCostOptions): Promise<Gatew
         if (answer.errors) throw new Error(`${target}: ${JSON.stringify(answer.errors).slice(0, 500)}`);
         return answer.data!;
       };
-      const perDocument = async (work: () => Promise<number>) => {
+      // BENCH_CPU_PROF=<dir>: a V8 CPU profile of each phase's last measurement is written there.
+      const profileDir = process.env.BENCH_CPU_PROF;
+      const perDocument = async (work: () => Promise<number>, phase?: string) => {
+        if (profileDir && phase) {
+          server.send({ type: 'profile-start' });
+          await server.next('profiled');
+        }
         const before = cpuSeconds(server.pid);
         const count = await work();
-        return ((cpuSeconds(server.pid) - before) * 1e6) / count;
+        const micros = ((cpuSeconds(server.pid) - before) * 1e6) / count;
+        if (profileDir && phase) {
+          server.send({ type: 'profile-stop', file: `${profileDir}/${target}-${phase}.cpuprofile` });
+          await server.next('profiled');
+        }
+        return micros;
       };
 
       const pullMicros: number[] = [];
@@ -69,7 +80,7 @@ export async function runGatewayCost(options: GatewayCostOptions): Promise<Gatew
               checkpoint = page.checkpoint;
               if (!page.hasMore) return pulled;
             }
-          }),
+          }, r === options.repeats - 1 ? 'pull' : undefined),
         );
       }
       const pushMicros: number[] = [];
@@ -83,7 +94,7 @@ export async function runGatewayCost(options: GatewayCostOptions): Promise<Gatew
               if (result.rejected.length > 0) throw new Error(`${target}: ${result.rejected.length} rows refused: ${JSON.stringify(result.rejected[0])}`);
             }
             return options.documents;
-          }),
+          }, r === options.repeats - 1 ? 'push' : undefined),
         );
         // The change feed reads what was pushed: let it finish before the next measurement.
         await settle(server.pid);

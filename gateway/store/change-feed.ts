@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import type { Checkpoint, SyncDocument } from '../../protocol/messages.ts';
 import type { CollectionStore, StoredDocument } from './collection-store.ts';
-import { readPage, sizeOf } from './cursor-cache.ts';
+import { readPage, storedSize } from './cursor-cache.ts';
 
 export interface ChangeBatch {
   /** Stored form, for matching filters against. */
@@ -137,7 +137,7 @@ export class ChangeFeed {
       stored,
       documents,
       checkpoint: { seq: this.position },
-      bytes: (i) => (sizes[i] ??= sizeOf(stored[i])),
+      bytes: (i) => (sizes[i] ??= storedSize(stored[i]!)),
       committedAt: stored.reduce((earliest, d) => Math.min(earliest, d._sync.updatedAt?.getTime() ?? earliest), Date.now()),
     };
     for (const listener of this.listeners) {

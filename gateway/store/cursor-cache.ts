@@ -81,9 +81,23 @@ export async function readPage(cursor: DocumentCursor, limit: number, maxBytes: 
     const doc = await cursor.next();
     if (doc === null) return { documents, exhausted: true, bytes };
     documents.push(doc);
-    bytes += sizeOf(doc);
+    bytes += storedSize(doc);
   }
   return { documents, exhausted: false, bytes };
+}
+
+const storedSizes = new WeakMap<object, number>();
+
+/**
+ * sizeOf a document read from the store, measured once however often it is weighed (a read page,
+ * a pull's answer, every subscriber's stream queue); `known` records a size the reader already
+ * has (the BSON length of a stored version), so that it is not walked at all.
+ */
+export function storedSize(doc: object, known?: number): number {
+  if (known !== undefined) storedSizes.set(doc, known);
+  let size = storedSizes.get(doc);
+  if (size === undefined) storedSizes.set(doc, (size = sizeOf(doc)));
+  return size;
 }
 
 /**

@@ -11,7 +11,7 @@
 // the checkpoint after the last document read, like a full page, and its cursor is kept likewise.
 // Changes the client may not know of are read past and count for neither bound.
 import type { Checkpoint, PullBulk } from '../../protocol/messages.ts';
-import { readPage, sizeOf } from '../store/cursor-cache.ts';
+import { readPage, storedSize } from '../store/cursor-cache.ts';
 import type { CollectionStore } from '../store/collection-store.ts';
 import { forPull, viewIsEmpty, type View } from './view.ts';
 
@@ -43,7 +43,7 @@ export async function pull(store: CollectionStore, checkpoint: Checkpoint | null
       const sent = forPull(store, view, doc);
       if (!sent) continue;
       documents.push(sent);
-      bytes += sent._deleted ? 0 : sizeOf(doc); // what the answer holds; removals are ids
+      bytes += sent._deleted ? 0 : storedSize(doc); // what the answer holds; removals are ids
     }
     if (page.documents.length > 0) last = page.documents[page.documents.length - 1]!._sync.seq;
     if (!page.exhausted) {
