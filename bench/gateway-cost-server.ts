@@ -33,8 +33,16 @@ interface CostServer {
 
 async function startGatewayTarget(): Promise<CostServer> {
   // Without following other services' writes: that path has its own figures (outside-writes),
-  // and its oplog reads would be charged to pulls and pushes here.
-  const gateway = await startGateway({ mongoUri: values.mongo!, database: values.database!, port: 0, followOutsideChanges: false, logger: pino({ level: 'warn' }, pino.destination(2)) });
+  // and its oplog reads, or the full comparison passes run every minute without them, would be
+  // charged to pulls and pushes here.
+  const gateway = await startGateway({
+    mongoUri: values.mongo!,
+    database: values.database!,
+    port: 0,
+    followOutsideChanges: false,
+    fullPassIntervalMs: 0,
+    logger: pino({ level: 'warn' }, pino.destination(2)),
+  });
   return {
     httpUrl: gateway.httpUrl,
     async seed(n, run) {

@@ -114,9 +114,16 @@ function outsideWriteFilter(permissions: CollectionPermissions, model: Collectio
   return inSet(permissions.write, asStored(model, doc)) ? null : { field: null, message: 'the document would leave what the role may write (write filter)' };
 }
 
-/** A pushed state as the stored document it would be, for matching filters against. */
+const storedForms = new WeakMap<SyncDocument, StoredDocument>();
+
+/**
+ * A pushed state as the stored document it would be, for matching filters against. Converted once
+ * per state: a push checks one state against several filters (insert, write before and after).
+ */
 export function asStored(model: CollectionModel, doc: SyncDocument): StoredDocument {
-  return { ...toStoredForm(model, doc), _sync: { seq: 0, updatedAt: new Date(), deleted: false } } as StoredDocument;
+  let stored = storedForms.get(doc);
+  if (!stored) storedForms.set(doc, (stored = { ...toStoredForm(model, doc), _sync: { seq: 0, updatedAt: new Date(), deleted: false } } as StoredDocument));
+  return stored;
 }
 
 /**
