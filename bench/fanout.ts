@@ -33,6 +33,8 @@ export interface FanoutRow extends LatencyColumns {
   /** From the start of the fan-out (gateway: change feed emitted the write) to the client. */
   fanoutP50: number;
   fanoutP99: number;
+  /** This process's CPU (the server; the writes too: one per `clients` deliveries) per delivery, µs. */
+  cpuMicrosPerDelivery: number;
   errors: number;
 }
 
@@ -75,15 +77,18 @@ async function scenario(target: Target, server: RunningTarget, clients: number, 
     await writer.write(Math.max(1, WARMUP_SECONDS * rate), 'w');
     await sleep(200);
     const firstSendAt = epochMs();
+    const cpuBefore = process.cpuUsage();
     const writes = Math.round(rate * options.seconds);
     const { acksMs, failed } = await writer.write(writes, 'm');
     const expected = (writes - failed) * clients;
     await awaitDeliveries(children, expected);
+    const cpu = process.cpuUsage(cpuBefore);
 
     const reports = await Promise.all(children.map((c) => (c.send({ type: 'report' }), c.next('report'))));
     const firstError = reports.find((r) => r.firstError)?.firstError;
     if (firstError) console.error(`  ${target.name}: client error: ${firstError}`);
-    return summarize(target, server, clients, rate, expected, firstSendAt, reports, acksMs, failed);
+    const row = summarize(target, server, clients, rate, expected, firstSendAt, reports, acksMs, failed);
+    return { ...row, cpuMicrosPerDelivery: (cpu.user + cpu.system) / Math.max(1, row.delivered) };
   } finally {
     await Promise.all(children.map((c) => c.stop()));
   }
@@ -151,7 +156,7 @@ function summarize(
   reports: Report[],
   acksMs: number[],
   failedWrites: number,
-): FanoutRow {
+): Omit<FanoutRow, 'cpuMicrosPerDelivery'> {
   const total: number[] = [];
   const fanout: number[] = [];
   for (const r of reports) {
@@ -183,7 +188,7 @@ function summarize(
 
 export function fanoutTable(rows: FanoutRow[]): string {
   return markdownTable(
-    ['server', 'clients', 'writes/s', 'deliveries/s', 'delivered', 'docs / message', 'p50 ms', 'p99 ms', 'max ms', 'write ack p50 / p99 ms', 'fan-out p50 / p99 ms', 'errors'],
+    ['server', 'clients', 'writes/s', 'deliveries/s', 'delivered', 'docs / message', 'p50 ms', 'p99 ms', 'max ms', 'write ack p50 / p99 ms', 'fan-out p50 / p99 ms', 'server CPU µs / delivery', 'errors'],
     rows.map((r) => [
       r.server,
       fmt(r.clients),
@@ -196,6 +201,7 @@ export function fanoutTable(rows: FanoutRow[]): string {
       fmt(r.max, 1),
       `${fmt(r.ackP50, 1)} / ${fmt(r.ackP99, 1)}`,
       `${fmt(r.fanoutP50, 1)} / ${fmt(r.fanoutP99, 1)}`,
+      fmt(r.cpuMicrosPerDelivery, 1),
       fmt(r.errors),
     ]),
   );

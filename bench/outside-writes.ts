@@ -68,6 +68,12 @@ export interface OutsideWritesRow extends LatencyColumns {
   storeCores: number;
   /** This process's CPU (the gateway and the writer; the oplog reader in the oplog rows). */
   benchCores: number;
+  /**
+   * This process's CPU per write, µs, from the first measured write until everything it caused
+   * was done: the driver write and, for the gateway, its repair and fan-out to every client (the
+   * gateway's cost per outside change); for the limit, the write and reading its oplog entry.
+   */
+  benchMicrosPerWrite: number;
   /** Full comparison passes the gateway started during the scenario (its oplog position was lost). */
   fullPasses: number;
   /** Times the bare oplog reader found its position trimmed away. */
@@ -206,6 +212,7 @@ async function gatewayScenario(gateway: Gateway, token: string, kind: WriteKind,
     const firstError = reports.find((r) => r.firstError)?.firstError;
     if (firstError) console.error(`  outside-writes: client error: ${firstError}`);
     await quiesce(gateway);
+    const benchMicrosPerWrite = cpu.ownMicros() / Math.max(1, phase.acks.length);
     console.error(`  outside-writes gateway ${kind} ${rate}/s: time in the store's calls (overlapping): ${storeTime.stop()}`);
 
     const latencies: number[] = [];
@@ -224,6 +231,7 @@ async function gatewayScenario(gateway: Gateway, token: string, kind: WriteKind,
       stages: stages.p50(),
       storeCores,
       benchCores,
+      benchMicrosPerWrite,
       fullPasses: passes.stop(),
       oplogLost: 0,
       errors: phase.failed + reports.reduce((s, r) => s + r.errors, 0),
@@ -260,6 +268,7 @@ async function oplogScenario(
       if (tail.seen !== last) [last, lastChange] = [tail.seen, Date.now()];
       await sleep(50);
     }
+    const benchMicrosPerWrite = cpu.ownMicros() / Math.max(1, phase.acks.length);
     return {
       path: 'oplog',
       ...writeColumns(kind, rate, phase),
@@ -271,6 +280,7 @@ async function oplogScenario(
       ...latencyColumns(tail.latencies(), phase.acks),
       storeCores,
       benchCores,
+      benchMicrosPerWrite,
       fullPasses: 0,
       oplogLost: tail.lost,
       errors: phase.failed,
@@ -479,16 +489,25 @@ function watchPasses(gateway: Gateway): { stop(): number } {
   };
 }
 
-/** CPU used from now until the returned function is called, in cores: [FerretDB, this process]. */
-function cpuMeter(ferret: number | undefined): () => [number, number] {
+/**
+ * CPU used from now until the returned function is called, in cores: [FerretDB, this process];
+ * `ownMicros()`: this process's CPU from now until it is called, in µs.
+ */
+function cpuMeter(ferret: number | undefined): (() => [number, number]) & { ownMicros: () => number } {
   const wallStart = performance.now();
   const storeStart = cpuSeconds(ferret);
   const ownStart = process.cpuUsage();
-  return () => {
-    const wall = (performance.now() - wallStart) / 1_000;
+  const ownMicros = () => {
     const own = process.cpuUsage(ownStart);
-    return [(cpuSeconds(ferret) - storeStart) / wall, (own.user + own.system) / 1e6 / wall];
+    return own.user + own.system;
   };
+  return Object.assign(
+    (): [number, number] => {
+      const wall = (performance.now() - wallStart) / 1_000;
+      return [(cpuSeconds(ferret) - storeStart) / wall, ownMicros() / 1e6 / wall];
+    },
+    { ownMicros },
+  );
 }
 
 /**
@@ -523,7 +542,7 @@ export function outsideWritesTable(result: OutsideWritesResult): string {
   const name = (r: OutsideWritesRow) =>
     r.path === 'gateway' ? `Tributary: driver ${r.kind} → ${fmt(r.clients)} subscribed clients` : `limit: driver ${r.kind} → its entry read from local.oplog.rs (no gateway)`;
   return markdownTable(
-    ['path', 'writes/s target', 'writes/s achieved', 'deliveries/s', 'delivered', 'docs / message', 'p50 ms', 'p99 ms', 'max ms', 'driver ack p50 / p99 ms', 'p50 ms to: repair begins / metadata written / feed emits', 'CPU cores: FerretDB / bench process', 'full passes', 'errors'],
+    ['path', 'writes/s target', 'writes/s achieved', 'deliveries/s', 'delivered', 'docs / message', 'p50 ms', 'p99 ms', 'max ms', 'driver ack p50 / p99 ms', 'p50 ms to: repair begins / metadata written / feed emits', 'CPU cores: FerretDB / bench process', 'bench process CPU µs / write, until done', 'full passes', 'errors'],
     result.rows.map((r) => [
       name(r),
       fmt(r.targetRate),
@@ -537,6 +556,7 @@ export function outsideWritesTable(result: OutsideWritesResult): string {
       `${fmt(r.ackP50, 1)} / ${fmt(r.ackP99, 1)}`,
       r.stages ? `${fmt(r.stages.detected, 0)} / ${fmt(r.stages.repaired, 0)} / ${fmt(r.stages.emitted, 0)}` : '',
       `${fmt(r.storeCores, 2)} / ${fmt(r.benchCores, 2)}`,
+      fmt(r.benchMicrosPerWrite, 0),
       r.path === 'gateway' ? fmt(r.fullPasses) : r.oplogLost > 0 ? `(position lost ${r.oplogLost}×)` : '',
       fmt(r.errors),
     ]),
