@@ -246,14 +246,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       void yoga.handle(req, res);
       return;
     }
-    // A header that is not "Bearer <token>" is malformed, not missing.
-    const header = req.headers.authorization;
-    const bearer = header === undefined ? undefined : /^Bearer (.+)$/i.exec(header)?.[1];
-    const authenticated =
-      header !== undefined && bearer === undefined
-        ? Promise.reject(new AuthError('malformed', 'the Authorization header must be "Bearer <token>"'))
-        : auth.authenticate(bearer);
-    void authenticated.then(
+    void auth.authenticateHeader(req.headers.authorization).then(
       (user) => {
         (req as IncomingMessage & { user?: User }).user = user;
         void yoga.handle(req, res);

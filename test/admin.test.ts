@@ -78,6 +78,9 @@ describe('admin API', () => {
         expect(Object.keys(body)).toEqual(status === 401 ? ['error', 'reason'] : ['error']);
       }
     }
+    // A header that is not "Bearer <token>" is malformed, as on /graphql (one parser for both).
+    const basic = await fetch(`${origin(gateway)}/admin/api/me`, { headers: { authorization: `Basic ${plainKey}` } });
+    expect({ status: basic.status, reason: ((await basic.json()) as { reason: string }).reason }).toEqual({ status: 401, reason: 'malformed' });
     // Nothing was created or revoked.
     expect((await gateway.auth.apiKeys.list()).map((k) => k.name)).toEqual(['plain']);
 

@@ -74,6 +74,15 @@ export interface AuthConfig {
 export const ANONYMOUS_ISSUER = 'tributary-anonymous';
 const SECRETS_COLLECTION = '_tributary_secrets';
 
+/**
+ * The token of an HTTP Authorization header: undefined without a header, null for a header that
+ * is not "Bearer <token>" (malformed, not missing).
+ */
+export function bearerToken(header: string | undefined): string | null | undefined {
+  if (header === undefined) return undefined;
+  return /^Bearer (.+)$/i.exec(header)?.[1] ?? null;
+}
+
 export class Authenticator {
   private jwtKey: Uint8Array | CryptoKey | JWTVerifyGetKey | null = null;
   private jwtAlgorithms: string[] = [];
@@ -113,6 +122,12 @@ export class Authenticator {
 
   get devTokens(): boolean {
     return this.config.devTokens === true;
+  }
+
+  /** The user of an HTTP request, from its Authorization header (bearerToken). */
+  authenticateHeader(header: string | undefined): Promise<User> {
+    const token = bearerToken(header);
+    return token === null ? Promise.reject(new AuthError('malformed', 'the Authorization header must be "Bearer <token>"')) : this.authenticate(token);
   }
 
   /** `token` is whatever the client sent (connection_init's authToken may be any JSON value). */

@@ -8,7 +8,7 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { AuthError, type Authenticator, type User } from '../auth/authenticator.ts';
+import { AuthError, bearerToken, type Authenticator, type User } from '../auth/authenticator.ts';
 import type { AdminClaim } from '../config.ts';
 import type { CollectionRuntime } from '../graphql/schema.ts';
 import type { Activity, Session } from './activity.ts';
@@ -44,7 +44,7 @@ export function handleOps(deps: OpsDependencies, req: IncomingMessage, res: Serv
   }
   if (path === '/metrics') {
     if (!isRead(req)) return methodNotAllowed(res, 'GET, HEAD');
-    if (deps.metricsToken !== null && !sameSecret(bearerOf(req), deps.metricsToken)) {
+    if (deps.metricsToken !== null && !sameSecret(bearerToken(req.headers.authorization) ?? undefined, deps.metricsToken)) {
       res.writeHead(401, { 'content-type': 'text/plain; charset=utf-8', 'www-authenticate': 'Bearer' });
       res.end('unauthorized\n');
       return true;
@@ -90,7 +90,7 @@ export function handleOps(deps: OpsDependencies, req: IncomingMessage, res: Serv
 async function adminApi(deps: OpsDependencies, req: IncomingMessage, res: ServerResponse, route: string): Promise<void> {
   let user: User;
   try {
-    user = await deps.auth.authenticate(bearerOf(req));
+    user = await deps.auth.authenticateHeader(req.headers.authorization);
   } catch (error) {
     if (!(error instanceof AuthError)) throw error;
     return sendJson(res, 401, { error: `unauthorized: ${error.message}`, reason: error.reason });
@@ -207,11 +207,6 @@ async function readJson(req: IncomingMessage, res: ServerResponse): Promise<unkn
     sendJson(res, 400, { error: 'the body is not JSON' });
     return undefined;
   }
-}
-
-function bearerOf(req: IncomingMessage): string | undefined {
-  const header = req.headers.authorization;
-  return header === undefined ? undefined : (/^Bearer (.+)$/i.exec(header)?.[1] ?? '');
 }
 
 /** Compared in constant time (by their hashes, so lengths do not show either). */
