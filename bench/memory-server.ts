@@ -5,12 +5,13 @@
 //
 //   node --expose-gc --import tsx bench/memory-server.ts --target gateway|yoga|ws [--mongo URI --database NAME]
 import { parseArgs } from 'node:util';
+import { writeHeapSnapshot } from 'node:v8';
 import { pino } from 'pino';
 import { startGateway } from '../gateway/server.ts';
 import { anonymousUser, sleep } from './common.ts';
 import { startBareYoga, startWsBroadcast } from './servers.ts';
 
-export type MemoryServerIn = { type: 'measure' };
+export type MemoryServerIn = { type: 'measure'; heapSnapshot?: string };
 export type MemoryServerOut =
   /** authUrl: where each client gets its own anonymous user, when the server has users. */
   | { type: 'listening'; wsUrl: string; authUrl?: string }
@@ -48,7 +49,13 @@ async function measure(): Promise<MemoryServerOut> {
 
 const server = await start();
 process.on('message', (message: MemoryServerIn) => {
-  if (message.type === 'measure') void measure().then(send);
+  if (message.type === 'measure') {
+    void measure().then((memory) => {
+      // After measuring: a snapshot takes memory of its own.
+      if (message.heapSnapshot) writeHeapSnapshot(message.heapSnapshot);
+      send(memory);
+    });
+  }
 });
 process.on('disconnect', () => {
   const timer = setTimeout(() => process.exit(1), 10_000);

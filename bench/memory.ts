@@ -65,16 +65,22 @@ export async function runMemory(options: MemoryOptions): Promise<MemoryRow[]> {
         });
         return clients;
       };
-      const measure = async () => (server.send({ type: 'measure' }), server.next('memory'));
+      // BENCH_HEAP_SNAPSHOT=<dir>: heap snapshots before and after the clients (<target>-<subscriptions>-before|after.heapsnapshot).
+      const snapshotDir = process.env.BENCH_HEAP_SNAPSHOT;
+      const measure = async (when: 'before' | 'after') => {
+        const heapSnapshot = snapshotDir ? `${snapshotDir}/${t.target}-${t.subscriptions.replaceAll(',', '+') || 'socket'}-${when}.heapsnapshot` : undefined;
+        server.send({ type: 'measure', heapSnapshot });
+        return server.next('memory', 600_000);
+      };
 
       await (await connect(WARMUP_CONNECTIONS)).stop();
       await sleep(500);
-      const before = await measure();
+      const before = await measure('before');
       const clients = await connect(options.connections);
       let after: Extract<MemoryServerOut, { type: 'memory' }>;
       try {
         await sleep(SETTLE_MS);
-        after = await measure();
+        after = await measure('after');
       } finally {
         await clients.stop();
       }
