@@ -107,11 +107,14 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
   // makes the next pull ask the gateway, from the stored checkpoint: that pull is refused.
   const epochDocument = `tributary-epoch:${o.model.name}`;
   let knownEpoch: string | undefined;
-  const epochLoaded = o.collection.database.getLocal<{ identifier: string; epoch: string }>(epochDocument).then((doc) => {
-    const saved = doc?.toJSON().data;
-    if (saved?.identifier === o.identifier) knownEpoch ??= saved.epoch;
-  });
-  epochLoaded.catch(() => {});
+  // (Never rejects: without it, pulls go on with the checkpoint alone.)
+  const epochLoaded = o.collection.database
+    .getLocal<{ identifier: string; epoch: string }>(epochDocument)
+    .then((doc) => {
+      const saved = doc?.toJSON().data;
+      if (saved?.identifier === o.identifier) knownEpoch ??= saved.epoch;
+    })
+    .catch(() => {});
   const followEpoch = async (epoch: string | null | undefined) => {
     if (!epoch || epoch === knownEpoch) return;
     knownEpoch = epoch;
