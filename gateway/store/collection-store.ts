@@ -395,7 +395,7 @@ export class CollectionStore {
 
   /** Changes with afterSeq < seq <= upTo, in sequence order: the versions, from the side collection alone. */
   changesCursor(afterSeq: number, upTo: number, batchSize: number): DocumentCursor {
-    const metas = this.meta.find({ seq: { $gt: afterSeq, $lte: upTo } } as Filter<MetaDocument>).sort({ seq: 1 }).batchSize(batchSize);
+    const metas = this.meta.find({ seq: { $gt: afterSeq, $lte: upTo } } as Filter<MetaDocument>, { projection: READ_PATH_PROJECTION }).sort({ seq: 1 }).batchSize(batchSize);
     return new JoinedCursor(metas, (batch) => this.versions(batch));
   }
 
@@ -405,7 +405,7 @@ export class CollectionStore {
    * collection alone, in `_id` order (bootstraps, a change of permissions).
    */
   versionsCursor(filter: Filter<PlainDocument>, where: Filter<MetaDocument> = {}, options: { batchSize?: number; maxTimeMs?: number } = {}): DocumentCursor {
-    let metas = this.meta.find(this.versionsQuery(filter, where)).sort({ _id: 1 });
+    let metas = this.meta.find(this.versionsQuery(filter, where), { projection: READ_PATH_PROJECTION }).sort({ _id: 1 });
     if (options.batchSize) metas = metas.batchSize(options.batchSize);
     if (options.maxTimeMs) metas = metas.maxTimeMS(options.maxTimeMs);
     return new JoinedCursor(metas, async (batch) => (await this.versions(batch)).filter((d) => !d._sync.deleted));
@@ -517,6 +517,13 @@ export function canonical(value: unknown): string {
   const entries = Object.entries(value as Record<string, unknown>).map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`);
   return `{${entries.join(',')}}`;
 }
+
+/**
+ * What the read paths (pulls, bootstraps, the change feed) leave out of the metadata: the field
+ * hashes serve only writes and repairs (which read metadata by id, whole), and decoding them was
+ * a tenth of a pulled document's cost.
+ */
+const READ_PATH_PROJECTION = { hashes: 0 } as const;
 
 const JOIN_BATCH_BYTES = 1024 * 1024;
 const JOIN_BATCH_DOCUMENTS = 1_000;
