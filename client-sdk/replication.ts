@@ -57,6 +57,8 @@ type ReceivedEvent = Pick<StreamEvent, 'documents' | 'checkpoint'>;
 
 /** Stream documents kept for the pull handler before a pull from the gateway is cheaper. */
 const MAX_RECEIVED_DOCUMENTS = 10_000;
+/** Ids of documents pushed lately whose later-arriving changes are compared with the local state. */
+const MAX_PUSHED_IDS = 10_000;
 
 export function replicateCollection(o: CollectionReplicationOptions): CollectionReplication {
   const ops = syncOperations(o.model);
@@ -253,10 +255,20 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
   };
 
   const fields = mergedFields(o.model);
+  // Only a document this replication pushed can be held in a state past a change that arrives
+  // (every other local state came from the gateway, in order): those are the ones read back.
+  // Bounded: an echo comes within seconds, not after thousands of other pushes.
+  const pushedIds = new Set<string>();
+  const notePushed = (id: string) => {
+    pushedIds.delete(id);
+    pushedIds.add(id);
+    if (pushedIds.size > MAX_PUSHED_IDS) pushedIds.delete(pushedIds.values().next().value!);
+  };
   /** The changes without the states this device has gone past (stamps.ts, isPassedState). */
   const withoutPassedStates = async (documents: SyncDocument[]): Promise<SyncDocument[]> => {
-    if (documents.length === 0) return documents;
-    const held = await o.collection.findByIds(documents.map((d) => d.id)).exec();
+    const pushed = documents.filter((d) => pushedIds.has(d.id));
+    if (pushed.length === 0) return documents;
+    const held = await o.collection.findByIds(pushed.map((d) => d.id)).exec();
     if (held.size === 0) return documents;
     return documents.filter((d) => {
       const local = held.get(d.id);
@@ -324,6 +336,7 @@ export function replicateCollection(o: CollectionReplicationOptions): Collection
           assumedMasterState: toWire(row.assumedMasterState as Record<string, unknown> | undefined),
           newDocumentState: toWire(row.newDocumentState as Record<string, unknown>)!,
         }));
+        for (const row of wireRows) notePushed(row.newDocumentState.id);
         // With Flexible Sync, a write must stay inside the subscriptions (Realm's "query view").
         const data = await o.transport.mutate(ops.push, { rows: wireRows, view: view.flexible ? view.queries : null });
         const result = data[ops.fields.push] as PushResult;
