@@ -18,7 +18,7 @@ export interface ChangeBatch {
   /** Wire form, index-aligned with `stored`. */
   documents: SyncDocument[];
   checkpoint: Checkpoint;
-  /** About the size of `documents[i]` (cursor-cache.ts sizeOf), measured once per batch for every subscriber. */
+  /** About the size of `documents[i]` (cursor-cache.ts storedSize: measured once, whoever asks). */
   bytes(i: number): number;
   /** When the batch's earliest change was committed (or, an outside write, taken in), ms since epoch. */
   committedAt: number;
@@ -132,12 +132,11 @@ export class ChangeFeed {
 
   private emit(stored: StoredDocument[]): void {
     const documents = stored.map((d) => this.store.toWire(d));
-    const sizes: Array<number | undefined> = [];
     const batch: ChangeBatch = {
       stored,
       documents,
       checkpoint: { seq: this.position },
-      bytes: (i) => (sizes[i] ??= storedSize(stored[i]!)),
+      bytes: (i) => storedSize(stored[i]!),
       committedAt: stored.reduce((earliest, d) => Math.min(earliest, d._sync.updatedAt?.getTime() ?? earliest), Date.now()),
     };
     for (const listener of this.listeners) {
