@@ -24,6 +24,7 @@ import { pull } from '../sync/pull.ts';
 import { compileView } from '../sync/view.ts';
 import type { CollectionWriter } from '../sync/push.ts';
 import { openStream, syncStream } from '../sync/stream.ts';
+import type { FrameSink } from './websocket.ts';
 
 export interface CollectionRuntime {
   model: CollectionModel;
@@ -45,6 +46,8 @@ export interface RequestContext {
   user: User;
   /** Over WebSocket, a client on an older compatible schema (graphql/client-schema.ts); else null. */
   clientSchema?: SessionSchema | null;
+  /** Over graphql-ws, a subscription's own socket writer (websocket.ts): sync streams share rendered events. */
+  frames?: FrameSink;
 }
 
 export interface ApiLimits {
@@ -329,13 +332,22 @@ function subscriptionResolvers({ model, store, feed, resets }: CollectionRuntime
   const sync = syncOperations(model).fields;
   return {
     [sync.stream]: {
-      subscribe: (_: unknown, args: { view?: unknown[] | null; stamps: boolean }, context: RequestContext) => {
+      subscribe: async (_: unknown, args: { view?: unknown[] | null; stamps: boolean }, context: RequestContext) => {
         const makeView = () => asBadQuery(() => compileView(model, args.view, perms(context), args.stamps));
         makeView(); // a bad view fails the subscription here, before it starts
-        return syncStream(feed, store, makeView, { ...limits, watchPermissions: (changed) => watch(context, changed) });
+        const userId = context.user?.id ?? null;
+        let frames;
+        if (context.frames) {
+          let epoch = await resets.epochFor(store, userId);
+          frames = { sink: context.frames, epoch: () => (epoch = resets.knownEpoch(store, userId) ?? epoch) };
+        }
+        return syncStream(feed, store, makeView, { ...limits, watchPermissions: (changed) => watch(context, changed), frames });
       },
-      resolve: async (event: StreamEvent, _: unknown, context: RequestContext) =>
-        event.checkpoint ? { ...event, checkpoint: { ...event.checkpoint, epoch: await resets.epochFor(store, context.user?.id ?? null) } } : event,
+      // Rendered frames carry their epoch already; per-subscriber events get the user's here.
+      resolve: (event: StreamEvent, _: unknown, context: RequestContext) =>
+        !event.checkpoint || event.checkpoint.epoch !== undefined
+          ? event
+          : resets.epochFor(store, context.user?.id ?? null).then((epoch) => ({ ...event, checkpoint: { ...event.checkpoint!, epoch } })),
     },
     [n.watch]: {
       subscribe: (_: unknown, args: { filter?: unknown }, context: RequestContext) => {

@@ -5,7 +5,8 @@
 // (counted by the work running, not by operation ids, which a client may complete and reuse at
 // once): one socket must not grow the gateway's memory without bound. An operation over a bound is
 // refused with a GraphQL error; the socket and its other operations go on.
-import { getOperationAST, GraphQLError, type ExecutionArgs } from 'graphql';
+import { createHash } from 'node:crypto';
+import { execute, getOperationAST, GraphQLError, type DocumentNode, type ExecutionArgs, type ExecutionResult, type GraphQLSchema } from 'graphql';
 import type { Context, ServerOptions } from 'graphql-ws';
 import type { Extra } from 'graphql-ws/use/ws';
 import type { YogaServerInstance } from 'graphql-yoga';
@@ -18,6 +19,21 @@ export interface SocketLimits {
   maxSubscriptions: number;
   /** Queries and mutations one socket may have running at once. */
   maxInFlight: number;
+}
+
+/**
+ * Lets a subscription's events skip graphql-ws's per-subscriber execution and serialization
+ * (ARCHITECTURE.md, "Shared fan-out"). Given to every subscription over graphql-ws as
+ * `context.frames`; a field's subscribe resolver that uses it writes the subscription's `next`
+ * messages itself and returns an event stream that yields nothing.
+ */
+export interface FrameSink {
+  /** Equal for subscriptions sending the same operation and variables: equal root values render equal payloads. */
+  readonly shape: string;
+  /** The `next` payload for this root value: the operation executed over it, as JSON. */
+  render(rootValue: unknown): Buffer;
+  /** Sends the payload as this subscription's `next` message; resolves once the socket took it. */
+  write(payload: Buffer): Promise<void>;
 }
 
 const UNBOUNDED: SocketLimits = { maxSubscriptions: Infinity, maxInFlight: Infinity };
@@ -119,7 +135,7 @@ export function yogaOverWebSocket<E extends Record<PropertyKey, unknown>>(
           operationName: payload.operationName,
           document,
           variableValues: payload.variables,
-          contextValue: await enveloped.contextFactory(),
+          contextValue: await enveloped.contextFactory(kind === 'subscriptions' ? { frames: frameSink(yoga, ctx.extra.socket, id, enveloped.schema, document, payload) } : {}),
           rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe, release, live: counts.live } satisfies RootValue,
         } satisfies ExecutionArgs;
       } catch (error) {
@@ -127,6 +143,38 @@ export function yogaOverWebSocket<E extends Record<PropertyKey, unknown>>(
         return [asClientError(yoga, error)];
       }
     },
+  };
+}
+
+const NEXT_END = Buffer.from('}');
+
+function frameSink(
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  yoga: YogaServerInstance<any, any>,
+  socket: Extra['socket'],
+  id: string,
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  payload: { query: string; operationName?: string | null; variables?: Record<string, unknown> | null },
+): FrameSink {
+  // graphql-ws's own message: {"id":…,"type":"next","payload":…} (its stringifyMessage).
+  const prefix = Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":`);
+  return {
+    shape: createHash('sha256')
+      .update(JSON.stringify([payload.query, payload.operationName ?? null, payload.variables ?? null]))
+      .digest('base64url'),
+    render(rootValue) {
+      // Shared by subscribers: no context (the stream's resolve needs none once the event is whole).
+      const result = execute({ schema, document, rootValue, contextValue: {}, variableValues: payload.variables, operationName: payload.operationName });
+      if (result instanceof Promise) throw new Error('a shared stream event must resolve synchronously');
+      const { errors, ...rest } = result as ExecutionResult;
+      return Buffer.from(JSON.stringify(errors ? { ...rest, errors: errors.map((e) => asClientError(yoga, e).toJSON()) } : rest));
+    },
+    write: (rendered) =>
+      new Promise((resolve, reject) => {
+        if (socket.readyState !== socket.OPEN) return resolve();
+        socket.send(Buffer.concat([prefix, rendered, NEXT_END]), { binary: false }, (error) => (error ? reject(error) : resolve()));
+      }),
   };
 }
 

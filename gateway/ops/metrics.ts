@@ -45,6 +45,7 @@ export class GatewayMetrics {
   private readonly compensating: Counter<'collection' | 'reason'>;
   private readonly refused: Counter<'collection' | 'code'>;
   private readonly overflows: Counter<'collection' | 'outcome'>;
+  private readonly rendered: Counter<'collection'>;
   private readonly socketsDropped: Counter;
   private readonly storeErrors: Counter<'source'>;
 
@@ -135,6 +136,12 @@ export class GatewayMetrics {
       labelNames: ['collection', 'outcome'],
       registers,
     });
+    this.rendered = new Counter({
+      name: 'tributary_stream_payloads_rendered_total',
+      help: 'Sync stream payloads rendered (GraphQL execution and JSON) for graphql-ws subscribers, by collection: subscribers of the same view and operation share one per event',
+      labelNames: ['collection'],
+      registers,
+    });
     this.socketsDropped = new Counter({ name: 'tributary_slow_consumer_sockets_dropped_total', help: 'WebSockets dropped because their client stopped reading (TRIBUTARY_MAX_BUFFERED_BYTES)', registers });
     this.storeErrors = new Counter({ name: 'tributary_store_errors_total', help: 'MongoDB errors met, by where: graphql (an operation failed), change-feed, ready, background, admin', labelNames: ['source'], registers });
   }
@@ -178,9 +185,11 @@ export class GatewayMetrics {
   feedObserver(collection: string): FeedObserver {
     // Bound once: called per event per live client.
     const delivery = this.deliverySeconds.labels({ collection });
+    const rendered = this.rendered.labels({ collection });
     return {
       delivered: (committedAt) => delivery.observe(Math.max(0, Date.now() - committedAt) / 1000),
       overflowed: (ended) => this.overflows.inc({ collection, outcome: ended ? 'ended' : 'resync' }),
+      rendered: () => rendered.inc(),
       readFailed: (error) => this.storeError('change-feed', error),
     };
   }

@@ -7,6 +7,7 @@
 // match the write filter before and after, insert/delete need their rights, and every changed
 // field must be writable. Fields a role cannot read are removed from everything sent.
 import { createHash } from 'node:crypto';
+import { BSON } from 'mongodb';
 import { PRIMARY_KEY, STAMPS_FIELD, type CollectionModel, type DataModel } from '../../protocol/model.ts';
 import type { SyncDocument } from '../../protocol/messages.ts';
 import type { User } from '../auth/authenticator.ts';
@@ -40,6 +41,12 @@ export interface CollectionPermissions {
    * (a bootstrap's or a pull's open cursor) is only ever continued by the same fingerprint.
    */
   readonly fingerprint: string;
+  /**
+   * Identifies what these permissions let a live stream send, and nothing more (not the user):
+   * the read set as resolved, the hidden fields, whether the role is unrestricted. Subscribers
+   * whose views and read keys are equal receive the same documents (sync/stream-hub.ts).
+   */
+  readonly readKey: string;
 }
 
 export const UNRESTRICTED: CollectionPermissions = {
@@ -53,6 +60,7 @@ export const UNRESTRICTED: CollectionPermissions = {
   writableField: () => true,
   project: (doc) => doc,
   fingerprint: 'unrestricted',
+  readKey: 'unrestricted',
 };
 
 export function inSet(set: DocumentSet, stored: StoredDocument): boolean {
@@ -190,6 +198,7 @@ export function narrowToKnownFields(base: CollectionPermissions, model: Collecti
   const unknown = model.fields.map((f) => f.name).filter((f) => f !== PRIMARY_KEY && !known.has(f));
   if (unknown.length === 0) return base;
   let fingerprint: string | undefined;
+  let readKey: string | undefined;
   return {
     ...base,
     // Fast paths that skip field checks must not apply: there are fields to keep out.
@@ -199,6 +208,9 @@ export function narrowToKnownFields(base: CollectionPermissions, model: Collecti
     project: (doc) => withoutFields(base.project(doc), unknown),
     get fingerprint() {
       return (fingerprint ??= createHash('sha256').update(JSON.stringify([base.fingerprint, unknown])).digest('base64url'));
+    },
+    get readKey() {
+      return (readKey ??= digest([base.readKey, unknown]));
     },
   };
 }
@@ -264,6 +276,7 @@ function denyAll(): CollectionPermissions {
     readableField: (f) => f === PRIMARY_KEY,
     writableField: () => false,
     fingerprint: 'none',
+    readKey: 'none',
   };
 }
 
@@ -295,9 +308,11 @@ function decide(collection: CollectionModel, role: Role | null, values: Expansio
   const insert = documentSet(collection, role.insert, values);
   const del = documentSet(collection, role.delete, values);
   let fingerprint: string | undefined;
+  let readKey: string | undefined;
+  const unrestricted = read === 'all' && write === 'all' && docWrite && insert === 'all' && del === 'all';
   return {
     role: role.name,
-    unrestricted: read === 'all' && write === 'all' && docWrite && insert === 'all' && del === 'all',
+    unrestricted,
     read,
     write,
     insert,
@@ -311,7 +326,15 @@ function decide(collection: CollectionModel, role: Role | null, values: Expansio
         .update(JSON.stringify([generation, values.user, role.name, read === 'all' || read === 'none' ? read : read.stored, hidden]))
         .digest('base64url'));
     },
+    get readKey() {
+      return (readKey ??= digest([unrestricted, read === 'all' || read === 'none' ? read : read.stored, hidden]));
+    },
   };
+}
+
+/** A key for values that may hold BSON types: canonical Extended JSON, so types stay apart. */
+function digest(value: unknown): string {
+  return createHash('sha256').update(BSON.EJSON.stringify(value, { relaxed: false })).digest('base64url');
 }
 
 /** The document without the hidden fields, and without their stamps (a counter's state is its value). */

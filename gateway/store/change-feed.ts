@@ -30,6 +30,8 @@ export interface FeedObserver {
   delivered(committedAt: number): void;
   /** A listener fell too far behind: its queue became one resync, or (a plain watch) it ended. */
   overflowed(ended: boolean): void;
+  /** A sync stream payload was rendered for graphql-ws subscribers (sync/stream.ts: once per view, operation and event). */
+  rendered(): void;
   /** Reading the store failed; the next wake or poll retries. */
   readFailed(error: unknown): void;
 }

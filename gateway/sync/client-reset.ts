@@ -37,7 +37,7 @@ export const RESETS_CACHE_MS = 1_000;
 
 export class ClientResets {
   private readonly resets: Collection<ResetDocument>;
-  private readonly cache = new Map<string, { at: number; doc: Promise<ResetDocument | null> }>();
+  private readonly cache = new Map<string, { at: number; doc: Promise<ResetDocument | null>; settled?: { doc: ResetDocument | null } }>();
 
   constructor(db: Db) {
     this.resets = db.collection<ResetDocument>(RESETS_COLLECTION);
@@ -46,7 +46,18 @@ export class ClientResets {
   /** The epoch checkpoints of this collection carry for this user. */
   async epochFor(store: CollectionStore, userId: string | null): Promise<string> {
     const [collection, user] = await Promise.all([this.read(store.model.name), userId === null ? null : this.read(userKey(store.model.name, userId))]);
-    return `${store.sequencer.epoch}.${collection?.generation ?? 0}.${user?.generation ?? 0}`;
+    return epochOf(store, collection, user);
+  }
+
+  /**
+   * The epoch as last read, without waiting (a live stream renders each event synchronously);
+   * a reading older than RESETS_CACHE_MS is refreshed in the background, as epochFor would.
+   * Undefined when never read (or evicted): the caller keeps the epoch it last had.
+   */
+  knownEpoch(store: CollectionStore, userId: string | null): string | undefined {
+    const collection = this.readNow(store.model.name);
+    const user = userId === null ? { doc: null } : this.readNow(userKey(store.model.name, userId));
+    return collection && user ? epochOf(store, collection.doc, user.doc) : undefined;
   }
 
   /**
@@ -85,11 +96,27 @@ export class ClientResets {
     const cached = this.cache.get(key);
     if (!fresh && cached && Date.now() - cached.at < RESETS_CACHE_MS) return cached.doc;
     const doc = this.resets.findOne({ _id: key });
-    this.cache.set(key, { at: Date.now(), doc });
+    // A reading in progress does not hide the last one settled from knownEpoch.
+    const entry: { at: number; doc: Promise<ResetDocument | null>; settled?: { doc: ResetDocument | null } } = { at: Date.now(), doc, settled: cached?.settled };
+    this.cache.set(key, entry);
     if (this.cache.size > 10_000) this.cache.delete(this.cache.keys().next().value!);
-    doc.catch(() => this.cache.delete(key));
+    doc.then(
+      (read) => (entry.settled = { doc: read }),
+      () => this.cache.delete(key),
+    );
     return doc;
   }
+
+  /** The last settled reading of `key`, starting a new one when it is stale or missing. */
+  private readNow(key: string): { doc: ResetDocument | null } | undefined {
+    const cached = this.cache.get(key);
+    if (!cached || Date.now() - cached.at >= RESETS_CACHE_MS) void this.read(key).catch(() => {});
+    return (this.cache.get(key) ?? cached)?.settled;
+  }
+}
+
+function epochOf(store: CollectionStore, collection: ResetDocument | null, user: ResetDocument | null): string {
+  return `${store.sequencer.epoch}.${collection?.generation ?? 0}.${user?.generation ?? 0}`;
 }
 
 function userKey(collection: string, userId: string): string {

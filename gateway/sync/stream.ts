@@ -11,6 +11,7 @@ import type { StreamEvent, SyncDocument } from '../../protocol/messages.ts';
 import type { ChangeBatch, ChangeFeed } from '../store/change-feed.ts';
 import type { CollectionStore } from '../store/collection-store.ts';
 import { sizeOf } from '../store/cursor-cache.ts';
+import type { FrameSink } from '../graphql/websocket.ts';
 import { forStream, viewDifference, type View } from './view.ts';
 
 export interface StreamOptions {
@@ -32,10 +33,49 @@ const RESYNC: StreamEvent = { documents: [], checkpoint: null, resync: true };
 /** What a removal (id and `_deleted`) weighs, near enough. */
 const REMOVAL_BYTES = 64;
 
+/** What a batch holds for a view: worked out once per batch for every subscriber with the same view key. */
+export interface SharedEvent {
+  event: StreamEvent;
+  documents: number;
+  bytes: number;
+  /** Payloads rendered from it, by shape and epoch (frames: see syncStream). */
+  rendered: Map<string, Buffer>;
+}
+
+/** Per batch, the shared event of each view key seen so far (dropped with the batch). */
+const sharedEvents = new WeakMap<ChangeBatch, Map<string, SharedEvent | null>>();
+
+/**
+ * The batch's event for this view, shared by every subscriber whose view has the same key
+ * (view.ts: the queries, stamps and the permissions' readKey decide what forStream sends).
+ * Null: nothing in the batch for this view.
+ */
+export function sharedEvent(store: CollectionStore, view: View, batch: ChangeBatch): SharedEvent | null {
+  let byView = sharedEvents.get(batch);
+  if (!byView) sharedEvents.set(batch, (byView = new Map()));
+  const known = byView.get(view.key);
+  if (known !== undefined) return known;
+  const documents: SyncDocument[] = [];
+  let bytes = 0;
+  batch.stored.forEach((stored, i) => {
+    const sent = forStream(store, view, stored, batch.documents[i]!);
+    if (sent === null) return;
+    documents.push(sent);
+    bytes += sent._deleted && !batch.documents[i]!._deleted ? REMOVAL_BYTES : batch.bytes(i);
+  });
+  const shared = documents.length > 0 ? { event: { documents, checkpoint: batch.checkpoint, resync: false }, documents: documents.length, bytes, rendered: new Map() } : null;
+  byView.set(view.key, shared);
+  return shared;
+}
+
 /**
  * A client's sync stream through its view. A batch with nothing for the client sends nothing:
  * its checkpoint lags until the next relevant batch, which is correct (the skipped changes held
  * nothing for it) and saves a message per change per uninterested client.
+ *
+ * With a frame sink (graphql-ws), events are not handed to GraphQL: each is rendered once per
+ * shape and epoch for all subscribers of the view (SharedEvent.rendered) and written to the
+ * socket by the stream itself; the iterator returned yields nothing and ends with the stream.
  */
 export function syncStream(
   feed: ChangeFeed,
@@ -44,38 +84,95 @@ export function syncStream(
   options: StreamOptions & {
     /** Calls back when the client's permissions may have changed; returns an unsubscribe. */
     watchPermissions?: (changed: () => void) => () => void;
+    frames?: { sink: FrameSink; epoch: () => string };
   },
 ): AsyncIterableIterator<StreamEvent> {
   let view = makeView();
-  const toEvent = (batch: ChangeBatch): Sized<StreamEvent> | null => {
-    const documents: SyncDocument[] = [];
-    let bytes = 0;
-    batch.stored.forEach((stored, i) => {
-      const sent = forStream(store, view, stored, batch.documents[i]!);
-      if (sent === null) return;
-      documents.push(sent);
-      bytes += sent._deleted && !batch.documents[i]!._deleted ? REMOVAL_BYTES : batch.bytes(i);
-    });
-    return documents.length > 0 ? { event: { documents, checkpoint: batch.checkpoint, resync: false }, documents: documents.length, bytes } : null;
-  };
   // Live permission changes: switch to the new view and send the difference, without a resync.
+  const differences = (emit: (event: Sized<StreamEvent>) => void, fail: (error: unknown) => void) =>
+    options.watchPermissions!(() => {
+      const before = view;
+      try {
+        view = makeView();
+      } catch (error) {
+        fail(error); // the view is no longer allowed (e.g. it filters on a field now hidden)
+        return;
+      }
+      viewDifference(store, before, view).then((documents) => {
+        // Current states, not changes up to a checkpoint: the client keeps its checkpoint.
+        if (documents.length > 0) emit({ event: { documents, checkpoint: null, resync: false }, documents: documents.length, bytes: sizeOf(documents) });
+      }, fail);
+    });
+
+  if (!options.frames) {
+    const toEvent = (batch: ChangeBatch): Sized<StreamEvent> | null => {
+      const shared = sharedEvent(store, view, batch);
+      return shared && { event: shared.event, documents: shared.documents, bytes: shared.bytes };
+    };
+    return openStream<StreamEvent>(feed, toEvent, { ...options, first: RESYNC, onOverflow: RESYNC, source: options.watchPermissions && differences });
+  }
+
+  const { sink, epoch } = options.frames;
+  const render = (event: StreamEvent) => {
+    feed.observer?.rendered();
+    return sink.render(event);
+  };
+  const resync = render(RESYNC);
+  const toFrame = (batch: ChangeBatch): Sized<Buffer> | null => {
+    const shared = sharedEvent(store, view, batch);
+    if (!shared) return null;
+    const current = epoch();
+    const key = `${current}\n${sink.shape}`;
+    let payload = shared.rendered.get(key);
+    if (!payload) {
+      const event = shared.event;
+      payload = render({ ...event, checkpoint: { ...event.checkpoint!, epoch: current } });
+      shared.rendered.set(key, payload);
+    }
+    return { event: payload, documents: shared.documents, bytes: shared.bytes };
+  };
   const source = options.watchPermissions
-    ? (emit: (event: Sized<StreamEvent>) => void, fail: (error: unknown) => void) =>
-        options.watchPermissions!(() => {
-          const before = view;
+    ? (emit: (frame: Sized<Buffer>) => void, fail: (error: unknown) => void) =>
+        differences((sized) => {
           try {
-            view = makeView();
+            emit({ ...sized, event: render(sized.event) });
           } catch (error) {
-            fail(error); // the view is no longer allowed (e.g. it filters on a field now hidden)
-            return;
+            fail(error);
           }
-          viewDifference(store, before, view).then((documents) => {
-            // Current states, not changes up to a checkpoint: the client keeps its checkpoint.
-            if (documents.length > 0) emit({ event: { documents, checkpoint: null, resync: false }, documents: documents.length, bytes: sizeOf(documents) });
-          }, fail);
-        })
+        }, fail)
     : undefined;
-  return openStream<StreamEvent>(feed, toEvent, { ...options, first: RESYNC, onOverflow: RESYNC, source });
+  return writeFrames(openStream<Buffer>(feed, toFrame, { ...options, first: resync, onOverflow: resync, source }), sink) as AsyncIterableIterator<StreamEvent>;
+}
+
+/**
+ * Writes a stream of rendered payloads to the sink, one at a time (the next is taken once the
+ * socket took the last, as graphql-ws would). What GraphQL gets yields nothing: it ends when the
+ * stream ends and fails when it fails (graphql-ws then sends the operation's error), and
+ * returning it (the client's complete, the socket's close) ends the stream.
+ */
+function writeFrames(frames: AsyncIterableIterator<Buffer>, sink: FrameSink): AsyncIterableIterator<never> {
+  const written = (async () => {
+    try {
+      for (let step = await frames.next(); !step.done; step = await frames.next()) await sink.write(step.value);
+    } catch (error) {
+      await frames.return?.();
+      throw error;
+    }
+  })();
+  const ended = written.then((): IteratorResult<never> => ({ done: true, value: undefined }));
+  ended.catch(() => {}); // handled by whoever asks next(); nobody may (already returned)
+  const stop = async (): Promise<IteratorResult<never>> => {
+    await frames.return?.();
+    return { done: true, value: undefined };
+  };
+  return {
+    next: () => ended,
+    return: stop,
+    throw: stop,
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
 }
 
 /** Events derived from each batch (null: nothing for this client), queued per client. */

@@ -2,6 +2,7 @@
 // subscriptions' queries on the collection, or everything for a client without subscriptions
 // such as RxDB's stock plugin) and what its permissions let it read, with the fields it may not
 // read removed. Either the document, a removal (id only), or nothing.
+import { createHash } from 'node:crypto';
 import type { Filter } from 'mongodb';
 import { QueryError } from '../../protocol/filter.ts';
 import type { SyncDocument } from '../../protocol/messages.ts';
@@ -19,16 +20,24 @@ export interface View {
   permissions: CollectionPermissions;
   /** The client stamps its changes and wants the stamps (`_stamps`) with documents. */
   stamps: boolean;
+  /**
+   * Equal for views that select and shape the same documents: the queries as sent, stamps, and
+   * the permissions' readKey. Live streams share their work per key (sync/stream.ts).
+   */
+  key: string;
 }
 
 /** null/undefined queries: everything; []: nothing; else their union. Throws QueryError. */
 export function compileView(collection: CollectionModel, queries: unknown[] | null | undefined, permissions: CollectionPermissions, stamps = false): View {
-  if (queries === null || queries === undefined) return { filter: null, permissions, stamps };
+  const key = createHash('sha256')
+    .update(JSON.stringify([queries ?? null, stamps, permissions.readKey]))
+    .digest('base64url');
+  if (queries === null || queries === undefined) return { filter: null, permissions, stamps, key };
   if (!Array.isArray(queries)) throw new QueryError('view must be a list of queries');
   if (queries.length > MAX_VIEW_QUERIES) throw new QueryError(`a view holds at most ${MAX_VIEW_QUERIES} queries (MAX_VIEW_QUERIES)`);
   // Subscription queries: top-level @queryable fields only, and the indexed queryable field
   // constrained if the collection has one (protocol/filter.ts).
-  return { filter: compileUnion(collection, queries, { queryableOnly: true, subscription: true, readableField: permissions.readableField }), permissions, stamps };
+  return { filter: compileUnion(collection, queries, { queryableOnly: true, subscription: true, readableField: permissions.readableField }), permissions, stamps, key };
 }
 
 /** A document as this client may receive it: readable fields only, stamps if it wants them. */
