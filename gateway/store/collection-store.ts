@@ -144,6 +144,13 @@ export interface CollectionStoreOptions {
 export interface DocumentCursor {
   next(): Promise<StoredDocument | null>;
   close(): Promise<void>;
+  /**
+   * Starts reading what next() will return, without waiting: a cursor kept between pages reads
+   * its next batch while the page before is on the wire (cursor-cache.ts).
+   */
+  prefetch(): void;
+  /** Whether next() would return null, known without asking the store (the store said it has no more). */
+  drained(): boolean;
 }
 
 export class CollectionStore {
@@ -536,6 +543,8 @@ const JOIN_BATCH_DOCUMENTS = 1_000;
 class JoinedCursor<T> implements DocumentCursor {
   private buffer: StoredDocument[] = [];
   private at = 0;
+  /** A batch being read (by next() or prefetch()): one at a time. */
+  private filling: Promise<boolean> | null = null;
 
   constructor(
     private readonly source: FindCursor<T>,
@@ -544,24 +553,47 @@ class JoinedCursor<T> implements DocumentCursor {
 
   async next(): Promise<StoredDocument | null> {
     while (this.at === this.buffer.length) {
-      const first = await this.source.next();
-      if (first === null) return null;
-      // What the driver has buffered, up to a mebibyte: a batch is joined (copied) at once, and
-      // big documents must not be held twice over (pages are bounded in bytes: readPage).
-      const batch: T[] = [first];
-      for (let bytes = sizeOf(first); bytes < JOIN_BATCH_BYTES && batch.length < JOIN_BATCH_DOCUMENTS && this.source.bufferedCount() > 0; ) {
-        const next = this.source.readBufferedDocuments(1)[0] as T;
-        batch.push(next);
-        bytes += sizeOf(next);
-      }
-      this.buffer = await this.joinBatch(batch);
-      this.at = 0;
+      if (!(await this.fill())) return null;
     }
     return this.buffer[this.at++]!;
   }
 
+  prefetch(): void {
+    // A failure here is met again by the next() that waits for it; nobody may (closed first).
+    if (this.at === this.buffer.length) this.fill().catch(() => {});
+  }
+
   close(): Promise<void> {
     return this.source.close();
+  }
+
+  drained(): boolean {
+    // A cursor id of zero: the store sent its last batch (MongoDB and FerretDB alike).
+    return this.at === this.buffer.length && !this.filling && this.source.bufferedCount() === 0 && this.source.id?.isZero() === true;
+  }
+
+  /** Reads and joins the next batch into the buffer; false once the source has no more. */
+  private fill(): Promise<boolean> {
+    this.filling ??= (async () => {
+      try {
+        const first = await this.source.next();
+        if (first === null) return false;
+        // What the driver has buffered, up to a mebibyte: a batch is joined (copied) at once, and
+        // big documents must not be held twice over (pages are bounded in bytes: readPage).
+        const batch: T[] = [first];
+        for (let bytes = sizeOf(first); bytes < JOIN_BATCH_BYTES && batch.length < JOIN_BATCH_DOCUMENTS && this.source.bufferedCount() > 0; ) {
+          const next = this.source.readBufferedDocuments(1)[0] as T;
+          batch.push(next);
+          bytes += sizeOf(next);
+        }
+        this.buffer = await this.joinBatch(batch);
+        this.at = 0;
+        return true;
+      } finally {
+        this.filling = null;
+      }
+    })();
+    return this.filling;
   }
 }
 

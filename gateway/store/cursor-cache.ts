@@ -41,6 +41,8 @@ export class CursorCache {
       void oldest.cursor.close();
     }
     this.entries.set(key, { cursor, context, expires: Date.now() + this.idleMs });
+    // The next page is likely asked for as soon as this one arrives: the store reads it meanwhile.
+    cursor.prefetch();
   }
 
   async close(): Promise<void> {
@@ -83,7 +85,8 @@ export async function readPage(cursor: DocumentCursor, limit: number, maxBytes: 
     documents.push(doc);
     bytes += storedSize(doc);
   }
-  return { documents, exhausted: false, bytes };
+  // A full page that happens to end the read says so: no request for an empty page after it.
+  return { documents, exhausted: cursor.drained(), bytes };
 }
 
 const storedSizes = new WeakMap<object, number>();
