@@ -332,15 +332,11 @@ function subscriptionResolvers({ model, store, feed, resets }: CollectionRuntime
   const sync = syncOperations(model).fields;
   return {
     [sync.stream]: {
-      subscribe: async (_: unknown, args: { view?: unknown[] | null; stamps: boolean }, context: RequestContext) => {
+      subscribe: (_: unknown, args: { view?: unknown[] | null; stamps: boolean }, context: RequestContext) => {
         const makeView = () => asBadQuery(() => compileView(model, args.view, perms(context), args.stamps));
         makeView(); // a bad view fails the subscription here, before it starts
         const userId = context.user?.id ?? null;
-        let frames;
-        if (context.frames) {
-          let epoch = await resets.epochFor(store, userId);
-          frames = { sink: context.frames, epoch: () => (epoch = resets.knownEpoch(store, userId) ?? epoch) };
-        }
+        const frames = context.frames && { sink: context.frames, epoch: () => resets.knownEpoch(store, userId) ?? resets.epochFor(store, userId) };
         return syncStream(feed, store, makeView, { ...limits, watchPermissions: (changed) => watch(context, changed), frames });
       },
       // Rendered frames carry their epoch already; per-subscriber events get the user's here.

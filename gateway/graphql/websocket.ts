@@ -135,7 +135,7 @@ export function yogaOverWebSocket<E extends Record<PropertyKey, unknown>>(
           operationName: payload.operationName,
           document,
           variableValues: payload.variables,
-          contextValue: await enveloped.contextFactory(kind === 'subscriptions' ? { frames: frameSink(yoga, ctx.extra.socket, id, enveloped.schema, document, payload) } : {}),
+          contextValue: await enveloped.contextFactory(kind === 'subscriptions' ? { frames: new SubscriptionFrames(yoga, ctx.extra.socket, id, enveloped.schema, document, payload) } : {}),
           rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe, release, live: counts.live } satisfies RootValue,
         } satisfies ExecutionArgs;
       } catch (error) {
@@ -148,34 +148,48 @@ export function yogaOverWebSocket<E extends Record<PropertyKey, unknown>>(
 
 const NEXT_END = Buffer.from('}');
 
-function frameSink(
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  yoga: YogaServerInstance<any, any>,
-  socket: Extra['socket'],
-  id: string,
-  schema: GraphQLSchema,
-  document: DocumentNode,
-  payload: { query: string; operationName?: string | null; variables?: Record<string, unknown> | null },
-): FrameSink {
-  // graphql-ws's own message: {"id":…,"type":"next","payload":…} (its stringifyMessage).
-  const prefix = Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":`);
-  return {
-    shape: createHash('sha256')
-      .update(JSON.stringify([payload.query, payload.operationName ?? null, payload.variables ?? null]))
-      .digest('base64url'),
-    render(rootValue) {
-      // Shared by subscribers: no context (the stream's resolve needs none once the event is whole).
-      const result = execute({ schema, document, rootValue, contextValue: {}, variableValues: payload.variables, operationName: payload.operationName });
-      if (result instanceof Promise) throw new Error('a shared stream event must resolve synchronously');
-      const { errors, ...rest } = result as ExecutionResult;
-      return Buffer.from(JSON.stringify(errors ? { ...rest, errors: errors.map((e) => asClientError(yoga, e).toJSON()) } : rest));
-    },
-    write: (rendered) =>
-      new Promise((resolve, reject) => {
-        if (socket.readyState !== socket.OPEN) return resolve();
-        socket.send(Buffer.concat([prefix, rendered, NEXT_END]), { binary: false }, (error) => (error ? reject(error) : resolve()));
-      }),
-  };
+/** A subscription's frame sink: a class, not closures, as it is memory per subscription. */
+class SubscriptionFrames implements FrameSink {
+  private shapeKey: string | undefined;
+
+  constructor(
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    private readonly yoga: YogaServerInstance<any, any>,
+    private readonly socket: Extra['socket'],
+    private readonly id: string,
+    private readonly schema: GraphQLSchema,
+    private readonly document: DocumentNode,
+    private readonly payload: { query: string; operationName?: string | null; variables?: Record<string, unknown> | null },
+  ) {}
+
+  get shape(): string {
+    return (this.shapeKey ??= createHash('sha256')
+      .update(JSON.stringify([this.payload.query, this.payload.operationName ?? null, this.payload.variables ?? null]))
+      .digest('base64url'));
+  }
+
+  render(rootValue: unknown): Buffer {
+    const { schema, document, payload } = this;
+    // Shared by subscribers: no context (the stream's resolve needs none once the event is whole).
+    const result = execute({ schema, document, rootValue, contextValue: {}, variableValues: payload.variables, operationName: payload.operationName });
+    if (result instanceof Promise) throw new Error('a shared stream event must resolve synchronously');
+    const { errors, ...rest } = result as ExecutionResult;
+    return Buffer.from(JSON.stringify(errors ? { ...rest, errors: errors.map((e) => asClientError(this.yoga, e).toJSON()) } : rest));
+  }
+
+  write(rendered: Buffer): Promise<void> {
+    const { socket } = this;
+    return new Promise((resolve, reject) => {
+      if (socket.readyState !== socket.OPEN) return resolve();
+      // graphql-ws's own message: {"id":…,"type":"next","payload":…} (its stringifyMessage).
+      const prefix = `{"id":${JSON.stringify(this.id)},"type":"next","payload":`;
+      const frame = Buffer.allocUnsafe(Buffer.byteLength(prefix) + rendered.length + NEXT_END.length);
+      const at = frame.write(prefix);
+      rendered.copy(frame, at);
+      NEXT_END.copy(frame, at + rendered.length);
+      socket.send(frame, { binary: false }, (error) => (error ? reject(error) : resolve()));
+    });
+  }
 }
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
@@ -187,43 +201,58 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
  * returned before it was ever read, which an async generator function would not notice).
  */
 function guarded(source: AsyncIterable<unknown>, root: RootValue): AsyncGenerator<unknown> {
-  const inner = source[Symbol.asyncIterator]();
-  let ended = false;
-  const end = () => {
-    if (ended) return;
-    ended = true;
-    root.live.delete(stream);
-    root.release();
-  };
-  const stream: AsyncGenerator<unknown> = {
-    async next() {
-      if (ended) return { done: true, value: undefined };
-      try {
-        const step = await inner.next();
-        if (step.done) end();
-        return step;
-      } catch (error) {
-        end();
-        throw error;
-      }
-    },
-    async return(value?: unknown) {
-      const wasEnded = ended;
-      end();
-      if (!wasEnded && inner.return) await inner.return(value);
-      return { done: true, value };
-    },
-    async throw(error?: unknown) {
-      end();
-      if (inner.throw) return inner.throw(error);
-      throw error;
-    },
-    [Symbol.asyncIterator]() {
-      return stream;
-    },
-  };
+  const stream = new GuardedStream(source[Symbol.asyncIterator](), root);
   root.live.add(stream);
   return stream;
+}
+
+class GuardedStream implements AsyncGenerator<unknown> {
+  private ended = false;
+
+  constructor(
+    private readonly inner: AsyncIterator<unknown>,
+    private readonly root: RootValue,
+  ) {}
+
+  async next(): Promise<IteratorResult<unknown>> {
+    if (this.ended) return { done: true, value: undefined };
+    try {
+      const step = await this.inner.next();
+      if (step.done) this.end();
+      return step;
+    } catch (error) {
+      this.end();
+      throw error;
+    }
+  }
+
+  async return(value?: unknown): Promise<IteratorResult<unknown>> {
+    const wasEnded = this.ended;
+    this.end();
+    if (!wasEnded && this.inner.return) await this.inner.return(value);
+    return { done: true, value };
+  }
+
+  async throw(error?: unknown): Promise<IteratorResult<unknown>> {
+    this.end();
+    if (this.inner.throw) return this.inner.throw(error);
+    throw error;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.return();
+  }
+
+  private end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.root.live.delete(this);
+    this.root.release();
+  }
 }
 
 /** A GraphQLError goes to the client as it is; anything else is logged and masked. */

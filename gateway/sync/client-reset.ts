@@ -35,9 +35,16 @@ export type ResetReason = 'database-replaced' | 'forced' | 'checkpoint-ahead' | 
  */
 export const RESETS_CACHE_MS = 1_000;
 
+interface CacheEntry {
+  at: number;
+  doc: Promise<ResetDocument | null>;
+  /** The reading, once it arrived. */
+  settled?: { doc: ResetDocument | null };
+}
+
 export class ClientResets {
   private readonly resets: Collection<ResetDocument>;
-  private readonly cache = new Map<string, { at: number; doc: Promise<ResetDocument | null>; settled?: { doc: ResetDocument | null } }>();
+  private readonly cache = new Map<string, CacheEntry>();
 
   constructor(db: Db) {
     this.resets = db.collection<ResetDocument>(RESETS_COLLECTION);
@@ -50,13 +57,12 @@ export class ClientResets {
   }
 
   /**
-   * The epoch as last read, without waiting (a live stream renders each event synchronously);
-   * a reading older than RESETS_CACHE_MS is refreshed in the background, as epochFor would.
-   * Undefined when never read (or evicted): the caller keeps the epoch it last had.
+   * The epoch, when the readings it needs are in hand and fresh (read within RESETS_CACHE_MS):
+   * a live stream renders its events synchronously while it can. Undefined: ask epochFor.
    */
   knownEpoch(store: CollectionStore, userId: string | null): string | undefined {
-    const collection = this.readNow(store.model.name);
-    const user = userId === null ? { doc: null } : this.readNow(userKey(store.model.name, userId));
+    const collection = this.fresh(store.model.name);
+    const user = userId === null ? { doc: null } : this.fresh(userKey(store.model.name, userId));
     return collection && user ? epochOf(store, collection.doc, user.doc) : undefined;
   }
 
@@ -96,8 +102,7 @@ export class ClientResets {
     const cached = this.cache.get(key);
     if (!fresh && cached && Date.now() - cached.at < RESETS_CACHE_MS) return cached.doc;
     const doc = this.resets.findOne({ _id: key });
-    // A reading in progress does not hide the last one settled from knownEpoch.
-    const entry: { at: number; doc: Promise<ResetDocument | null>; settled?: { doc: ResetDocument | null } } = { at: Date.now(), doc, settled: cached?.settled };
+    const entry: CacheEntry = { at: Date.now(), doc };
     this.cache.set(key, entry);
     if (this.cache.size > 10_000) this.cache.delete(this.cache.keys().next().value!);
     doc.then(
@@ -107,11 +112,9 @@ export class ClientResets {
     return doc;
   }
 
-  /** The last settled reading of `key`, starting a new one when it is stale or missing. */
-  private readNow(key: string): { doc: ResetDocument | null } | undefined {
+  private fresh(key: string): { doc: ResetDocument | null } | undefined {
     const cached = this.cache.get(key);
-    if (!cached || Date.now() - cached.at >= RESETS_CACHE_MS) void this.read(key).catch(() => {});
-    return (this.cache.get(key) ?? cached)?.settled;
+    return cached && Date.now() - cached.at < RESETS_CACHE_MS ? cached.settled : undefined;
   }
 }
 

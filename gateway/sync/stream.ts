@@ -68,14 +68,24 @@ export function sharedEvent(store: CollectionStore, view: View, batch: ChangeBat
   return shared;
 }
 
+/** Where a sync stream's frames go (graphql-ws), and the user's epoch to stamp them with. */
+export interface StreamFrames {
+  sink: FrameSink;
+  /** The user's epoch: at once when known, else once read (sync/client-reset.ts). */
+  epoch: () => string | Promise<string>;
+}
+
 /**
  * A client's sync stream through its view. A batch with nothing for the client sends nothing:
  * its checkpoint lags until the next relevant batch, which is correct (the skipped changes held
  * nothing for it) and saves a message per change per uninterested client.
  *
- * With a frame sink (graphql-ws), events are not handed to GraphQL: each is rendered once per
- * shape and epoch for all subscribers of the view (SharedEvent.rendered) and written to the
- * socket by the stream itself; the iterator returned yields nothing and ends with the stream.
+ * With frames (graphql-ws), events are not handed to GraphQL: each is rendered once per shape
+ * and epoch for all subscribers of the view (SharedEvent.rendered) and written to the socket by
+ * the stream itself; the iterator returned yields nothing and ends with the stream.
+ *
+ * Classes rather than closures throughout: a connection holds several streams, and each closure
+ * is memory per subscriber (issue 16, point 3).
  */
 export function syncStream(
   feed: ChangeFeed,
@@ -84,64 +94,288 @@ export function syncStream(
   options: StreamOptions & {
     /** Calls back when the client's permissions may have changed; returns an unsubscribe. */
     watchPermissions?: (changed: () => void) => () => void;
-    frames?: { sink: FrameSink; epoch: () => string };
+    frames?: StreamFrames;
   },
 ): AsyncIterableIterator<StreamEvent> {
-  let view = makeView();
-  // Live permission changes: switch to the new view and send the difference, without a resync.
-  const differences = (emit: (event: Sized<StreamEvent>) => void, fail: (error: unknown) => void) =>
-    options.watchPermissions!(() => {
-      const before = view;
-      try {
-        view = makeView();
-      } catch (error) {
-        fail(error); // the view is no longer allowed (e.g. it filters on a field now hidden)
-        return;
-      }
-      viewDifference(store, before, view).then((documents) => {
-        // Current states, not changes up to a checkpoint: the client keeps its checkpoint.
-        if (documents.length > 0) emit({ event: { documents, checkpoint: null, resync: false }, documents: documents.length, bytes: sizeOf(documents) });
-      }, fail);
-    });
+  if (!options.frames) return new SyncEvents(feed, store, makeView, options).queue;
+  const frames = new SyncFrames(feed, store, makeView, options, options.frames);
+  return new FrameWriter(frames.queue, options.frames.sink) as AsyncIterableIterator<never> as AsyncIterableIterator<StreamEvent>;
+}
 
-  if (!options.frames) {
-    const toEvent = (batch: ChangeBatch): Sized<StreamEvent> | null => {
-      const shared = sharedEvent(store, view, batch);
-      return shared && { event: shared.event, documents: shared.documents, bytes: shared.bytes };
-    };
-    return openStream<StreamEvent>(feed, toEvent, { ...options, first: RESYNC, onOverflow: RESYNC, source: options.watchPermissions && differences });
+/** What a sync stream holds besides its queue: the view, and live permission changes. */
+abstract class SyncStreamBase<T> implements EventSource<T> {
+  protected view: View;
+  queue!: StreamQueue<T>;
+  private stopWatching?: () => void;
+
+  constructor(
+    protected readonly feed: ChangeFeed,
+    protected readonly store: CollectionStore,
+    private readonly makeView: () => View,
+  ) {
+    this.view = makeView();
   }
 
-  const { sink, epoch } = options.frames;
-  const render = (event: StreamEvent) => {
-    feed.observer?.rendered();
-    return sink.render(event);
-  };
-  const resync = render(RESYNC);
-  const toFrame = (batch: ChangeBatch): Sized<Buffer> | null => {
-    const shared = sharedEvent(store, view, batch);
+  /** Opens the queue, the resync first (called once the subclass is set up). */
+  protected start(options: StreamOptions & { watchPermissions?: (changed: () => void) => () => void }): void {
+    this.queue = new StreamQueue<T>(this.feed, this, options, this.resync());
+    if (options.watchPermissions) this.stopWatching = options.watchPermissions(() => this.permissionsChanged());
+  }
+
+  abstract eventOf(batch: ChangeBatch): Sized<T> | null | Promise<Sized<T> | null>;
+  /** The resync event, as this stream queues it. */
+  abstract resync(): T;
+  /** A difference of views, as this stream queues it. */
+  protected abstract currentStates(event: Sized<StreamEvent>): Sized<T>;
+
+  overflowEvent(): T {
+    return this.resync();
+  }
+
+  stopped(): void {
+    this.stopWatching?.();
+  }
+
+  /** Live permission changes: switch to the new view and send the difference, without a resync. */
+  private permissionsChanged(): void {
+    const before = this.view;
+    try {
+      this.view = this.makeView();
+    } catch (error) {
+      this.queue.fail(error); // the view is no longer allowed (e.g. it filters on a field now hidden)
+      return;
+    }
+    viewDifference(this.store, before, this.view).then(
+      (documents) => {
+        // Current states, not changes up to a checkpoint: the client keeps its checkpoint.
+        if (documents.length > 0) this.queue.deliver(this.currentStates({ event: { documents, checkpoint: null, resync: false }, documents: documents.length, bytes: sizeOf(documents) }));
+      },
+      (error: unknown) => this.queue.fail(error),
+    );
+  }
+}
+
+/** Events for GraphQL to execute per subscriber (HTTP subscriptions, Yoga's SSE). */
+class SyncEvents extends SyncStreamBase<StreamEvent> {
+  constructor(feed: ChangeFeed, store: CollectionStore, makeView: () => View, options: StreamOptions & { watchPermissions?: (changed: () => void) => () => void }) {
+    super(feed, store, makeView);
+    this.start(options);
+  }
+
+  eventOf(batch: ChangeBatch): Sized<StreamEvent> | null {
+    const shared = sharedEvent(this.store, this.view, batch);
+    return shared && { event: shared.event, documents: shared.documents, bytes: shared.bytes };
+  }
+
+  resync(): StreamEvent {
+    return RESYNC;
+  }
+
+  protected currentStates(event: Sized<StreamEvent>): Sized<StreamEvent> {
+    return event;
+  }
+}
+
+/** Rendered payloads, shared per view, shape and epoch, written to the socket by a FrameWriter. */
+class SyncFrames extends SyncStreamBase<Buffer> {
+  constructor(
+    feed: ChangeFeed,
+    store: CollectionStore,
+    makeView: () => View,
+    options: StreamOptions & { watchPermissions?: (changed: () => void) => () => void },
+    private readonly frames: StreamFrames,
+  ) {
+    super(feed, store, makeView);
+    this.start(options);
+  }
+
+  eventOf(batch: ChangeBatch): Sized<Buffer> | null | Promise<Sized<Buffer> | null> {
+    const shared = sharedEvent(this.store, this.view, batch);
     if (!shared) return null;
-    const current = epoch();
-    const key = `${current}\n${sink.shape}`;
+    const epoch = this.frames.epoch();
+    return typeof epoch === 'string' ? this.rendered(shared, epoch) : epoch.then((read) => this.rendered(shared, read));
+  }
+
+  /** The shared event as this subscriber's operation renders it, rendered once per shape and epoch. */
+  private rendered(shared: SharedEvent, epoch: string): Sized<Buffer> {
+    const key = `${epoch}\n${this.frames.sink.shape}`;
     let payload = shared.rendered.get(key);
     if (!payload) {
-      const event = shared.event;
-      payload = render({ ...event, checkpoint: { ...event.checkpoint!, epoch: current } });
+      payload = this.render({ ...shared.event, checkpoint: { ...shared.event.checkpoint!, epoch } });
       shared.rendered.set(key, payload);
     }
     return { event: payload, documents: shared.documents, bytes: shared.bytes };
-  };
-  const source = options.watchPermissions
-    ? (emit: (frame: Sized<Buffer>) => void, fail: (error: unknown) => void) =>
-        differences((sized) => {
-          try {
-            emit({ ...sized, event: render(sized.event) });
-          } catch (error) {
-            fail(error);
-          }
-        }, fail)
-    : undefined;
-  return writeFrames(openStream<Buffer>(feed, toFrame, { ...options, first: resync, onOverflow: resync, source }), sink) as AsyncIterableIterator<StreamEvent>;
+  }
+
+  resync(): Buffer {
+    return this.render(RESYNC);
+  }
+
+  protected currentStates(event: Sized<StreamEvent>): Sized<Buffer> {
+    return { ...event, event: this.render(event.event) };
+  }
+
+  private render(event: StreamEvent): Buffer {
+    this.feed.observer?.rendered();
+    return this.frames.sink.render(event);
+  }
+}
+
+/** What a stream's queue asks of the stream it belongs to. */
+export interface EventSource<T> {
+  /** The batch's event for this subscriber; null: nothing in it for the subscriber. A promise keeps its place in the order. */
+  eventOf(batch: ChangeBatch): Sized<T> | null | Promise<Sized<T> | null>;
+  /** What replaces a queue past its bounds; absent: the stream ends with SLOW_CONSUMER. */
+  overflowEvent?(): T;
+  /** The stream ended (done, failed or returned): stop whatever else feeds it. */
+  stopped?(): void;
+}
+
+/** Events derived from each batch (null: nothing for this client), queued per client. */
+export function openStream<T>(feed: ChangeFeed, eventOf: (batch: ChangeBatch) => Sized<T> | null, options: StreamOptions): AsyncIterableIterator<T> {
+  return new StreamQueue<T>(feed, { eventOf }, options);
+}
+
+/**
+ * A subscriber's queue, bounded in documents and bytes, read as an async iterator: by GraphQL
+ * (graphql-ws asks for the next event once the previous frame was written to the socket: it
+ * awaits ws's send callback), or by a FrameWriter that does the same.
+ */
+class StreamQueue<T> implements AsyncIterableIterator<T> {
+  private readonly queue: Array<Sized<T>> = [];
+  private queuedDocuments = 0;
+  private queuedBytes = 0;
+  private waiting: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void } | null = null;
+  private failure: unknown = null;
+  private done = false;
+  /** When the changes of the event handed out last were committed: its delivery ends at the next next(). */
+  private handedOut: number | undefined;
+  private readonly unsubscribe: () => void;
+  /** The last event still being made (eventOf returned a promise): later ones queue behind it. */
+  private waitingFor: Promise<void> | null = null;
+
+  constructor(
+    private readonly feed: ChangeFeed,
+    private readonly source: EventSource<T>,
+    private readonly options: StreamOptions,
+    first?: T,
+  ) {
+    if (first !== undefined) this.queue.push({ event: first, documents: 0, bytes: 0 });
+    this.unsubscribe = feed.subscribe((batch) => this.onBatch(batch));
+  }
+
+  deliver(item: Sized<T>): void {
+    if (this.done || this.failure) return;
+    if (this.waiting) {
+      const { resolve } = this.waiting;
+      this.waiting = null;
+      resolve({ value: this.handOut(item), done: false });
+      return;
+    }
+    if (this.queuedDocuments + item.documents <= this.options.maxQueuedDocuments && this.queuedBytes + item.bytes <= this.options.maxQueuedBytes) {
+      this.queue.push(item);
+      this.queuedDocuments += item.documents;
+      this.queuedBytes += item.bytes;
+    } else if (this.source.overflowEvent) {
+      this.queue.splice(0, this.queue.length, { event: this.source.overflowEvent(), documents: 0, bytes: 0 });
+      this.queuedDocuments = 0;
+      this.queuedBytes = 0;
+      this.feed.observer?.overflowed(false);
+    } else {
+      this.feed.observer?.overflowed(true);
+      this.fail(new GraphQLError('subscriber fell too far behind the change feed', { extensions: { code: 'SLOW_CONSUMER' } }));
+    }
+  }
+
+  fail(error: unknown): void {
+    if (this.done || this.failure) return;
+    this.failure = error;
+    this.stop();
+    if (this.waiting) {
+      const { reject } = this.waiting;
+      this.waiting = null;
+      this.done = true;
+      reject(error);
+    }
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.done) return Promise.resolve({ value: undefined, done: true });
+    // The event handed out before was written to its socket: that ends its delivery latency.
+    if (this.handedOut !== undefined) this.feed.observer?.delivered(this.handedOut);
+    this.handedOut = undefined;
+    const item = this.queue.shift();
+    if (item) {
+      this.queuedDocuments -= item.documents;
+      this.queuedBytes -= item.bytes;
+      return Promise.resolve({ value: this.handOut(item), done: false });
+    }
+    if (this.failure) {
+      this.done = true;
+      return Promise.reject(this.failure);
+    }
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
+    });
+  }
+
+  return(): Promise<IteratorResult<T>> {
+    this.done = true;
+    this.stop();
+    this.waiting?.resolve({ value: undefined, done: true });
+    this.waiting = null;
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  throw(): Promise<IteratorResult<T>> {
+    return this.return();
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  private onBatch(batch: ChangeBatch): void {
+    let item: Sized<T> | null | Promise<Sized<T> | null>;
+    try {
+      item = this.source.eventOf(batch);
+    } catch (error) {
+      this.fail(error); // e.g. the subscription's filter is no longer allowed for this user
+      return;
+    }
+    if (item === null) return;
+    if (!(item instanceof Promise) && !this.waitingFor) return this.deliverFrom(batch, item);
+    // An event that needs a read first (an epoch): it, and every event after it, wait their turn.
+    const ready = item;
+    const turn: Promise<void> = (this.waitingFor ?? Promise.resolve())
+      .then(() => ready)
+      .then(
+        (event) => {
+          if (event) this.deliverFrom(batch, event);
+        },
+        (error: unknown) => this.fail(error),
+      )
+      .finally(() => {
+        if (this.waitingFor === turn) this.waitingFor = null;
+      });
+    this.waitingFor = turn;
+  }
+
+  private deliverFrom(batch: ChangeBatch, item: Sized<T>): void {
+    item.committedAt ??= batch.committedAt;
+    this.deliver(item);
+  }
+
+  private handOut(item: Sized<T>): T {
+    this.handedOut = item.committedAt;
+    return item.event;
+  }
+
+  private stop(): void {
+    this.unsubscribe();
+    this.queue.length = 0;
+    this.source.stopped?.();
+  }
 }
 
 /**
@@ -150,142 +384,41 @@ export function syncStream(
  * stream ends and fails when it fails (graphql-ws then sends the operation's error), and
  * returning it (the client's complete, the socket's close) ends the stream.
  */
-function writeFrames(frames: AsyncIterableIterator<Buffer>, sink: FrameSink): AsyncIterableIterator<never> {
-  const written = (async () => {
+class FrameWriter implements AsyncIterableIterator<never> {
+  private readonly ended: Promise<IteratorResult<never>>;
+
+  constructor(
+    private readonly frames: StreamQueue<Buffer>,
+    private readonly sink: FrameSink,
+  ) {
+    this.ended = this.writeAll();
+    this.ended.catch(() => {}); // handled by whoever asks next(); nobody may (already returned)
+  }
+
+  next(): Promise<IteratorResult<never>> {
+    return this.ended;
+  }
+
+  async return(): Promise<IteratorResult<never>> {
+    await this.frames.return();
+    return { done: true, value: undefined };
+  }
+
+  throw(): Promise<IteratorResult<never>> {
+    return this.return();
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  private async writeAll(): Promise<IteratorResult<never>> {
     try {
-      for (let step = await frames.next(); !step.done; step = await frames.next()) await sink.write(step.value);
+      for (let step = await this.frames.next(); !step.done; step = await this.frames.next()) await this.sink.write(step.value);
     } catch (error) {
-      await frames.return?.();
+      await this.frames.return();
       throw error;
     }
-  })();
-  const ended = written.then((): IteratorResult<never> => ({ done: true, value: undefined }));
-  ended.catch(() => {}); // handled by whoever asks next(); nobody may (already returned)
-  const stop = async (): Promise<IteratorResult<never>> => {
-    await frames.return?.();
     return { done: true, value: undefined };
-  };
-  return {
-    next: () => ended,
-    return: stop,
-    throw: stop,
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
-}
-
-/** Events derived from each batch (null: nothing for this client), queued per client. */
-export function openStream<T>(
-  feed: ChangeFeed,
-  toEvent: (batch: ChangeBatch) => Sized<T> | null,
-  options: StreamOptions & {
-    first?: T;
-    onOverflow?: T;
-    source?: (emit: (event: Sized<T>) => void, fail: (error: unknown) => void) => () => void;
-  },
-): AsyncIterableIterator<T> {
-  const queue: Array<Sized<T>> = options.first ? [{ event: options.first, documents: 0, bytes: 0 }] : [];
-  let queuedDocuments = 0;
-  let queuedBytes = 0;
-  let waiting: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void } | null = null;
-  let failure: unknown = null;
-  let done = false;
-  // graphql-ws asks for the next event only once the previous frame was written to the socket
-  // (it awaits ws's send callback): that moment ends the delivery latency of the event handed out.
-  let handedOut: number | undefined;
-  const handOut = (item: Sized<T>): T => {
-    handedOut = item.committedAt;
-    return item.event;
-  };
-  const written = () => {
-    if (handedOut !== undefined) feed.observer?.delivered(handedOut);
-    handedOut = undefined;
-  };
-
-  const fail = (error: unknown) => {
-    if (done || failure) return;
-    failure = error;
-    unsubscribe();
-    queue.length = 0;
-    if (waiting) {
-      const { reject } = waiting;
-      waiting = null;
-      done = true;
-      reject(error);
-    }
-  };
-  const deliver = (item: Sized<T>) => {
-    if (done || failure) return;
-    if (waiting) {
-      const { resolve } = waiting;
-      waiting = null;
-      resolve({ value: handOut(item), done: false });
-      return;
-    }
-    if (queuedDocuments + item.documents <= options.maxQueuedDocuments && queuedBytes + item.bytes <= options.maxQueuedBytes) {
-      queue.push(item);
-      queuedDocuments += item.documents;
-      queuedBytes += item.bytes;
-    } else if (options.onOverflow) {
-      queue.splice(0, queue.length, { event: options.onOverflow, documents: 0, bytes: 0 });
-      queuedDocuments = 0;
-      queuedBytes = 0;
-      feed.observer?.overflowed(false);
-    } else {
-      feed.observer?.overflowed(true);
-      fail(new GraphQLError('subscriber fell too far behind the change feed', { extensions: { code: 'SLOW_CONSUMER' } }));
-    }
-  };
-  const unsubscribeFeed = feed.subscribe((batch) => {
-    let item: Sized<T> | null;
-    try {
-      item = toEvent(batch);
-    } catch (error) {
-      fail(error); // e.g. the subscription's filter is no longer allowed for this user
-      return;
-    }
-    if (item === null) return;
-    item.committedAt ??= batch.committedAt;
-    deliver(item);
-  });
-  const unsubscribeSource = options.source?.(deliver, fail);
-  const unsubscribe = () => {
-    unsubscribeFeed();
-    unsubscribeSource?.();
-  };
-
-  const finish = (): Promise<IteratorResult<T>> => {
-    done = true;
-    unsubscribe();
-    queue.length = 0;
-    waiting?.resolve({ value: undefined, done: true });
-    waiting = null;
-    return Promise.resolve({ value: undefined, done: true });
-  };
-
-  return {
-    next() {
-      if (done) return Promise.resolve({ value: undefined, done: true });
-      written();
-      const item = queue.shift();
-      if (item) {
-        queuedDocuments -= item.documents;
-        queuedBytes -= item.bytes;
-        return Promise.resolve({ value: handOut(item), done: false });
-      }
-      if (failure) {
-        done = true;
-        return Promise.reject(failure);
-      }
-      return new Promise((resolve, reject) => {
-        waiting = { resolve, reject };
-      });
-    },
-    return: finish,
-    throw: finish,
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
+  }
 }
