@@ -81,7 +81,9 @@ export function fromMeta(meta: MetaDocument): SyncMetadata {
 /** The document a side-collection entry describes, as its sequence made it (values as stored, like `documents` reads them). */
 export function versionOf(meta: MetaDocument): PlainDocument | undefined {
   if (!meta.version) return undefined;
-  return { ...BSON.deserialize(meta.version.buffer, { promoteValues: false }), _id: meta._id };
+  const doc = BSON.deserialize(meta.version.buffer, { promoteValues: false }) as PlainDocument;
+  doc._id = meta._id; // (in place: a fresh object; a copy per pulled document is GC work)
+  return doc;
 }
 
 /**
@@ -298,7 +300,7 @@ export class CollectionStore {
   }
 
   /** The engine's view of a document and its metadata (null: nothing to sync). */
-  join(doc: PlainDocument | undefined, meta: MetaDocument | undefined): StoredDocument | null {
+  join(doc: PlainDocument | undefined, meta: MetaDocument | undefined, owned = false): StoredDocument | null {
     if (!meta) return null; // not adopted yet (sync/reconcile.ts)
     const { _id } = meta;
     const sync = fromMeta(meta);
@@ -307,7 +309,10 @@ export class CollectionStore {
     if (meta.deleted || !doc) return { ...meta.state, _id, _sync: { ...sync, deleted: true } } as StoredDocument;
     // A key of another type than the schema's cannot be sent at all.
     const hidden = meta.invalid != null && (this.invalidDocuments === 'skip' || meta.invalid.field === PRIMARY_KEY);
-    return { ...doc, _sync: hidden ? { ...sync, deleted: true } : sync } as StoredDocument;
+    const _sync = hidden ? { ...sync, deleted: true } : sync;
+    // `owned`: the caller's fresh copy, joined in place.
+    if (owned) return Object.assign(doc, { _sync }) as StoredDocument;
+    return { ...doc, _sync } as StoredDocument;
   }
 
   /**
@@ -439,7 +444,7 @@ export class CollectionStore {
     return batch.flatMap((m) => {
       const doc = m.version ? versionOf(m) : docs.get(idKey(m._id));
       if (!m.deleted && !doc) return [];
-      const joined = this.join(doc, m)!;
+      const joined = this.join(doc, m, Boolean(m.version))!;
       // A stored version's size is its BSON length: nothing to walk.
       if (m.version && !joined._sync.deleted) storedSize(joined, m.version.length() + (m.stamps?.length ?? 0));
       return [joined];
