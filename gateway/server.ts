@@ -355,7 +355,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       // every reader back until the lease expires.
       await outsideWrites!.stop();
       await Promise.all([...collections.values()].map((c) => c.writer.drain()));
-      await Promise.all([...collections.values()].map((c) => Promise.all([c.feed.stop(), c.store.cursors.close()])));
+      await Promise.all([...collections.values()].map((c) => Promise.all([c.feed.stop(), c.store.cursors.close(), c.store.flushPending()])));
       await mongo.close();
       log.info('gateway stopped');
     })());

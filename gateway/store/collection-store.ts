@@ -109,6 +109,9 @@ export type PlainDocument = { _id: StoredId } & Record<string, unknown>;
 export const COUNTERS_COLLECTION = '_tributary_sequences';
 export const META_COLLECTION_PREFIX = '_tributary_sync_';
 export const PENDING_COLLECTION_PREFIX = '_tributary_pending_';
+/** Pending records deleted in one command at most, and how long a cleared one may wait for its batch. */
+const PENDING_CLEAR_BATCH = 1_000;
+const PENDING_CLEAR_DELAY_MS = 100;
 
 /**
  * A write the gateway has begun (`_tributary_pending_<name>`): the metadata it writes once the
@@ -160,6 +163,10 @@ export class CollectionStore {
   readonly meta: Collection<MetaDocument>;
   /** Writes under way (PendingWrite): a handful at any time, so even a scan of it is cheap. */
   readonly pending: Collection<PendingWrite>;
+  /** Pending records to delete (clearPending), by id and the sequence they record. */
+  private clearing: Array<{ _id: StoredId; 'meta.seq': number }> = [];
+  private clearTimer: NodeJS.Timeout | null = null;
+  private clearingDone: Promise<void> = Promise.resolve();
   readonly sequencer: Sequencer;
   /** Cursors of multi-page reads (first syncs, bootstraps) between their pages. */
   readonly cursors: CursorCache;
@@ -360,9 +367,36 @@ export class CollectionStore {
     return new Map((await this.pending.find(byIds<PendingWrite>(ids)).toArray()).map((p) => [idKey(p._id), p]));
   }
 
-  /** Forgets the pending records of these documents (their metadata is written). */
-  async clearPending(ids: StoredId[]): Promise<void> {
-    if (ids.length > 0) await this.pending.deleteMany(byIds<PendingWrite>(ids));
+  /**
+   * Forgets these pending records (their metadata is written): in batches, in the background.
+   * A record left a little longer is harmless: a repair completes a write only over the
+   * metadata it replaced (`base`), and a later write of the document replaces it. Only the record
+   * given is deleted (its `meta.seq`), never a later write's record for the same document. A
+   * delete per push was a store command per push, the costliest of a push on FerretDB.
+   */
+  clearPending(records: PendingWrite[]): void {
+    if (records.length === 0) return;
+    for (const r of records) this.clearing.push({ _id: r._id, 'meta.seq': r.meta.seq });
+    if (this.clearing.length >= PENDING_CLEAR_BATCH) void this.flushPending();
+    else if (!this.clearTimer) {
+      this.clearTimer = setTimeout(() => void this.flushPending(), PENDING_CLEAR_DELAY_MS);
+      this.clearTimer.unref();
+    }
+  }
+
+  /** Deletes the pending records cleared so far; resolves once every delete asked for is done. */
+  flushPending(): Promise<void> {
+    if (this.clearTimer) clearTimeout(this.clearTimer);
+    this.clearTimer = null;
+    const batch = this.clearing.splice(0);
+    if (batch.length > 0) {
+      // A delete that fails leaves records that are harmless (see clearPending).
+      this.clearingDone = this.clearingDone.then(() => this.pending.deleteMany({ $or: batch } as Filter<PendingWrite>)).then(
+        () => {},
+        () => {},
+      );
+    }
+    return this.clearingDone;
   }
 
   /** Metadata by stored `_id`, without versions: whoever reads it by id joins it with the document as it is now. */

@@ -446,7 +446,7 @@ export class CollectionWriter {
     const undone = taken.filter((i) => planned[i]!.unread);
     if (undone.length > 0) await this.store.writeMany(this.store.documents, undone.map((i) => ({ deleteOne: { filter: byId<PlainDocument>(metas[i]!._id) } })));
     for (const i of undone) landed[i] = false;
-    await this.store.clearPending(pending.map((p) => p._id));
+    this.store.clearPending(pending);
     return landed;
   }
 

@@ -91,7 +91,7 @@ export class Reconciler {
       const inserts = new Set(updates.filter((m) => insertOnly || !metas.has(idKey(m._id))).map((m) => idKey(m._id)));
       const { written, taken } = await this.writeMetadata(updates, inserts);
       for (const meta of written) metas.set(idKey(meta._id), meta);
-      if (pending.size > 0) await this.store.clearPending([...pending.values()].map((p) => p._id));
+      this.store.clearPending([...pending.values()]);
       if (taken.length > 0) {
         // Written meanwhile (a push adopted them first): read and repaired like any other.
         const again = await this.repair(taken);
