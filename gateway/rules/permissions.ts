@@ -44,7 +44,7 @@ export interface CollectionPermissions {
   /**
    * Identifies what these permissions let a live stream send, and nothing more (not the user):
    * the read set as resolved, the hidden fields, whether the role is unrestricted. Subscribers
-   * whose views and read keys are equal receive the same documents (sync/stream-hub.ts).
+   * whose views and read keys are equal receive the same documents (sync/stream.ts, sharedEvent).
    */
   readonly readKey: string;
 }

@@ -6,6 +6,9 @@
 // socket took it, so events for a client that stops reading pile up here. Past either bound the
 // sync stream drops its queue for a single resync event (the client catches up by pulling), and
 // a plain watch subscription ends with an error.
+//
+// Subscribers whose views have the same key share each batch's evaluation, and over graphql-ws
+// its rendered payload (ARCHITECTURE.md, "Shared fan-out").
 import { GraphQLError } from 'graphql';
 import type { StreamEvent, SyncDocument } from '../../protocol/messages.ts';
 import type { ChangeBatch, ChangeFeed } from '../store/change-feed.ts';
@@ -34,7 +37,7 @@ const RESYNC: StreamEvent = { documents: [], checkpoint: null, resync: true };
 const REMOVAL_BYTES = 64;
 
 /** What a batch holds for a view: worked out once per batch for every subscriber with the same view key. */
-export interface SharedEvent {
+interface SharedEvent {
   event: StreamEvent;
   documents: number;
   bytes: number;
@@ -50,7 +53,7 @@ const sharedEvents = new WeakMap<ChangeBatch, Map<string, SharedEvent | null>>()
  * (view.ts: the queries, stamps and the permissions' readKey decide what forStream sends).
  * Null: nothing in the batch for this view.
  */
-export function sharedEvent(store: CollectionStore, view: View, batch: ChangeBatch): SharedEvent | null {
+function sharedEvent(store: CollectionStore, view: View, batch: ChangeBatch): SharedEvent | null {
   let byView = sharedEvents.get(batch);
   if (!byView) sharedEvents.set(batch, (byView = new Map()));
   const known = byView.get(view.key);
@@ -69,7 +72,7 @@ export function sharedEvent(store: CollectionStore, view: View, batch: ChangeBat
 }
 
 /** Where a sync stream's frames go (graphql-ws), and the user's epoch to stamp them with. */
-export interface StreamFrames {
+interface StreamFrames {
   sink: FrameSink;
   /** The user's epoch: at once when known, else once read (sync/client-reset.ts). */
   epoch: () => string | Promise<string>;
@@ -99,7 +102,7 @@ export function syncStream(
 ): AsyncIterableIterator<StreamEvent> {
   if (!options.frames) return new SyncEvents(feed, store, makeView, options).queue;
   const frames = new SyncFrames(feed, store, makeView, options, options.frames);
-  return new FrameWriter(frames.queue, options.frames.sink) as AsyncIterableIterator<never> as AsyncIterableIterator<StreamEvent>;
+  return new FrameWriter(frames.queue, options.frames.sink);
 }
 
 /** What a sync stream holds besides its queue: the view, and live permission changes. */
@@ -222,7 +225,7 @@ class SyncFrames extends SyncStreamBase<Buffer> {
 }
 
 /** What a stream's queue asks of the stream it belongs to. */
-export interface EventSource<T> {
+interface EventSource<T> {
   /** The batch's event for this subscriber; null: nothing in it for the subscriber. A promise keeps its place in the order. */
   eventOf(batch: ChangeBatch): Sized<T> | null | Promise<Sized<T> | null>;
   /** What replaces a queue past its bounds; absent: the stream ends with SLOW_CONSUMER. */

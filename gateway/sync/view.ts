@@ -24,20 +24,30 @@ export interface View {
    * Equal for views that select and shape the same documents: the queries as sent, stamps, and
    * the permissions' readKey. Live streams share their work per key (sync/stream.ts).
    */
-  key: string;
+  readonly key: string;
 }
 
 /** null/undefined queries: everything; []: nothing; else their union. Throws QueryError. */
 export function compileView(collection: CollectionModel, queries: unknown[] | null | undefined, permissions: CollectionPermissions, stamps = false): View {
-  const key = createHash('sha256')
-    .update(JSON.stringify([queries ?? null, stamps, permissions.readKey]))
-    .digest('base64url');
-  if (queries === null || queries === undefined) return { filter: null, permissions, stamps, key };
-  if (!Array.isArray(queries)) throw new QueryError('view must be a list of queries');
-  if (queries.length > MAX_VIEW_QUERIES) throw new QueryError(`a view holds at most ${MAX_VIEW_QUERIES} queries (MAX_VIEW_QUERIES)`);
+  if (queries !== null && queries !== undefined) {
+    if (!Array.isArray(queries)) throw new QueryError('view must be a list of queries');
+    if (queries.length > MAX_VIEW_QUERIES) throw new QueryError(`a view holds at most ${MAX_VIEW_QUERIES} queries (MAX_VIEW_QUERIES)`);
+  }
   // Subscription queries: top-level @queryable fields only, and the indexed queryable field
   // constrained if the collection has one (protocol/filter.ts).
-  return { filter: compileUnion(collection, queries, { queryableOnly: true, subscription: true, readableField: permissions.readableField }), permissions, stamps, key };
+  const filter = queries === null || queries === undefined ? null : compileUnion(collection, queries, { queryableOnly: true, subscription: true, readableField: permissions.readableField });
+  let key: string | undefined;
+  return {
+    filter,
+    permissions,
+    stamps,
+    // Hashed on first use, once the queries are known good: only live streams ask.
+    get key() {
+      return (key ??= createHash('sha256')
+        .update(JSON.stringify([queries ?? null, stamps, permissions.readKey]))
+        .digest('base64url'));
+    },
+  };
 }
 
 /** A document as this client may receive it: readable fields only, stamps if it wants them. */
