@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { syncOperations } from '../protocol/operations.ts';
 import { cleanup, graphqlHttp, testToken, newTask, startTestGateway } from './helpers/harness.ts';
 import type { PlainDocument } from '../gateway/store/collection-store.ts';
+import { MAX_LEASE_LIFE_TTLS } from '../gateway/store/sequencer.ts';
 
 afterEach(cleanup);
 
@@ -45,26 +46,54 @@ describe('commit order', () => {
     expect(late.documents.map((d) => d.id).sort()).toEqual([slow.id, fast.id].sort());
   });
 
-  it('re-sequences a write that committed after its lease expired, so readers still get it', async () => {
+  /** Stalls the next bulk write of the tasks' documents for `ms`. */
+  function stallNextWrite(tasks: { store: { documents: { bulkWrite: unknown } } }, ms: number): void {
+    const documents = tasks.store.documents as { bulkWrite: (...args: unknown[]) => Promise<unknown> };
+    const bulkWrite = documents.bulkWrite.bind(documents);
+    let stalled = true;
+    documents.bulkWrite = async (...args: unknown[]) => {
+      if (stalled) {
+        stalled = false;
+        await new Promise((r) => setTimeout(r, ms));
+      }
+      return bulkWrite(...args);
+    };
+  }
+
+  it('holds readers back for a live write slower than the lease TTL, without re-sequencing it', async () => {
     const gateway = await startTestGateway({ leaseTtlMs: 300 });
+    const tasks = gateway.collections.get('tasks')!;
+    const ops = syncOperations(tasks.model);
+    const slow = { ...newTask({ title: 'slow writer' }), _deleted: false };
+
+    // The store takes four TTLs to answer: the writer's renewals keep its lease.
+    stallNextWrite(tasks, 1_200);
+    const pushing = graphqlHttp(gateway.httpUrl, ops.push, { rows: [{ assumedMasterState: null, newDocumentState: slow }] });
+    await new Promise((r) => setTimeout(r, 700));
+    const fast = { ...newTask({ title: 'fast writer' }), _deleted: false };
+    await graphqlHttp(gateway.httpUrl, ops.push, { rows: [{ assumedMasterState: null, newDocumentState: fast }] }, await testToken('user-2'));
+    const early = (await graphqlHttp(gateway.httpUrl, ops.pull, { checkpoint: null, limit: 100 })).data!.pullTasks;
+    expect(early.documents).toEqual([]);
+
+    expect((await pushing).errors).toBeUndefined();
+    const late = (await graphqlHttp(gateway.httpUrl, ops.pull, { checkpoint: early.checkpoint, limit: 100 })).data!.pullTasks;
+    expect(late.documents.map((d: { id: string }) => d.id)).toEqual([slow.id, fast.id]);
+    // Its first sequence stands: written once, below the write that committed after it.
+    expect((await tasks.store.current(slow.id))!._sync.seq).toBeLessThan((await tasks.store.current(fast.id))!._sync.seq);
+  });
+
+  it('re-sequences a write that committed after its lease expired, so readers still get it', async () => {
+    const gateway = await startTestGateway({ leaseTtlMs: 150 });
     const tasks = gateway.collections.get('tasks')!;
     const ops = syncOperations(tasks.model);
     const slow = { ...newTask({ title: 'stalled writer' }), _deleted: false };
 
-    // Stall the store write of the next push until the lease has expired and a reader passed it.
-    const documents = tasks.store.documents;
-    const bulkWrite = documents.bulkWrite.bind(documents);
-    let stalled = true;
-    documents.bulkWrite = (async (...args: Parameters<typeof bulkWrite>) => {
-      if (stalled) {
-        stalled = false;
-        await new Promise((r) => setTimeout(r, 800));
-      }
-      return bulkWrite(...args);
-    }) as typeof bulkWrite;
-
+    // Stall the store write of the next push past the lease's longest life (renewals stop), until
+    // a reader passed it.
+    const life = MAX_LEASE_LIFE_TTLS * 150;
+    stallNextWrite(tasks, life + 900);
     const pushing = graphqlHttp(gateway.httpUrl, ops.push, { rows: [{ assumedMasterState: null, newDocumentState: slow }] });
-    await new Promise((r) => setTimeout(r, 500)); // lease expired, write not committed
+    await new Promise((r) => setTimeout(r, life + 500)); // lease expired, write not committed
     const fast = { ...newTask({ title: 'fast writer' }), _deleted: false };
     // Another user: one user's pushes run one at a time, and this one must not wait.
     await graphqlHttp(gateway.httpUrl, ops.push, { rows: [{ assumedMasterState: null, newDocumentState: fast }] }, await testToken('user-2'));

@@ -9,9 +9,13 @@
 // horizon has committed (or will never exist).
 //
 // A writer that dies holding a lease would stall readers, so leases expire after `leaseTtlMs`
-// and readers then ignore (and remove) them. A write that commits after its lease expired may
-// already have been passed by a reader; its writer notices that `release()` found no lease and
-// re-sequences the documents it wrote (see push.ts), so they are read again above the horizon.
+// and readers then ignore (and remove) them. A live writer renews its open leases every quarter
+// of the TTL, so a write the store is slow to take (a big push on a slow store) holds readers
+// back until it commits instead of being passed; renewals stop after MAX_LEASE_LIFE_TTLS TTLs,
+// so a write that hangs holds them back for a bounded time. A write that commits after its
+// lease expired may already have been passed by a reader; its writer notices that `release()`
+// found no lease and re-sequences the documents it wrote (see push.ts), so they are read again
+// above the horizon.
 //
 // Only single-document updates are used, so this works on MongoDB and FerretDB alike. MongoDB
 // makes each of them atomic, which keeps any number of gateway instances correct. FerretDB v1
@@ -22,6 +26,8 @@ import { randomBytes } from 'node:crypto';
 import type { Collection } from 'mongodb';
 
 const MAX_ALLOCATION_ATTEMPTS = 100;
+/** A lease is renewed for at most this many TTLs from its allocation (readers wait that long for a hung write). */
+export const MAX_LEASE_LIFE_TTLS = 10;
 
 function newEpoch(): string {
   return randomBytes(8).toString('hex');
@@ -55,6 +61,13 @@ export interface SequencerOptions {
   leaseTtlMs: number;
 }
 
+/** A lease this process holds: renewed while open (renewOpenLeases). */
+interface OpenLease {
+  /** When it was allocated, and the `at` last written for it (the counter document's). */
+  born: number;
+  at: Date;
+}
+
 interface Pending<T> {
   resolve: (value: T) => void;
   reject: (error: unknown) => void;
@@ -64,6 +77,9 @@ export class Sequencer {
   private allocations: Array<Pending<Lease> & { count: number }> = [];
   private releases: Array<Pending<boolean> & { token: string }> = [];
   private expired = new Set<string>();
+  private readonly open = new Map<string, OpenLease>();
+  private renewTimer: NodeJS.Timeout | null = null;
+  private renewDue = false;
   private working = false;
 
   constructor(
@@ -125,17 +141,59 @@ export class Sequencer {
     if (this.working) return;
     this.working = true;
     try {
-      while (this.allocations.length > 0 || this.releases.length > 0 || this.expired.size > 0) {
+      while (this.allocations.length > 0 || this.releases.length > 0 || this.expired.size > 0 || this.renewDue) {
         const allocations = this.allocations.splice(0);
         const releases = this.releases.splice(0);
         const expired = [...this.expired];
         this.expired.clear();
         await settle(allocations, () => this.compareAndSetAllocate(allocations.map((a) => a.count)));
         await settle(releases, () => this.removeLeases(releases.map((r) => r.token), expired));
+        if (this.renewDue) {
+          this.renewDue = false;
+          // A renewal that fails leaves the lease to expire: its write is then re-sequenced.
+          await this.renewOpenLeases().catch(() => {});
+        }
       }
     } finally {
       this.working = false;
     }
+  }
+
+  /** Starts or stops the renewal timer as leases open and close. */
+  private scheduleRenewals(): void {
+    if (this.open.size === 0) {
+      if (this.renewTimer) clearInterval(this.renewTimer);
+      this.renewTimer = null;
+    } else if (!this.renewTimer) {
+      this.renewTimer = setInterval(() => {
+        this.renewDue = true;
+        void this.work();
+      }, this.options.leaseTtlMs / 4);
+      this.renewTimer.unref();
+    }
+  }
+
+  /**
+   * Moves each open lease's `at` to now, as long as it was last renewed less than half the TTL
+   * ago (else a reader on another instance may already have passed it: it is left to expire, and
+   * its write re-sequenced) and is younger than MAX_LEASE_LIFE_TTLS. Each update matches the
+   * `at` this process wrote, so a lease removed meanwhile is never written back.
+   */
+  private async renewOpenLeases(): Promise<void> {
+    const now = Date.now();
+    const ttl = this.options.leaseTtlMs;
+    for (const [token, lease] of this.open) {
+      if (now - lease.born > MAX_LEASE_LIFE_TTLS * ttl || now - lease.at.getTime() >= ttl / 2) {
+        this.open.delete(token);
+        continue;
+      }
+      if (now - lease.at.getTime() < ttl / 4) continue;
+      const at = new Date(now);
+      const result = await this.counters.updateOne({ _id: this.key, [`leases.${token}.at`]: lease.at }, { $set: { [`leases.${token}.at`]: at } });
+      if (result.matchedCount === 1) lease.at = at;
+      else this.open.delete(token);
+    }
+    this.scheduleRenewals();
   }
 
   private async compareAndSetAllocate(counts: number[]): Promise<Lease[]> {
@@ -157,7 +215,11 @@ export class Sequencer {
         next += count;
       }
       const result = await this.counters.updateOne({ _id: this.key, seq: counter.seq }, { $set: set });
-      if (result.matchedCount === 1) return leases;
+      if (result.matchedCount === 1) {
+        for (const key of Object.keys(set)) if (key.startsWith('leases.')) this.open.set(key.slice('leases.'.length), { born: at.getTime(), at });
+        this.scheduleRenewals();
+        return leases;
+      }
       // Another gateway instance allocated in between: back off a little and retry.
       await new Promise((r) => setTimeout(r, Math.min(50, 2 ** attempt) * Math.random()));
     }
@@ -175,6 +237,8 @@ export class Sequencer {
       const lease = counter?.leases?.[token];
       return lease !== undefined && now - lease.at.getTime() < this.options.leaseTtlMs / 2;
     });
+    for (const token of released) this.open.delete(token);
+    this.scheduleRenewals();
     const unset = Object.fromEntries([...released, ...expired].map((t) => [`leases.${t}`, ''] as const)) as Record<string, ''>;
     if (Object.keys(unset).length > 0) await this.counters.updateOne({ _id: this.key }, { $unset: unset });
     return held;
