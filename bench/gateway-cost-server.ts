@@ -3,20 +3,25 @@
 //
 //   node --import tsx bench/gateway-cost-server.ts --target gateway --mongo URI --database NAME
 //   node --import tsx bench/gateway-cost-server.ts --target yoga
+//   node --import tsx bench/gateway-cost-server.ts --target driver --mongo URI --database NAME
 //
-// `yoga` is the comparison: graphql-yoga over HTTP with the same pull and push operations, whose
-// resolvers hand out pages of documents already in memory and accept rows without looking at
-// them. What the gateway spends beyond it is its own work (store, rules, merge, metadata).
+// `yoga` is the first comparison: graphql-yoga over HTTP with the same pull and push operations,
+// whose resolvers hand out pages of documents already in memory and accept rows without looking
+// at them. `driver` is the second: the same yoga server whose resolvers read pages of the stored
+// documents with the bare driver (`_id` order, 1,000 per find) and insert pushed rows with one
+// `insertMany` per push: the least any GraphQL gateway over the official driver spends, with no
+// metadata, rules or merge. What the gateway spends beyond it is its own work.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import { parseArgs } from 'node:util';
 import { GraphQLScalarType } from 'graphql';
+import { MongoClient } from 'mongodb';
 import { createSchema, createYoga } from 'graphql-yoga';
 import { pino } from 'pino';
 import { startGateway } from '../gateway/server.ts';
-import { anonymousUser, insertRow, makeTask } from './common.ts';
+import { anonymousUser, insertRow, makeTask, storedTask } from './common.ts';
 
 export type CostServerIn = { type: 'seed'; n: number; run: string } | { type: 'profile-start' } | { type: 'profile-stop'; file: string };
 export type CostServerOut = { type: 'listening'; httpUrl: string } | { type: 'seeded'; token: string | null; userId: string | null } | { type: 'profiled' };
@@ -58,48 +63,102 @@ async function startGatewayTarget(): Promise<CostServer> {
   };
 }
 
-/** The same operations' shapes, answered from memory. */
-async function startYogaTarget(): Promise<CostServer> {
-  let documents: Record<string, unknown>[] = [];
+const COMPARISON_SDL = /* GraphQL */ `
+  scalar JSONObject
+  type SyncCheckpoint { seq: Float!, epoch: String }
+  input SyncCheckpointInput { seq: Float!, epoch: String }
+  input SyncPushRow { assumedMasterState: JSONObject, newDocumentState: JSONObject! }
+  type SyncPullBulk { documents: [JSONObject!]!, checkpoint: SyncCheckpoint!, hasMore: Boolean! }
+  type PushRejection { id: ID!, code: String!, field: String, message: String!, realmCode: Int }
+  type SyncPushResult { conflicts: [JSONObject!]!, rejected: [PushRejection!]! }
+  type Query { pullTasks(checkpoint: SyncCheckpointInput, limit: Int!, view: [JSONObject!], stamps: Boolean): SyncPullBulk! }
+  type Mutation { pushTasks(rows: [SyncPushRow!]!, view: [JSONObject!]): SyncPushResult! }
+`;
+
+type Checkpoint = { seq: number; epoch?: string } | null;
+type Row = { newDocumentState: { id: string } & Record<string, unknown> };
+
+/** Bare graphql-yoga over HTTP with the sync operations' shapes, answered by `pull` and `push`. */
+async function startComparison(pull: (checkpoint: Checkpoint, limit: number) => Promise<unknown> | unknown, push: (rows: Row[]) => Promise<void> | void): Promise<{ httpUrl: string; stop(): Promise<void> }> {
   const schema = createSchema({
-    typeDefs: /* GraphQL */ `
-      scalar JSONObject
-      type SyncCheckpoint { seq: Float!, epoch: String }
-      input SyncCheckpointInput { seq: Float!, epoch: String }
-      input SyncPushRow { assumedMasterState: JSONObject, newDocumentState: JSONObject! }
-      type SyncPullBulk { documents: [JSONObject!]!, checkpoint: SyncCheckpoint!, hasMore: Boolean! }
-      type PushRejection { id: ID!, code: String!, field: String, message: String!, realmCode: Int }
-      type SyncPushResult { conflicts: [JSONObject!]!, rejected: [PushRejection!]! }
-      type Query { pullTasks(checkpoint: SyncCheckpointInput, limit: Int!, view: [JSONObject!], stamps: Boolean): SyncPullBulk! }
-      type Mutation { pushTasks(rows: [SyncPushRow!]!, view: [JSONObject!]): SyncPushResult! }
-    `,
+    typeDefs: COMPARISON_SDL,
     resolvers: {
       JSONObject: new GraphQLScalarType({ name: 'JSONObject', serialize: (v) => v, parseValue: (v) => v }),
-      Query: {
-        pullTasks: (_: unknown, args: { checkpoint: { seq: number } | null; limit: number }) => {
-          const from = args.checkpoint?.seq ?? 0;
-          const page = documents.slice(from, from + args.limit);
-          return { documents: page, checkpoint: { seq: from + page.length, epoch: 'bench' }, hasMore: from + page.length < documents.length };
+      Query: { pullTasks: (_: unknown, args: { checkpoint: Checkpoint; limit: number }) => pull(args.checkpoint, args.limit) },
+      Mutation: {
+        pushTasks: async (_: unknown, args: { rows: Row[] }) => {
+          await push(args.rows);
+          return { conflicts: [], rejected: [] };
         },
       },
-      Mutation: { pushTasks: () => ({ conflicts: [], rejected: [] }) },
     },
   });
   const yoga = createYoga({ schema, graphqlEndpoint: '/graphql', logging: false });
   const server = createServer((req, res) => void yoga.handle(req, res));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { httpUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`, stop: () => new Promise((r) => server.close(() => r())) };
+}
+
+/** The same operations' shapes, answered from memory. */
+async function startYogaTarget(): Promise<CostServer> {
+  let documents: Record<string, unknown>[] = [];
+  const http = await startComparison(
+    (checkpoint, limit) => {
+      const from = checkpoint?.seq ?? 0;
+      const page = documents.slice(from, from + limit);
+      return { documents: page, checkpoint: { seq: from + page.length, epoch: 'bench' }, hasMore: from + page.length < documents.length };
+    },
+    () => {},
+  );
   return {
-    httpUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`,
+    ...http,
     async seed(n, run) {
       // As a pull hands them out: the stored task with its wire fields.
       documents = Array.from({ length: n }, (_, i) => ({ ...makeTask(i, run), _deleted: false }));
       return { token: null, userId: null };
     },
-    stop: () => new Promise((r) => server.close(() => r())),
   };
 }
 
-const server = values.target === 'gateway' ? await startGatewayTarget() : values.target === 'yoga' ? await startYogaTarget() : null;
+/** The same operations' shapes, answered by the bare driver: a find per page, an insertMany per push. */
+async function startDriverTarget(): Promise<CostServer> {
+  const client = await new MongoClient(values.mongo!).connect();
+  const tasks = client.db(values.database!).collection<{ _id: string } & Record<string, unknown>>('tasks');
+  const http = await startComparison(
+    async (checkpoint, limit) => {
+      // The checkpoint's epoch carries the last id read: the next page starts after it.
+      const after = checkpoint?.epoch;
+      const page = await tasks
+        .find(after ? { _id: { $gt: after } } : {})
+        .sort({ _id: 1 })
+        .limit(limit)
+        .batchSize(limit)
+        .toArray();
+      const last = page.length > 0 ? page[page.length - 1]!._id : after;
+      return { documents: page, checkpoint: { seq: 0, epoch: last }, hasMore: page.length === limit };
+    },
+    async (rows) => {
+      await tasks.insertMany(rows.map((r) => storedTask(r.newDocumentState) as { _id: string }), { ordered: false });
+    },
+  );
+  return {
+    ...http,
+    async seed(n, run) {
+      for (let i = 0; i < n; i += BATCH) {
+        await tasks.insertMany(Array.from({ length: Math.min(BATCH, n - i) }, (_, j) => storedTask(makeTask(i + j, run)) as { _id: string }));
+      }
+      return { token: null, userId: null };
+    },
+    async stop() {
+      await http.stop();
+      await client.db(values.database!).dropDatabase().catch(() => {});
+      await client.close();
+    },
+  };
+}
+
+const targets: Record<string, () => Promise<CostServer>> = { gateway: startGatewayTarget, yoga: startYogaTarget, driver: startDriverTarget };
+const server = await targets[values.target ?? '']?.();
 if (!server) throw new Error(`unknown --target ${values.target}`);
 // A V8 CPU profile of one phase (BENCH_CPU_PROF in gateway-cost.ts).
 const profiler = new Session();

@@ -7,8 +7,10 @@
 // over HTTP, as any client would, and reads the child's CPU time from /proc around each phase:
 //  - per pulled document: every document pulled in pages of 1,000 (`pullTasks`, a first sync);
 //  - per pushed row: unstamped inserts, 1,000 rows per `pushTasks`;
-// next to the same operations on bare graphql-yoga answering from memory (the comparison row:
-// HTTP, GraphQL parsing, validation, execution and JSON, with nothing of the gateway's own).
+// next to two comparison rows: the same operations on bare graphql-yoga answering from memory
+// (HTTP, GraphQL parsing, validation, execution and JSON), and on bare graphql-yoga whose
+// resolvers use the bare driver (a find per page, an insertMany per push: what reading and
+// writing the documents costs through the official driver, with nothing of the gateway's own).
 import { syncOperations } from '../protocol/operations.ts';
 import { getCollection, loadModel } from '../protocol/model.ts';
 import { spawnChild } from './child.ts';
@@ -24,7 +26,7 @@ export interface GatewayCostOptions {
 }
 
 export interface GatewayCostRow {
-  target: 'gateway' | 'bare yoga';
+  target: 'gateway' | 'yoga + driver' | 'bare yoga';
   /** CPU µs per pulled document (median), and its spread. */
   pullMicros: number[];
   pushMicros: number[];
@@ -35,9 +37,9 @@ const ops = syncOperations(getCollection(loadModel(SCHEMA), 'tasks'));
 
 export async function runGatewayCost(options: GatewayCostOptions): Promise<GatewayCostRow[]> {
   const rows: GatewayCostRow[] = [];
-  for (const target of ['gateway', 'yoga'] as const) {
+  for (const target of ['gateway', 'driver', 'yoga'] as const) {
     const run = runId();
-    const args = target === 'gateway' ? ['--target', 'gateway', '--mongo', options.mongoUri, '--database', `bench_cost_${run}`] : ['--target', 'yoga'];
+    const args = target === 'yoga' ? ['--target', 'yoga'] : ['--target', target, '--mongo', options.mongoUri, '--database', `bench_cost_${target}_${run}`];
     const server = spawnChild<CostServerIn, CostServerOut>('gateway-cost-server.ts', args);
     try {
       const { httpUrl } = await server.next('listening');
@@ -99,7 +101,7 @@ export async function runGatewayCost(options: GatewayCostOptions): Promise<Gatew
         // The change feed reads what was pushed: let it finish before the next measurement.
         await settle(server.pid);
       }
-      rows.push({ target: target === 'gateway' ? 'gateway' : 'bare yoga', pullMicros, pushMicros });
+      rows.push({ target: ({ gateway: 'gateway', driver: 'yoga + driver', yoga: 'bare yoga' } as const)[target], pullMicros, pushMicros });
     } finally {
       await server.stop();
     }
@@ -120,15 +122,16 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 const cell = (values: number[]) => `${fmt(median(values), 1)} (${fmt(Math.min(...values), 1)}–${fmt(Math.max(...values), 1)})`;
 
 export function gatewayCostTable(rows: GatewayCostRow[], options: Pick<GatewayCostOptions, 'documents' | 'repeats'>): string {
-  const yoga = rows.find((r) => r.target === 'bare yoga');
+  const label = { gateway: 'Tributary gateway', 'yoga + driver': 'limit: bare graphql-yoga + bare driver (find per page, insertMany per push)', 'bare yoga': 'limit: bare graphql-yoga, same operations from memory' };
   const table = markdownTable(
     ['server', `CPU µs per pulled document (pages of ${PAGE})`, `CPU µs per pushed row (unstamped inserts, ${PAGE} per push)`],
-    rows.map((r) => [r.target === 'gateway' ? 'Tributary gateway' : 'limit: bare graphql-yoga, same operations from memory', cell(r.pullMicros), cell(r.pushMicros)]),
+    rows.map((r) => [label[r.target], cell(r.pullMicros), cell(r.pushMicros)]),
   );
   const gateway = rows.find((r) => r.target === 'gateway');
+  const driver = rows.find((r) => r.target === 'yoga + driver');
   const own =
-    gateway && yoga
-      ? `\nThe gateway's own share (beyond bare yoga): ${fmt(median(gateway.pullMicros) - median(yoga.pullMicros), 1)} µs per pulled document, ${fmt(median(gateway.pushMicros) - median(yoga.pushMicros), 1)} µs per pushed row.`
+    gateway && driver
+      ? `\nThe gateway's own share (beyond yoga + driver): ${fmt(median(gateway.pullMicros) - median(driver.pullMicros), 1)} µs per pulled document, ${fmt(median(gateway.pushMicros) - median(driver.pushMicros), 1)} µs per pushed row.`
       : '';
   return `${options.documents} documents per measurement; median of ${options.repeats} (min–max). CPU time of the server's process, from /proc.\n\n${table}${own}\n`;
 }
