@@ -282,57 +282,59 @@ export function wireValue(type: FieldType, stored: unknown): unknown {
 }
 
 function storedScalar(name: ScalarName, wire: unknown, path: string): unknown {
-  const refuse = (expected: string): never => {
-    throw new BsonValueError(`${path} must be ${expected}, got ${describe(wire)}`, path || null);
-  };
+  // (refuseValue, not a closure made per call: every pushed value passes here.)
   switch (name) {
     case 'ID':
     case 'String':
-      return typeof wire === 'string' ? wire : refuse('a string');
+      return typeof wire === 'string' ? wire : refuseValue(path, wire, 'a string');
     case 'Boolean':
-      return typeof wire === 'boolean' ? wire : refuse('true or false');
+      return typeof wire === 'boolean' ? wire : refuseValue(path, wire, 'true or false');
     case 'Int':
       if (typeof wire === 'number' && Number.isInteger(wire) && wire >= INT32_MIN && wire <= INT32_MAX) return wire;
       if (bsonType(wire) === 'Int32') return (wire as Int32).value;
-      return refuse('an integer from -2^31 to 2^31-1');
+      return refuseValue(path, wire, 'an integer from -2^31 to 2^31-1');
     case 'Float':
       // Always a double, so 5.0 is stored as the double 5.0 and never becomes an int32.
       if (typeof wire === 'number') return new Double(wire);
       if (bsonType(wire) === 'Double') return wire;
-      return refuse('a number');
+      return refuseValue(path, wire, 'a number');
     case 'DateTime': {
       if (wire instanceof Date && !Number.isNaN(wire.getTime())) return wire;
       const date = typeof wire === 'string' && DATE_TIME.test(wire) ? new Date(wire) : null;
-      return date && !Number.isNaN(date.getTime()) ? date : refuse('an ISO 8601 date-time with a time zone');
+      return date && !Number.isNaN(date.getTime()) ? date : refuseValue(path, wire, 'an ISO 8601 date-time with a time zone');
     }
     case 'ObjectId': {
       if (bsonType(wire) === 'ObjectId') return wire;
       const hex = normalizeObjectId(wire);
-      return hex ? ObjectId.createFromHexString(hex) : refuse('an ObjectId (24 hex digits)');
+      return hex ? ObjectId.createFromHexString(hex) : refuseValue(path, wire, 'an ObjectId (24 hex digits)');
     }
     case 'UUID': {
       if (uuidText(wire) !== null && typeof wire !== 'string') return wire;
       const text = normalizeUuid(wire);
-      return text ? new UUID(text) : refuse('a UUID (8-4-4-4-12 hex digits)');
+      return text ? new UUID(text) : refuseValue(path, wire, 'a UUID (8-4-4-4-12 hex digits)');
     }
     case 'Long': {
       if (bsonType(wire) === 'Long') return wire;
       const text = normalizeLong(wire);
-      return text ? Long.fromString(text) : refuse('a 64-bit integer as a decimal string (from -9223372036854775808 to 9223372036854775807)');
+      return text ? Long.fromString(text) : refuseValue(path, wire, 'a 64-bit integer as a decimal string (from -9223372036854775808 to 9223372036854775807)');
     }
     case 'Decimal':
       if (bsonType(wire) === 'Decimal128' && support.decimal128) return wire;
       return storedDecimal(wire, path);
     case 'Binary': {
       if (bsonType(wire) === 'Binary' && (wire as Binary).sub_type === 0) return wire;
-      return isCanonicalBase64(wire) ? new Binary(Buffer.from(wire, 'base64'), 0) : refuse('base64 (standard alphabet, padded)');
+      return isCanonicalBase64(wire) ? new Binary(Buffer.from(wire, 'base64'), 0) : refuseValue(path, wire, 'base64 (standard alphabet, padded)');
     }
     case 'Mixed':
       return mixedToStored(wire, path);
     case 'Dictionary':
-      if (!isPlainObject(wire)) return refuse('an object (a dictionary of string keys)');
+      if (!isPlainObject(wire)) return refuseValue(path, wire, 'an object (a dictionary of string keys)');
       return storedDictionary(wire, path, { nodes: 0 });
   }
+}
+
+function refuseValue(path: string, wire: unknown, expected: string): never {
+  throw new BsonValueError(`${path} must be ${expected}, got ${describe(wire)}`, path || null);
 }
 
 function storedDecimal(wire: unknown, path: string): Decimal128 {

@@ -94,7 +94,7 @@ export function recordChange(fields: MergedFields, before: Doc, after: Doc, stam
   for (const path of paths) {
     const was = getPath(before, path);
     const now = getPath(after, path);
-    if (JSON.stringify(was ?? null) === JSON.stringify(now ?? null)) continue;
+    if (sameJson(was, now)) continue;
     const kind = kindOf(fields, path);
     if (kind === 'counter') {
       const delta = numberOf(now) - numberOf(was);
@@ -330,6 +330,19 @@ function nodeOf(stamp: Stamp): string {
 }
 
 /** `o[key]` if it is `o`'s own: an inherited `constructor` or `__proto__` is not a state. */
+/**
+ * Whether two values have the same JSON text (`undefined` as null), without writing it out when
+ * the answer is plain: the same value, or a string or boolean against anything else.
+ */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  const ta = typeof a;
+  const tb = typeof b;
+  // (Two different strings, or a string and anything else, never have the same text; nor do booleans.)
+  if (ta === 'string' || ta === 'boolean' || tb === 'string' || tb === 'boolean') return false;
+  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+}
+
 function own<T>(o: Record<string, T> | undefined, key: string): T | undefined {
   return o !== undefined && Object.hasOwn(o, key) ? o[key] : undefined;
 }

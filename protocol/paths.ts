@@ -35,16 +35,22 @@ export function unsafeKeyPath(value: unknown): string | null {
  * `wholeValues`: paths of fields whose objects are values, not embedded documents (Mixed and
  * Dictionary fields): leaves too, however they nest.
  */
-export function leafPaths(doc: Doc, skip: readonly string[] = [], prefix = '', wholeValues?: ReadonlySet<string>): string[] {
-  return Object.entries(doc).flatMap(([key, value]) => {
-    if (isUnsafeKey(key)) return [];
-    if (!prefix && (key.startsWith('_') || key === 'id' || skip.includes(key))) return [];
+export function leafPaths(doc: Doc, skip: readonly string[] = [], prefix = '', wholeValues?: ReadonlySet<string>, out: string[] = []): string[] {
+  // (A loop into one array: every pushed row's stamps walk this.)
+  for (const key of Object.keys(doc)) {
+    if (isUnsafeKey(key)) continue;
+    if (!prefix && (key.startsWith('_') || key === 'id' || skip.includes(key))) continue;
     const path = prefix ? `${prefix}.${key}` : key;
-    return isObject(value) && !wholeValues?.has(path) ? leafPaths(value, [], path, wholeValues) : [path];
-  });
+    const value = doc[key];
+    if (isObject(value) && !wholeValues?.has(path)) leafPaths(value, [], path, wholeValues, out);
+    else out.push(path);
+  }
+  return out;
 }
 
 export function getPath(doc: Doc, path: string): unknown {
+  // A top-level path (most are) needs no split.
+  if (!path.includes('.')) return isUnsafeKey(path) || !Object.hasOwn(doc, path) ? undefined : doc[path];
   let value: unknown = doc;
   for (const key of path.split('.')) {
     if (!isObject(value) || isUnsafeKey(key) || !Object.hasOwn(value, key)) return undefined;

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { formatStamp, HybridLogicalClock, parseStamp } from '../protocol/hlc.ts';
 import { merge, type Stamps, type Version } from '../protocol/merge.ts';
 import { leafPaths } from '../protocol/paths.ts';
+import { sameJson } from '../protocol/field-state.ts';
 
 describe('hybrid logical clock', () => {
   it('never goes backwards, orders as strings, and moves past what it observes', () => {
@@ -72,6 +73,18 @@ describe('merge', () => {
         }
       }),
       { numRuns: 300 },
+    );
+  });
+});
+
+describe('sameJson (the change check of recordChange)', () => {
+  it('agrees with comparing JSON texts, undefined as null', () => {
+    const value = fc.oneof(fc.jsonValue(), fc.constantFrom(undefined, Number.NaN, Number.POSITIVE_INFINITY, -0, 0, '', 'null', false));
+    fc.assert(
+      fc.property(value, value, (a, b) => {
+        expect(sameJson(a, b)).toBe(JSON.stringify(a ?? null) === JSON.stringify(b ?? null));
+      }),
+      { numRuns: 2_000 },
     );
   });
 });

@@ -8,12 +8,13 @@
 // field must be writable. Fields a role cannot read are removed from everything sent.
 import { createHash } from 'node:crypto';
 import { BSON } from 'mongodb';
-import { PRIMARY_KEY, STAMPS_FIELD, type CollectionModel, type DataModel } from '../../protocol/model.ts';
+import { PRIMARY_KEY, queryableFields, STAMPS_FIELD, type CollectionModel, type DataModel, type FieldModel } from '../../protocol/model.ts';
+import { toStoredFields, toStoredId } from '../../protocol/bson-values.ts';
 import type { SyncDocument } from '../../protocol/messages.ts';
 import type { User } from '../auth/authenticator.ts';
 import { checkFilter, QueryError } from '../../protocol/filter.ts';
 import { compileFilter, type CompiledFilter } from '../query/filter.ts';
-import { toStoredForm, toWireForm, type StoredDocument } from '../store/collection-store.ts';
+import { toWireForm, type StoredDocument } from '../store/collection-store.ts';
 import { sameState } from '../sync/same-state.ts';
 import { resolve, type Expansions, type Expression } from './expressions.ts';
 import type { Role, RuleSet } from './load.ts';
@@ -123,14 +124,25 @@ function outsideWriteFilter(permissions: CollectionPermissions, model: Collectio
 }
 
 const storedForms = new WeakMap<SyncDocument, StoredDocument>();
+const queryableByModel = new WeakMap<CollectionModel, FieldModel[]>();
+/** The metadata of a state that is only matched against filters (none reads it). */
+const UNWRITTEN: StoredDocument['_sync'] = Object.freeze({ seq: 0, updatedAt: new Date(0), deleted: false });
 
 /**
- * A pushed state as the stored document it would be, for matching filters against. Converted once
+ * A pushed state as the stored document it would be, for matching filters against: its queryable
+ * fields only, the only ones a filter may name (rules and subscriptions alike). Converted once
  * per state: a push checks one state against several filters (insert, write before and after).
  */
 export function asStored(model: CollectionModel, doc: SyncDocument): StoredDocument {
   let stored = storedForms.get(doc);
-  if (!stored) storedForms.set(doc, (stored = { ...toStoredForm(model, doc), _sync: { seq: 0, updatedAt: new Date(), deleted: false } } as StoredDocument));
+  if (!stored) {
+    let fields = queryableByModel.get(model);
+    if (!fields) queryableByModel.set(model, (fields = queryableFields(model).filter((f) => f.name !== PRIMARY_KEY)));
+    const values: Record<string, unknown> = {};
+    for (const { name } of fields) if (Object.hasOwn(doc, name)) values[name] = doc[name];
+    stored = { _id: toStoredId(model, doc[PRIMARY_KEY]) as string, ...toStoredFields(fields, values), _sync: UNWRITTEN } as StoredDocument;
+    storedForms.set(doc, stored);
+  }
   return stored;
 }
 
