@@ -134,15 +134,30 @@ function storedFields(fields: readonly FieldModel[], doc: Record<string, unknown
   return out;
 }
 
-/** The wire form of the model fields in a stored document or embedded object (others copied as they are). */
+/** The wire form of the model fields in a stored document (others copied as they are). */
 export function toWireFields(fields: readonly FieldModel[], stored: Record<string, unknown>): Record<string, unknown> {
-  return wireFields(fields, stored, true);
+  const out: Record<string, unknown> = { ...stored };
+  putWireFields(fields, stored, out);
+  return out;
 }
 
-function wireFields(fields: readonly FieldModel[], stored: Record<string, unknown>, top: boolean): Record<string, unknown> {
+/**
+ * The wire form of a stored document's model fields (not `id`), written into `out` (fields of
+ * no model, another service's, are left out): one object per document read, not three.
+ */
+export function putWireFields(fields: readonly FieldModel[], stored: Record<string, unknown>, out: Record<string, unknown>): void {
+  for (const f of fields) {
+    if (f.name === PRIMARY_KEY || !Object.hasOwn(stored, f.name)) continue;
+    const value = stored[f.name];
+    out[f.name] = value !== null && value !== undefined && needsConversion(f.type) ? wireValue(f.type, value) : value;
+  }
+}
+
+/** The wire form of an embedded object's model fields (others copied as they are). */
+function embeddedWireFields(fields: readonly FieldModel[], stored: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...stored };
   for (const f of fields) {
-    if (!Object.hasOwn(stored, f.name) || (top && f.name === PRIMARY_KEY)) continue;
+    if (!Object.hasOwn(stored, f.name)) continue;
     const value = stored[f.name];
     if (value !== null && value !== undefined && needsConversion(f.type)) out[f.name] = wireValue(f.type, value);
   }
@@ -275,7 +290,7 @@ export function wireValue(type: FieldType, stored: unknown): unknown {
     case 'enum':
       return stored;
     case 'object':
-      return isPlainObject(stored) && needsConversion(type) ? wireFields(type.fields, stored, false) : stored;
+      return isPlainObject(stored) && needsConversion(type) ? embeddedWireFields(type.fields, stored) : stored;
     case 'list':
       return Array.isArray(stored) && needsConversion(type.of) ? stored.map((v) => wireValue(type.of, v)) : stored;
   }

@@ -16,7 +16,7 @@ import type { User } from '../auth/authenticator.ts';
 import type { SessionSchema } from './client-schema.ts';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../limits/json-depth.ts';
 import { denialReason, inSet, UNRESTRICTED, writeDenial, type CollectionPermissions } from '../rules/permissions.ts';
-import { idKey, withoutStamps, type CollectionStore, type PlainDocument, type StoredDocument } from '../store/collection-store.ts';
+import { idKey, type CollectionStore, type PlainDocument, type StoredDocument } from '../store/collection-store.ts';
 import type { ChangeFeed } from '../store/change-feed.ts';
 import { readPage } from '../store/cursor-cache.ts';
 import { bootstrap, bootstrapKey } from '../sync/bootstrap.ts';
@@ -279,7 +279,7 @@ function mutationResolvers({ model, store, writer }: CollectionRuntime, n: Plain
       // What the user may see of it, as a sync client would hold it: hidden fields stay out (the
       // write path keeps their stored values), and so do stamps (a plain mutation is an
       // unstamped change, stamped by the gateway).
-      const current = visible ? withoutStamps(permissions.project(store.toWire(visible))) : null;
+      const current = visible ? permissions.project(store.toWire(visible, false)) : null;
       const doc = next(current, stored !== undefined);
       if (!doc) return null;
       const result = await writer.push([{ assumedMasterState: current, newDocumentState: doc }], permissions);

@@ -302,8 +302,9 @@ export class CollectionStore {
     return toStoredForm(this.model, doc);
   }
 
-  toWire(stored: StoredDocument): SyncDocument {
-    return toWireForm(this.model, stored);
+  /** The wire form (toWireForm); `withStamps` false leaves `_stamps` out (clients that do not stamp). */
+  toWire(stored: StoredDocument, withStamps = true): SyncDocument {
+    return toWireForm(this.model, stored, withStamps);
   }
 
   /** The engine's view of a document and its metadata (null: nothing to sync). */
@@ -637,7 +638,7 @@ class JoinedCursor<T> implements DocumentCursor {
 }
 
 // The value codec (every field with its exact BSON type), imported here beside its only users.
-import { toStoredFields, toStoredId, toWireFields, toWireId } from '../../protocol/bson-values.ts';
+import { putWireFields, toStoredFields, toStoredId, toWireId } from '../../protocol/bson-values.ts';
 
 /**
  * The stored form of a wire document: `id` as `_id` with the key's BSON type (toStoredId), each
@@ -652,16 +653,17 @@ export function toStoredForm(model: CollectionModel, doc: SyncDocument): Omit<St
 /**
  * The wire form: the fields of the type only. Other services may keep fields of their own in a
  * document; those are not part of the data model, no rule can hide them, and they never leave
- * (the write path keeps them: `outsideFields`). Each value in its JSON form (toWireFields); the
- * id from toWireId, which throws for an `_id` of another type than the key's.
+ * (the write path keeps them: `outsideFields`). Each value in its JSON form (putWireFields); the
+ * id from toWireId, which throws for an `_id` of another type than the key's. `withStamps`: the
+ * stamps as `_stamps` (for clients that stamp, and the merge), else none.
  */
-export function toWireForm(model: CollectionModel, stored: StoredDocument): SyncDocument {
+export function toWireForm(model: CollectionModel, stored: StoredDocument, withStamps = true): SyncDocument {
   const { _id, _sync } = stored;
-  const fields: Record<string, unknown> = {};
-  for (const { name } of model.fields) if (name !== PRIMARY_KEY && Object.hasOwn(stored, name)) fields[name] = stored[name];
-  const wire = { [PRIMARY_KEY]: toWireId(model, _id), ...toWireFields(model.fields, fields), [DELETED_FIELD]: _sync.deleted } as SyncDocument;
-  if (_sync.stamps && Object.keys(_sync.stamps).length > 0) wire[STAMPS_FIELD] = _sync.stamps;
-  return wire;
+  const wire: Record<string, unknown> = { [PRIMARY_KEY]: toWireId(model, _id) };
+  putWireFields(model.fields, stored, wire);
+  wire[DELETED_FIELD] = _sync.deleted;
+  if (withStamps && _sync.stamps && Object.keys(_sync.stamps).length > 0) wire[STAMPS_FIELD] = _sync.stamps;
+  return wire as SyncDocument;
 }
 
 /** The document without its stamps, for clients that do not stamp (RxDB's stock plugin). */

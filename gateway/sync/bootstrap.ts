@@ -68,5 +68,5 @@ export async function bootstrap(store: CollectionStore, request: BootstrapReques
   const estimatedTotal = counting === null ? null : exhausted ? found.length : await counting;
   // Checked again as they leave: what this user may read now, whatever the cursor was opened with.
   const readable = found.filter((d) => !d._sync.deleted && inSet(read, d));
-  return { documents: readable.map((d) => shape(request.view, store.toWire(d))), snapshot, next, estimatedTotal };
+  return { documents: readable.map((d) => shape(request.view, store.toWire(d, request.view.stamps))), snapshot, next, estimatedTotal };
 }

@@ -266,7 +266,7 @@ export class CollectionWriter {
   private planMerge(row: PushRow, stored: StoredDocument | undefined, out: Outcome): (PlannedWrite & { row: PushRow }) | null {
     const stamped = STAMPS_FIELD in row.newDocumentState;
     const doc = withoutStamps(row.newDocumentState);
-    const server: Version | null = stored ? { doc: withoutStamps(this.store.toWire(stored)), stamps: stored._sync.stamps ?? {} } : null;
+    const server: Version | null = stored ? { doc: this.store.toWire(stored, false), stamps: stored._sync.stamps ?? {} } : null;
     const stamps = stamped ? this.clientStamps(row.newDocumentState) : this.gatewayStamps(server, doc);
     const base = row.assumedMasterState ? withoutStamps(row.assumedMasterState) : null;
     // Made on top of the stored state, or concurrently with another change?
@@ -565,7 +565,7 @@ export class CollectionWriter {
 
   /** The stored document's state as the protocol compares it: the type's fields only. */
   private stateOfStored(stored: StoredDocument): Record<string, unknown> {
-    return this.stateOf(withoutStamps(this.store.toWire(stored)));
+    return this.stateOf(this.store.toWire(stored, false));
   }
 
   private stateOf(doc: SyncDocument): Record<string, unknown> {

@@ -24,7 +24,7 @@ import type { Logger } from 'pino';
 import type { AnyBulkWriteOperation } from 'mongodb';
 import { allStamps, recordChange, recordOutsideChange, SERVER_NODE, type MergedFields, type Stamps } from '../../protocol/field-state.ts';
 import type { HybridLogicalClock } from '../../protocol/hlc.ts';
-import { byId, CollectionStore, fromMeta, idKey, toMeta, withoutStamps, type MetaDocument, type PendingWrite, type PlainDocument, type StoredDocument, type StoredId } from '../store/collection-store.ts';
+import { byId, CollectionStore, fromMeta, idKey, toMeta, type MetaDocument, type PendingWrite, type PlainDocument, type StoredDocument, type StoredId } from '../store/collection-store.ts';
 import { isStoredIdOf, keyScalar } from '../../protocol/bson-values.ts';
 import { PRIMARY_KEY } from '../../protocol/model.ts';
 import type { DocumentValidator, FieldViolation } from './validate.ts';
@@ -158,7 +158,7 @@ export class Reconciler {
   private violation(doc: PlainDocument): FieldViolation | null {
     if (!isStoredIdOf(this.store.model, doc._id)) return { field: PRIMARY_KEY, message: `${this.store.model.typeName}.${PRIMARY_KEY}: the stored _id is not of the key's type (${keyScalar(this.store.model)})` };
     try {
-      return this.validate(withoutStamps(this.store.toWire({ ...doc, _sync: { seq: 0, updatedAt: new Date(), deleted: false } } as StoredDocument)));
+      return this.validate(this.store.toWire({ ...doc, _sync: { seq: 0, updatedAt: new Date(), deleted: false } } as StoredDocument, false));
     } catch (error) {
       // A value of another BSON type than its field's has no wire form.
       return { field: null, message: `${this.store.model.typeName}: ${(error as Error).message}` };
@@ -168,7 +168,7 @@ export class Reconciler {
   /** The wire form's fields of a stored document, as far as they convert (for counters and sets). */
   private wireFields(doc: PlainDocument): Record<string, unknown> {
     try {
-      return withoutStamps(this.store.toWire({ ...doc, _sync: { seq: 0, updatedAt: new Date(), deleted: false } } as StoredDocument));
+      return this.store.toWire({ ...doc, _sync: { seq: 0, updatedAt: new Date(), deleted: false } } as StoredDocument, false);
     } catch {
       return {};
     }

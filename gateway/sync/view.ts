@@ -98,7 +98,7 @@ function seesEverything(view: View): boolean {
  * the SDK drops removals of documents it does not have. Null: nothing for this user.
  */
 export function forPull(store: CollectionStore, view: View, stored: StoredDocument, wire?: SyncDocument): SyncDocument | null {
-  if (seesEverything(view) || inView(view, stored)) return shape(view, wire ?? store.toWire(stored));
+  if (seesEverything(view) || inView(view, stored)) return shape(view, wire ?? store.toWire(stored, view.stamps));
   return mayKnowOf(view, stored) ? store.removal(stored) : null;
 }
 
@@ -135,5 +135,5 @@ export async function viewDifference(store: CollectionStore, before: View, after
     return found;
   };
   const [lost, gained] = await Promise.all([was === 'none' ? [] : all(only(was, is)), is === 'none' ? [] : all(only(is, was))]);
-  return [...lost.map((d) => store.removal(d)), ...gained.map((d) => shape(after, store.toWire(d)))];
+  return [...lost.map((d) => store.removal(d)), ...gained.map((d) => shape(after, store.toWire(d, after.stamps)))];
 }
