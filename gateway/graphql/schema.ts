@@ -227,7 +227,7 @@ function queryResolvers({ model, store, resets }: CollectionRuntime, n: PlainNam
     ) => {
       checkLimit('limit', args.limit, limits.maxPullLimit);
       const permissions = perms(context);
-      const query = asBadQuery(() => compileFilter(model, args.query, { queryableOnly: true, subscription: true, readableField: permissions.readableField }));
+      const query = asBadQuery(() => compileFilter(model, args.query, { queryableOnly: true, subscription: true, readableField: (f) => permissions.readableField(f) }));
       const exclude = args.exclude?.length ? asBadQuery(() => compileView(model, args.exclude, permissions)).filter : null;
       const key = bootstrapKey(args.query, args.exclude ?? null);
       const view = compileView(model, null, permissions, args.stamps);
@@ -235,8 +235,9 @@ function queryResolvers({ model, store, resets }: CollectionRuntime, n: PlainNam
     },
     [n.list]: async (_: unknown, args: { filter?: unknown; limit: number }, context: RequestContext) => {
       checkLimit('limit', args.limit, limits.maxListLimit);
-      const { read, project, readableField } = perms(context);
-      const filter = asBadQuery(() => compileFilter(model, args.filter, { queryableOnly: false, readableField }));
+      const permissions = perms(context);
+      const { read } = permissions;
+      const filter = asBadQuery(() => compileFilter(model, args.filter, { queryableOnly: false, readableField: (f) => permissions.readableField(f) }));
       if (read === 'none') return [];
       const selection = read === 'all' ? filter.stored : ({ $and: [filter.stored, read.stored] } as Filter<StoredDocument>);
       // Read up to the byte budget only: a list has no next page to continue on, so one that would
@@ -246,13 +247,13 @@ function queryResolvers({ model, store, resets }: CollectionRuntime, n: PlainNam
       if (!page.exhausted && page.documents.length < args.limit) {
         throw new GraphQLError(`the answer would exceed ${limits.maxPageBytes} bytes; ask for fewer documents`, { extensions: { code: 'TOO_LARGE' } });
       }
-      return page.documents.map((d) => project(store.toWire(d)));
+      return page.documents.map((d) => permissions.project(store.toWire(d)));
     },
     [n.get]: async (_: unknown, args: { id: string }, context: RequestContext) => {
       const id = asBadQuery(() => store.storedId(args.id));
       const found = (await store.findByIds([id])).get(idKey(id));
-      const { read, project } = perms(context);
-      return found && !found._sync.deleted && inSet(read, found) ? project(store.toWire(found)) : null;
+      const permissions = perms(context);
+      return found && !found._sync.deleted && inSet(permissions.read, found) ? permissions.project(store.toWire(found)) : null;
     },
   };
 }
@@ -347,7 +348,7 @@ function subscriptionResolvers({ model, store, feed, resets }: CollectionRuntime
     },
     [n.watch]: {
       subscribe: (_: unknown, args: { filter?: unknown }, context: RequestContext) => {
-        const compile = (permissions: CollectionPermissions) => asBadQuery(() => compileFilter(model, args.filter, { queryableOnly: false, readableField: permissions.readableField }));
+        const compile = (permissions: CollectionPermissions) => asBadQuery(() => compileFilter(model, args.filter, { queryableOnly: false, readableField: (f) => permissions.readableField(f) }));
         let checkedFor = perms(context);
         let filter = compile(checkedFor);
         return openStream(
@@ -361,13 +362,13 @@ function subscriptionResolvers({ model, store, feed, resets }: CollectionRuntime
               filter = compile(permissions);
               checkedFor = permissions;
             }
-            const { read, project } = permissions;
+            const { read } = permissions;
             let bytes = 0;
             const changes = batch.stored.flatMap((stored, i) => {
               if (!filter.matches(stored) || !inSet(read, stored)) return [];
               const deleted = stored._sync.deleted;
               bytes += deleted ? 64 : batch.bytes(i);
-              return [{ id: toWireId(model, stored._id), deleted, document: deleted ? null : project(batch.documents[i]!) }];
+              return [{ id: toWireId(model, stored._id), deleted, document: deleted ? null : permissions.project(batch.documents[i]!) }];
             });
             return changes.length > 0 ? { event: changes, documents: changes.length, bytes } : null;
           },

@@ -208,23 +208,47 @@ export function withHiddenFieldsOf(permissions: CollectionPermissions, model: Co
  */
 export function narrowToKnownFields(base: CollectionPermissions, model: CollectionModel, known: ReadonlySet<string>): CollectionPermissions {
   const unknown = model.fields.map((f) => f.name).filter((f) => f !== PRIMARY_KEY && !known.has(f));
-  if (unknown.length === 0) return base;
-  let fingerprint: string | undefined;
-  let readKey: string | undefined;
-  return {
-    ...base,
-    // Fast paths that skip field checks must not apply: there are fields to keep out.
-    unrestricted: false,
-    readableField: (f) => !unknown.includes(f) && base.readableField(f),
-    writableField: (f) => !unknown.includes(f) && base.writableField(f),
-    project: (doc) => withoutFields(base.project(doc), unknown),
-    get fingerprint() {
-      return (fingerprint ??= createHash('sha256').update(JSON.stringify([base.fingerprint, unknown])).digest('base64url'));
-    },
-    get readKey() {
-      return (readKey ??= digest([base.readKey, unknown]));
-    },
-  };
+  return unknown.length === 0 ? base : new NarrowedPermissions(base, unknown);
+}
+
+/** `base` with more fields it may not read (narrowToKnownFields). */
+class NarrowedPermissions implements CollectionPermissions {
+  readonly role: string | null;
+  // Fast paths that skip field checks must not apply: there are fields to keep out.
+  readonly unrestricted = false;
+  readonly read: DocumentSet;
+  readonly write: DocumentSet;
+  readonly insert: DocumentSet;
+  readonly delete: DocumentSet;
+  private fingerprintCache: string | undefined;
+  private readKeyCache: string | undefined;
+
+  constructor(
+    private readonly base: CollectionPermissions,
+    private readonly unknown: string[],
+  ) {
+    ({ role: this.role, read: this.read, write: this.write, insert: this.insert, delete: this.delete } = base);
+  }
+
+  readableField(field: string): boolean {
+    return !this.unknown.includes(field) && this.base.readableField(field);
+  }
+
+  writableField(field: string): boolean {
+    return !this.unknown.includes(field) && this.base.writableField(field);
+  }
+
+  project(doc: SyncDocument): SyncDocument {
+    return withoutFields(this.base.project(doc), this.unknown);
+  }
+
+  get fingerprint(): string {
+    return (this.fingerprintCache ??= createHash('sha256').update(JSON.stringify([this.base.fingerprint, this.unknown])).digest('base64url'));
+  }
+
+  get readKey(): string {
+    return (this.readKeyCache ??= digest([this.base.readKey, this.unknown]));
+  }
 }
 
 export class PermissionEngine {
@@ -260,7 +284,7 @@ export class PermissionEngine {
 
   /** The user's permissions on a collection, decided once per user object (= per session). */
   forUser(user: User | undefined, collection: string): CollectionPermissions {
-    if (!user) return denyAll();
+    if (!user) return DENY_ALL;
     let perUser = this.cache.get(user);
     if (!perUser) {
       perUser = new Map();
@@ -277,20 +301,19 @@ export class PermissionEngine {
   }
 }
 
-function denyAll(): CollectionPermissions {
-  return {
-    ...UNRESTRICTED,
-    unrestricted: false,
-    read: 'none',
-    write: 'none',
-    insert: 'none',
-    delete: 'none',
-    readableField: (f) => f === PRIMARY_KEY,
-    writableField: () => false,
-    fingerprint: 'none',
-    readKey: 'none',
-  };
-}
+/** No role: no access (every user without one shares it). */
+const DENY_ALL: CollectionPermissions = Object.freeze({
+  ...UNRESTRICTED,
+  unrestricted: false,
+  read: 'none',
+  write: 'none',
+  insert: 'none',
+  delete: 'none',
+  readableField: (f: string) => f === PRIMARY_KEY,
+  writableField: () => false,
+  fingerprint: 'none',
+  readKey: 'none',
+});
 
 function expansionsOf(user: User, constants: RuleSet['constants']): Expansions {
   return { user: { id: user.id, data: user.data, custom_data: user.customData ?? {} }, ...constants };
@@ -302,46 +325,70 @@ function roleFor(roles: Role[], values: Expansions): Role | null {
 }
 
 function decide(collection: CollectionModel, role: Role | null, values: Expansions, generation: number): CollectionPermissions {
-  if (!role) return denyAll();
-  const docRead = role.read;
-  const docWrite = role.write;
-  const fields = role.fields;
-  const extra = role.additional_fields;
-  const readableField = (f: string) =>
-    f === PRIMARY_KEY || docRead || docWrite || Boolean(fields[f]?.read || fields[f]?.write) || (!(f in fields) && Boolean(extra.read || extra.write));
-  const writableField = (f: string) => docWrite || Boolean(fields[f]?.write) || (!(f in fields) && Boolean(extra.write));
-  const mayWriteSomething = docWrite || Object.values(fields).some((p) => p.write) || Boolean(extra.write);
-  const mayReadSomething = mayWriteSomething || docRead || Object.values(fields).some((p) => p.read) || Boolean(extra.read);
+  if (!role) return DENY_ALL;
+  return new RolePermissions(collection, role, values, generation);
+}
 
-  const write = mayWriteSomething ? documentSet(collection, role.document_filters.write, values) : 'none';
-  const readOnly = mayReadSomething ? documentSet(collection, role.document_filters.read, values) : 'none';
-  const hidden = collection.fields.map((f) => f.name).filter((f) => !readableField(f));
-  const read = union(readOnly, write);
-  const insert = documentSet(collection, role.insert, values);
-  const del = documentSet(collection, role.delete, values);
-  let fingerprint: string | undefined;
-  let readKey: string | undefined;
-  const unrestricted = read === 'all' && write === 'all' && docWrite && insert === 'all' && del === 'all';
-  return {
-    role: role.name,
-    unrestricted,
-    read,
-    write,
-    insert,
-    delete: del,
-    readableField,
-    writableField,
-    project: hidden.length === 0 ? (doc) => doc : (doc) => withoutFields(doc, hidden),
-    // Computed on first use: most sessions never continue a cursor.
-    get fingerprint() {
-      return (fingerprint ??= createHash('sha256')
-        .update(JSON.stringify([generation, values.user, role.name, read === 'all' || read === 'none' ? read : read.stored, hidden]))
-        .digest('base64url'));
-    },
-    get readKey() {
-      return (readKey ??= digest([unrestricted, read === 'all' || read === 'none' ? read : read.stored, hidden]));
-    },
-  };
+/**
+ * What a role lets one user do in a collection, its expressions resolved with the user's values.
+ * A class (one is held per session and collection): methods, not closures per session.
+ */
+class RolePermissions implements CollectionPermissions {
+  readonly role: string;
+  readonly unrestricted: boolean;
+  readonly read: DocumentSet;
+  readonly write: DocumentSet;
+  readonly insert: DocumentSet;
+  readonly delete: DocumentSet;
+  private readonly hidden: string[];
+  private fingerprintCache: string | undefined;
+  private readKeyCache: string | undefined;
+
+  constructor(
+    collection: CollectionModel,
+    private readonly rules: Role,
+    private readonly values: Expansions,
+    private readonly generation: number,
+  ) {
+    const { fields, additional_fields: extra } = rules;
+    const mayWriteSomething = rules.write || Object.values(fields).some((p) => p.write) || Boolean(extra.write);
+    const mayReadSomething = mayWriteSomething || rules.read || Object.values(fields).some((p) => p.read) || Boolean(extra.read);
+    this.role = rules.name;
+    this.write = mayWriteSomething ? documentSet(collection, rules.document_filters.write, values) : 'none';
+    const readOnly = mayReadSomething ? documentSet(collection, rules.document_filters.read, values) : 'none';
+    this.hidden = collection.fields.map((f) => f.name).filter((f) => !this.readableField(f));
+    this.read = union(readOnly, this.write);
+    this.insert = documentSet(collection, rules.insert, values);
+    this.delete = documentSet(collection, rules.delete, values);
+    this.unrestricted = this.read === 'all' && this.write === 'all' && rules.write && this.insert === 'all' && this.delete === 'all';
+  }
+
+  readableField(f: string): boolean {
+    const { read, write, fields, additional_fields: extra } = this.rules;
+    return f === PRIMARY_KEY || read || write || Boolean(fields[f]?.read || fields[f]?.write) || (!(f in fields) && Boolean(extra.read || extra.write));
+  }
+
+  writableField(f: string): boolean {
+    const { write, fields, additional_fields: extra } = this.rules;
+    return write || Boolean(fields[f]?.write) || (!(f in fields) && Boolean(extra.write));
+  }
+
+  project(doc: SyncDocument): SyncDocument {
+    return this.hidden.length === 0 ? doc : withoutFields(doc, this.hidden);
+  }
+
+  // Computed on first use: most sessions never continue a cursor.
+  get fingerprint(): string {
+    const { read, hidden } = this;
+    return (this.fingerprintCache ??= createHash('sha256')
+      .update(JSON.stringify([this.generation, this.values.user, this.role, read === 'all' || read === 'none' ? read : read.stored, hidden]))
+      .digest('base64url'));
+  }
+
+  get readKey(): string {
+    const { read, hidden } = this;
+    return (this.readKeyCache ??= digest([this.unrestricted, read === 'all' || read === 'none' ? read : read.stored, hidden]));
+  }
 }
 
 /** A key for values that may hold BSON types: canonical Extended JSON, so types stay apart. */

@@ -16,10 +16,10 @@ export const MAX_VIEW_QUERIES = 100;
 
 export interface View {
   /** The subscriptions' union; null: everything readable. */
-  filter: CompiledFilter | null;
-  permissions: CollectionPermissions;
+  readonly filter: CompiledFilter | null;
+  readonly permissions: CollectionPermissions;
   /** The client stamps its changes and wants the stamps (`_stamps`) with documents. */
-  stamps: boolean;
+  readonly stamps: boolean;
   /**
    * Equal for views that select and shape the same documents: the queries as sent, stamps, and
    * the permissions' readKey. Live streams share their work per key (sync/stream.ts).
@@ -35,19 +35,27 @@ export function compileView(collection: CollectionModel, queries: unknown[] | nu
   }
   // Subscription queries: top-level @queryable fields only, and the indexed queryable field
   // constrained if the collection has one (protocol/filter.ts).
-  const filter = queries === null || queries === undefined ? null : compileUnion(collection, queries, { queryableOnly: true, subscription: true, readableField: permissions.readableField });
-  let key: string | undefined;
-  return {
-    filter,
-    permissions,
-    stamps,
-    // Hashed on first use, once the queries are known good: only live streams ask.
-    get key() {
-      return (key ??= createHash('sha256')
-        .update(JSON.stringify([queries ?? null, stamps, permissions.readKey]))
-        .digest('base64url'));
-    },
-  };
+  const filter = queries === null || queries === undefined ? null : compileUnion(collection, queries, { queryableOnly: true, subscription: true, readableField: (f) => permissions.readableField(f) });
+  return new CompiledView(filter, permissions, stamps, queries ?? null);
+}
+
+/** A class, not an object literal with a getter: one is held per live subscription (memory). */
+class CompiledView implements View {
+  private hashed: string | undefined;
+
+  constructor(
+    readonly filter: CompiledFilter | null,
+    readonly permissions: CollectionPermissions,
+    readonly stamps: boolean,
+    private readonly queries: unknown[] | null,
+  ) {}
+
+  // Hashed on first use, once the queries are known good: only live streams ask.
+  get key(): string {
+    return (this.hashed ??= createHash('sha256')
+      .update(JSON.stringify([this.queries, this.stamps, this.permissions.readKey]))
+      .digest('base64url'));
+  }
 }
 
 /** A document as this client may receive it: readable fields only, stamps if it wants them. */
