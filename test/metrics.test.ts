@@ -136,7 +136,8 @@ describe('/metrics', () => {
     const ops = syncOperations(gateway.model.collections.find((c) => c.name === 'tasks')!);
     const before = await scrape(gateway);
     const stalled = await stalledStream(gateway, [ops.stream]);
-    for (let i = 0; i < 10; i++) await graphqlHttp(gateway.httpUrl, ops.push, { rows: bulkyRows(100) });
+    // ~8 MB: more than the kernel's buffers of a stalled loopback socket take (about 4 MB here).
+    for (let i = 0; i < 20; i++) await graphqlHttp(gateway.httpUrl, ops.push, { rows: bulkyRows(100) });
     await waitFor('the stalled socket was dropped', async () => delta(before, await scrape(gateway), 'tributary_slow_consumer_sockets_dropped_total') === 1);
     stalled.resume();
     await stalled.closed;

@@ -28,13 +28,14 @@ describe('slow consumers', () => {
     reader.subscribe({ query: ops.stream }, { next: (e) => (received += (e.data?.streamTasks as { documents: unknown[] }).documents.length), error: () => {}, complete: () => {} });
     await new Promise((r) => setTimeout(r, 200));
 
-    // ~4 MB of changes.
+    // ~8 MB of changes: more than the kernel's buffers of a stalled loopback socket take (about
+    // 4 MB here), so the rest waits in the gateway.
     const bulky = () => ({ ...newTask({ description: 'x'.repeat(4_000) }), _deleted: false });
-    for (let i = 0; i < 10; i++) {
+    for (let i = 0; i < 20; i++) {
       await graphqlHttp(gateway.httpUrl, ops.push, { rows: Array.from({ length: 100 }, () => ({ assumedMasterState: null, newDocumentState: bulky() })) });
     }
 
-    await waitFor('the reading client got every change', () => received === 1_000);
+    await waitFor('the reading client got every change', () => received === 2_000);
     await new Promise((r) => setTimeout(r, 1_500)); // one sweep of the gateway
     (stalled as unknown as { _socket: { resume(): void } })._socket.resume();
     await closed;
