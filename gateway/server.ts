@@ -32,6 +32,8 @@ import { OutsideWrites } from './sync/outside-writes.ts';
 import { detectOutsideChangeSource, NO_OUTSIDE_CHANGES } from './store/outside-changes.ts';
 import { LEASES_COLLECTION, RoleLease, type LeaseDocument } from './store/role-lease.ts';
 import { recordSchema } from './store/schema-history.ts';
+import { LOCKS_COLLECTION, StoreLocks, type LockDocument } from './store/store-locks.ts';
+import { DEFAULT_INSTANCES, Instances, INSTANCES_COLLECTION, type InstanceDocument } from './store/instances.ts';
 import { checkClientSchema, type SessionSchema } from './graphql/client-schema.ts';
 import { Activity } from './ops/activity.ts';
 import { handleOps, sendJson } from './ops/http.ts';
@@ -90,8 +92,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // Set once the collections exist; writers report invalid documents to it.
   let outsideWrites: OutsideWrites | undefined;
   const resets = new ClientResets(db);
+  // Shared with the other instances on this database: document writes, and sequence counters
+  // where updates are not atomic (ARCHITECTURE.md, "Several instances").
+  const storeLocks = new StoreLocks(db.collection<LockDocument>(LOCKS_COLLECTION));
+  const instances = new Instances(db.collection<InstanceDocument>(INSTANCES_COLLECTION), storeLocks, DEFAULT_INSTANCES, (err) => backgroundLog.warn({ err }, 'instances: heartbeat failed'));
+  await instances.start();
   for (const collectionModel of model.collections) {
-    const store = new CollectionStore(collectionModel, db, { leaseTtlMs: config.leaseTtlMs, limits, updateCommands, invalidDocuments: config.invalidDocuments });
+    const store = new CollectionStore(collectionModel, db, { leaseTtlMs: config.leaseTtlMs, limits, updateCommands, invalidDocuments: config.invalidDocuments, locks: instances });
     await store.init();
     const feed = new ChangeFeed(store, { pollIntervalMs: config.pollIntervalMs, readBatchSize: 1_000, maxBatchBytes: config.maxPageBytes, observer: metrics.feedObserver(collectionModel.name) }, log);
     await feed.start();
@@ -356,6 +363,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await outsideWrites!.stop();
       await Promise.all([...collections.values()].map((c) => c.writer.drain()));
       await Promise.all([...collections.values()].map((c) => Promise.all([c.feed.stop(), c.store.cursors.close(), c.store.flushPending()])));
+      await instances.stop();
+      storeLocks.close();
       await mongo.close();
       log.info('gateway stopped');
     })());

@@ -99,14 +99,15 @@ describe('plain GraphQL clients and RxDB clients share data', () => {
         .mutation(`mutation { insertTask(input: { id: "c-1", ownerId: "x", title: "t", status: TODO, priority: 1, tags: [], assigneeIds: ["ann", "bob", "ann"], minutesLogged: 10 }) { assigneeIds minutesLogged } }`, {})
         .toPromise();
       expect(inserted.data.insertTask).toEqual({ assigneeIds: ['ann', 'bob'], minutesLogged: 10 });
-      // Concurrent increments all count (each is a read-modify-write retried on a lost race).
+      // Concurrent increments all count (each is read and written holding the document's lock),
+      // equal ones too: two +1 on 10 must not both write 11 and one pass for a retry.
       const add = (n: number) => urql.mutation(`mutation ($n: Int) { updateTask(id: "c-1", inc: { minutesLogged: $n }) { minutesLogged } }`, { n }).toPromise();
-      const results = await Promise.all([add(5), add(7), add(-2), add(20)]);
+      const results = await Promise.all([add(5), add(7), add(-2), add(20), ...Array.from({ length: 8 }, () => add(1))]);
       for (const r of results) expect(r.error).toBeUndefined();
       const after = await urql.mutation(`mutation { updateTask(id: "c-1", set: { title: "u" }, inc: { minutesLogged: 1 }) { title minutesLogged } }`, {}).toPromise();
-      expect(after.data.updateTask).toEqual({ title: 'u', minutesLogged: 41 });
+      expect(after.data.updateTask).toEqual({ title: 'u', minutesLogged: 49 });
       const rxdb = await openTestClient(gateway.wsUrl);
-      await waitFor('RxDB client has the sums', async () => (await rxdb.collections.tasks!.findOne('c-1').exec())?.get('minutesLogged') === 41);
+      await waitFor('RxDB client has the sums', async () => (await rxdb.collections.tasks!.findOne('c-1').exec())?.get('minutesLogged') === 49);
     } finally {
       await dispose();
     }

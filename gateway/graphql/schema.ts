@@ -274,16 +274,20 @@ function mutationResolvers({ model, store, writer }: CollectionRuntime, n: Plain
   ): Promise<SyncDocument | null> => {
     const permissions = perms(context);
     const storedId = asBadQuery(() => store.storedId(id));
+    // Read and written holding the document's lock (writer.change): a conflict can only come
+    // from another service writing it directly, and is tried again on what it wrote.
     for (let attempt = 0; attempt < 5; attempt++) {
-      const stored = (await store.findByIds([storedId])).get(idKey(storedId));
-      const visible = stored && inSet(permissions.read, stored) ? stored : undefined;
-      // What the user may see of it, as a sync client would hold it: hidden fields stay out (the
-      // write path keeps their stored values), and so do stamps (a plain mutation is an
-      // unstamped change, stamped by the gateway).
-      const current = visible ? permissions.project(store.toWire(visible, false)) : null;
-      const doc = next(current, stored !== undefined);
-      if (!doc) return null;
-      const result = await writer.push([{ assumedMasterState: current, newDocumentState: doc }], permissions);
+      let doc: SyncDocument | null = null;
+      const result = await writer.change(storedId, permissions, (stored) => {
+        const visible = stored && inSet(permissions.read, stored) ? stored : undefined;
+        // What the user may see of it, as a sync client would hold it: hidden fields stay out (the
+        // write path keeps their stored values), and so do stamps (a plain mutation is an
+        // unstamped change, stamped by the gateway).
+        const current = visible ? permissions.project(store.toWire(visible, false)) : null;
+        doc = next(current, stored !== undefined);
+        return doc && { assumedMasterState: current, newDocumentState: doc };
+      });
+      if (!result || !doc) return null;
       throwIfRejected(result);
       if (result.conflicts.length === 0) {
         // The answer passes the read rules now: another write may have landed since ours. Then
@@ -318,7 +322,7 @@ function mutationResolvers({ model, store, writer }: CollectionRuntime, n: Plain
       writeDocument(context, args.id, (current) => {
         if (!current || current[DELETED_FIELD]) throw new GraphQLError(`${t} ${args.id} not found`, { extensions: { code: 'NOT_FOUND' } });
         const next: Record<string, unknown> = { ...current, ...args.set };
-        // Added to the state just read: writeDocument retries if another write came in between.
+        // Added to the state as stored: writeDocument reads it holding the document's lock.
         for (const [field, amount] of Object.entries(args.inc ?? {})) {
           if (amount !== null) next[field] = ((next[field] as number | null | undefined) ?? 0) + amount;
         }

@@ -18,6 +18,7 @@ import type { SyncDocument } from '../../protocol/messages.ts';
 import { CursorCache, sizeOf, storedSize } from './cursor-cache.ts';
 import { Sequencer, type CounterDocument } from './sequencer.ts';
 import type { Semaphore, StoreLimits } from './store-limits.ts';
+import type { SharedLocks } from './instances.ts';
 
 export interface SyncMetadata {
   /** Update sequence of the last write (see sequencer.ts). */
@@ -143,6 +144,12 @@ export interface CollectionStoreOptions {
   updateCommands: Semaphore;
   /** Documents that fail schema.graphql: kept out of sync ('skip') or synced as they are. */
   invalidDocuments?: InvalidDocumentPolicy;
+  /**
+   * Locks shared with the other instances on the database (store-locks.ts): each document's
+   * writes, and on a store whose updates are not atomic the sequence counter's. None: this
+   * process is the only writer (a tool, or a test of one part).
+   */
+  locks?: SharedLocks;
 }
 
 /** A read of joined documents, in pages (cursor-cache.ts readPage). */
@@ -171,6 +178,7 @@ export class CollectionStore {
   /** Cursors of multi-page reads (first syncs, bootstraps) between their pages. */
   readonly cursors: CursorCache;
   readonly invalidDocuments: InvalidDocumentPolicy;
+  readonly locks: SharedLocks | null;
   private readonly fieldNames: Set<string>;
   private readonly limits: StoreLimits;
   private readonly updateCommands: Semaphore;
@@ -187,7 +195,11 @@ export class CollectionStore {
     this.documents = db.collection<PlainDocument>(model.name, { promoteValues: false });
     this.meta = db.collection<MetaDocument>(META_COLLECTION_PREFIX + model.name);
     this.pending = db.collection<PendingWrite>(PENDING_COLLECTION_PREFIX + model.name);
-    this.sequencer = new Sequencer(db.collection<CounterDocument>(COUNTERS_COLLECTION), model.name, options);
+    this.locks = options.locks ?? null;
+    this.sequencer = new Sequencer(db.collection<CounterDocument>(COUNTERS_COLLECTION), model.name, {
+      leaseTtlMs: options.leaseTtlMs,
+      counterLock: options.limits.atomicUpdates ? null : this.locks,
+    });
     this.fieldNames = new Set(model.fields.map((f) => f.name));
     this.limits = options.limits;
     this.updateCommands = options.updateCommands;

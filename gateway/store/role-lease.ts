@@ -59,8 +59,19 @@ function pidNamespace(): string | null {
   }
 }
 
+/** A new holder identity in this process (an instance id of its own: several gateways can run in one process). */
+export function newHolder(): LeaseHolder {
+  return { host: hostname(), pidNamespace: pidNamespace(), pid: process.pid, instance: randomBytes(8).toString('hex') };
+}
+
+/** Marks a holder of this process as alive (true) or gone (false), for isDead in this process. */
+export function markLive(holder: LeaseHolder, live: boolean): void {
+  if (live) liveInstances.add(holder.instance);
+  else liveInstances.delete(holder.instance);
+}
+
 /** Whether the holder is certainly gone: only provable for a process on this host. */
-function isDead(holder: LeaseHolder, self: LeaseHolder): boolean {
+export function isDead(holder: LeaseHolder, self: LeaseHolder): boolean {
   if (holder.host !== self.host || holder.pidNamespace === null || holder.pidNamespace !== self.pidNamespace) return false;
   if (holder.pid === self.pid) return !liveInstances.has(holder.instance);
   try {
@@ -72,7 +83,7 @@ function isDead(holder: LeaseHolder, self: LeaseHolder): boolean {
 }
 
 export class RoleLease {
-  readonly self: LeaseHolder = { host: hostname(), pidNamespace: pidNamespace(), pid: process.pid, instance: randomBytes(8).toString('hex') };
+  readonly self: LeaseHolder = newHolder();
   private generation: number | null = null;
   /** When this instance may start acting on its generation. */
   private actFrom = 0;

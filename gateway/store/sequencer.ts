@@ -20,12 +20,16 @@
 // Only single-document updates are used, so this works on MongoDB and FerretDB alike. MongoDB
 // makes each of them atomic, which keeps any number of gateway instances correct. FerretDB v1
 // does not (it reads, modifies and writes back without a lock: 50 concurrent $inc on one
-// document were seen to add up to 7), so this class also runs all its updates of the counter
-// document one at a time within the process: one gateway per FerretDB is safe.
+// document were seen to add up to 7), so this class runs all its updates of the counter document
+// one at a time within the process and, given a `counterLock`, under a lock shared with the
+// other instances (store-locks.ts): then several gateways per FerretDB are safe too.
 import { randomBytes } from 'node:crypto';
 import type { Collection } from 'mongodb';
+import type { SharedLocks } from './instances.ts';
 
 const MAX_ALLOCATION_ATTEMPTS = 100;
+/** The counter's key among the shared locks (store-locks.ts). */
+const COUNTER_LOCK_PREFIX = '_tributary_sequences/';
 /** A lease is renewed for at most this many TTLs from its allocation (readers wait that long for a hung write). */
 export const MAX_LEASE_LIFE_TTLS = 10;
 
@@ -59,6 +63,8 @@ export interface Lease {
 
 export interface SequencerOptions {
   leaseTtlMs: number;
+  /** Where single-document updates are not atomic: every update of the counter runs holding this lock. */
+  counterLock?: SharedLocks | null;
 }
 
 /** A lease this process holds: renewed while open (renewOpenLeases). */
@@ -92,10 +98,18 @@ export class Sequencer {
   epoch = '';
 
   async init(): Promise<void> {
-    await this.counters.updateOne({ _id: this.key }, { $setOnInsert: { seq: 0, leases: {}, epoch: newEpoch() } }, { upsert: true });
-    // A counter created before epochs existed gets one (init, not the allocation path, writes it).
-    await this.counters.updateOne({ _id: this.key, epoch: { $exists: false } }, { $set: { epoch: newEpoch() } });
+    await this.underCounterLock(async () => {
+      await this.counters.updateOne({ _id: this.key }, { $setOnInsert: { seq: 0, leases: {}, epoch: newEpoch() } }, { upsert: true });
+      // A counter created before epochs existed gets one (init, not the allocation path, writes it).
+      await this.counters.updateOne({ _id: this.key, epoch: { $exists: false } }, { $set: { epoch: newEpoch() } });
+    });
     this.epoch = (await this.counters.findOne({ _id: this.key }, { projection: { epoch: 1 } }))!.epoch!;
+  }
+
+  /** Runs `task` holding the counter's lock among instances, where updates need one. */
+  private underCounterLock<T>(task: () => Promise<T>): Promise<T> {
+    const lock = this.options.counterLock;
+    return lock ? lock.run([`${COUNTER_LOCK_PREFIX}${this.key}`], task) : task();
   }
 
   /** The highest sequence ever allocated (committed or not). */
@@ -146,12 +160,18 @@ export class Sequencer {
         const releases = this.releases.splice(0);
         const expired = [...this.expired];
         this.expired.clear();
-        await settle(allocations, () => this.compareAndSetAllocate(allocations.map((a) => a.count)));
-        await settle(releases, () => this.removeLeases(releases.map((r) => r.token), expired));
-        if (this.renewDue) {
-          this.renewDue = false;
-          // A renewal that fails leaves the lease to expire: its write is then re-sequenced.
-          await this.renewOpenLeases().catch(() => {});
+        const renew = this.renewDue;
+        this.renewDue = false;
+        try {
+          await this.underCounterLock(async () => {
+            await settle(allocations, () => this.compareAndSetAllocate(allocations.map((a) => a.count)));
+            await settle(releases, () => this.removeLeases(releases.map((r) => r.token), expired));
+            // A renewal that fails leaves the lease to expire: its write is then re-sequenced.
+            if (renew) await this.renewOpenLeases().catch(() => {});
+          });
+        } catch (error) {
+          // The lock was not had: nothing was done (a waiter already settled ignores this).
+          for (const waiter of [...allocations, ...releases]) waiter.reject(error);
         }
       }
     } finally {

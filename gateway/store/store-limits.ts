@@ -26,6 +26,11 @@ export interface StoreLimits {
    * be sequenced again, so a big push is written in parts that finish well within the TTL.
    */
   writesPerLease: number;
+  /**
+   * Whether a single-document update is atomic (a compare-and-set by filter holds against other
+   * clients). Not on FerretDB v1: 50 concurrent `$inc` of one document added up to 7.
+   */
+  atomicUpdates: boolean;
 }
 
 /** 2 × 16 held by updates and 2 × 16 by cached cursors leave most of FerretDB's 100 for reads. */
@@ -35,6 +40,7 @@ export const FERRETDB_LIMITS: StoreLimits = {
   cachedCursorsPerCollection: 16,
   pointReads: 16,
   writesPerLease: 64,
+  atomicUpdates: false,
 };
 export const MONGODB_LIMITS: StoreLimits = {
   updatesPerCommand: 1_000,
@@ -42,6 +48,7 @@ export const MONGODB_LIMITS: StoreLimits = {
   cachedCursorsPerCollection: 200,
   pointReads: 0,
   writesPerLease: 1_000,
+  atomicUpdates: true,
 };
 
 export async function detectStoreLimits(db: Db): Promise<StoreLimits> {

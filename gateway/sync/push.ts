@@ -30,7 +30,7 @@ import { byId, canonical, idKey, toMeta, withoutStamps, type CollectionStore, ty
 import { Reconciler, type ReconcileCounts } from './reconcile.ts';
 import { merge, type ConflictStrategy, type Stamps, type Version } from '../../protocol/merge.ts';
 import { sameState } from './same-state.ts';
-import { KeyedLock } from './keyed-lock.ts';
+import { DocumentLocks } from './keyed-lock.ts';
 import type { DocumentValidator, FieldViolation } from './validate.ts';
 
 const MAX_ROUNDS = 8;
@@ -65,7 +65,8 @@ export class PushError extends Error {
 }
 
 export class CollectionWriter {
-  private readonly documentLocks = new KeyedLock();
+  /** Each document is written by one task at a time, among all instances (keyed-lock.ts). */
+  private readonly documentLocks: DocumentLocks;
   /** Updates per sequence lease, adapted to the store's speed (see write()). */
   private partSize: number;
 
@@ -93,6 +94,7 @@ export class CollectionWriter {
     this.fields = mergedFields(store.model);
     this.counterFields = Object.keys(this.fields).filter((name) => this.fields[name] === 'counter');
     this.partSize = store.writesPerLease;
+    this.documentLocks = new DocumentLocks(store.locks, store.model.name);
     this.reconciler = new Reconciler(store, this.fields, this.clock, validate, onCommitted, { maxClockSkewMs: conflicts.maxClockSkewMs, ...outside });
   }
 
@@ -129,12 +131,32 @@ export class CollectionWriter {
     return pushing;
   }
 
+  /**
+   * A read-modify-write of one document (the plain API's mutations): `change` is given the
+   * document as stored (undefined: none) and returns the row to push (null: nothing to write).
+   * The document's lock is held from the read to the write, so no other write of it through a
+   * gateway lands in between: an increment adds to what is stored, however many run at once.
+   */
+  change(id: StoredId, permissions: CollectionPermissions, change: (stored: StoredDocument | undefined) => PushRow | null): Promise<PushResult | null> {
+    const key = idKey(id);
+    const work = this.documentLocks.run([key], async () => {
+      const row = change((await this.store.findByIds([id])).get(key));
+      if (!row) return null;
+      if (idKey(this.store.storedId(row.newDocumentState.id)) !== key) throw new PushError('a change must write the document it read');
+      return this.pushNow([row], permissions, null, true);
+    });
+    this.inflight.add(work);
+    void work.finally(() => this.inflight.delete(work)).catch(() => {});
+    return work;
+  }
+
   /** Resolves when every push under way has finished (successfully or not). */
   async drain(): Promise<void> {
     await Promise.allSettled([...this.inflight]);
   }
 
-  private async pushNow(rows: readonly unknown[], permissions: CollectionPermissions, view: CompiledFilter | null): Promise<PushResult> {
+  /** `locked`: the caller holds the locks of every row's document (change). */
+  private async pushNow(rows: readonly unknown[], permissions: CollectionPermissions, view: CompiledFilter | null, locked = false): Promise<PushResult> {
     const conflicts: SyncDocument[] = [];
     const rejected: PushRejection[] = [];
     const rejectedDocs: SyncDocument[] = [];
@@ -182,7 +204,8 @@ export class CollectionWriter {
         (seen.has(key) ? later : now).push(row);
         seen.add(key);
       }
-      const { lost, contention } = await this.documentLocks.run(seen, () => this.applyOnce(now, { conflicts, rejected, permissions }, round === 0));
+      const apply = () => this.applyOnce(now, { conflicts, rejected, permissions }, round === 0);
+      const { lost, contention } = await (locked ? apply() : this.documentLocks.run(seen, apply));
       // A row that was read before its write and still lost met another writer.
       if (contention) contended++;
       pending = [...lost, ...later];

@@ -1,0 +1,120 @@
+// Which gateway instances share the database, so that the locks they need together
+// (store-locks.ts) are only paid for when there is more than one (ARCHITECTURE.md, "Several
+// instances"): alone, an instance serializes its writes in process, as it always has.
+//
+// Each instance keeps the document `{ _id: <instance>, holder, at, shared }` in
+// `_tributary_instances`, renewed every `heartbeatMs`; a peer is live while its `at` is younger
+// than `peerTimeoutMs` and its process is not known dead. Only its own instance ever writes a
+// document, so no update here needs to be atomic.
+//
+//  - Alone, writes take this process's locks only. Once a peer appears (its document is read at
+//    the next heartbeat), new writes take the store's locks; when the writes begun without them
+//    have finished, the instance says so (`shared: true`).
+//  - Shared, a write first waits until every live peer says `shared`: so no write of one
+//    instance, taken under store locks, runs beside a write another instance began alone.
+//  - An instance registers before it looks for peers: of two starting at once, each sees the other.
+//  - When the last peer is gone (stopped: its document deleted; or timed out), writes go back to
+//    this process's locks alone.
+// This holds while no instance stalls for longer than `peerTimeoutMs` (its writes in flight would
+// then outlive the peers' view of it), the same assumption as the store locks' TTL.
+import type { Collection } from 'mongodb';
+import { isDead, type LeaseHolder } from './role-lease.ts';
+import type { StoreLocks } from './store-locks.ts';
+
+export const INSTANCES_COLLECTION = '_tributary_instances';
+
+export interface InstanceDocument {
+  _id: string;
+  holder: LeaseHolder;
+  at: Date;
+  /** Its writes take the store's locks, and none begun without them is still running. */
+  shared: boolean;
+}
+
+export interface InstancesOptions {
+  heartbeatMs: number;
+  peerTimeoutMs: number;
+}
+
+export const DEFAULT_INSTANCES: InstancesOptions = { heartbeatMs: 1_000, peerTimeoutMs: 5_000 };
+/** A peer's document is deleted once it is this many timeouts old. */
+const FORGET_AFTER_TIMEOUTS = 100;
+
+/** Runs tasks holding keys: the shape CollectionStore and the sequencer take their locks in. */
+export interface SharedLocks {
+  run<T>(keys: readonly string[], task: () => Promise<T>): Promise<T>;
+}
+
+export class Instances implements SharedLocks {
+  private shared = false;
+  /** Tasks running without the store's locks (begun while alone). */
+  private unlocked = 0;
+  /** Whether every live peer runs shared (known at the last heartbeat). */
+  private peersShared = true;
+  private peersReady: Array<() => void> = [];
+  private timer: NodeJS.Timeout | null = null;
+  private beating: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly instances: Collection<InstanceDocument>,
+    private readonly locks: StoreLocks,
+    private readonly options: InstancesOptions = DEFAULT_INSTANCES,
+    private readonly onError: (error: unknown) => void = () => {},
+  ) {}
+
+  /** Whether writes take the store's locks now (another instance is live). */
+  get isShared(): boolean {
+    return this.shared;
+  }
+
+  async start(): Promise<void> {
+    const self = this.locks.self;
+    await this.instances.insertOne({ _id: self.instance, holder: self, at: new Date(), shared: false });
+    await this.heartbeat();
+    this.timer = setInterval(() => this.beat(), this.options.heartbeatMs);
+    this.timer.unref();
+  }
+
+  /** Leaves: the peers go back to running alone at their next heartbeat. Call once writes have finished. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.beating;
+    await this.instances.deleteOne({ _id: this.locks.self.instance }).catch(this.onError);
+  }
+
+  async run<T>(keys: readonly string[], task: () => Promise<T>): Promise<T> {
+    if (!this.shared) {
+      this.unlocked++;
+      try {
+        return await task();
+      } finally {
+        // The last write begun alone is done: say so now rather than at the next heartbeat.
+        if (--this.unlocked === 0 && this.shared) this.beat();
+      }
+    }
+    if (!this.peersShared) await new Promise<void>((resolve) => this.peersReady.push(resolve));
+    return this.locks.run(keys, task);
+  }
+
+  private beat(): void {
+    this.beating = this.beating.then(() => this.heartbeat()).catch(this.onError);
+  }
+
+  /** Renews this instance's document and looks at the others'. Never waits for writes. */
+  private async heartbeat(): Promise<void> {
+    const self = this.locks.self;
+    const now = Date.now();
+    const others = await this.instances.find({ _id: { $ne: self.instance } }).toArray();
+    const peers = others.filter((peer) => now - peer.at.getTime() < this.options.peerTimeoutMs && !isDead(peer.holder, self));
+    // Instances that died without leaving are forgotten once long gone.
+    const forgotten = new Date(now - FORGET_AFTER_TIMEOUTS * this.options.peerTimeoutMs);
+    if (others.some((peer) => peer.at < forgotten)) await this.instances.deleteMany({ at: { $lt: forgotten } });
+    // From a peer's first sight on, new writes take the store's locks; this instance says it is
+    // shared once those it began alone have finished.
+    this.shared = peers.length > 0;
+    await this.instances.updateOne({ _id: self.instance }, { $set: { at: new Date(), shared: this.shared && this.unlocked === 0 } });
+    this.peersShared = peers.every((peer) => peer.shared);
+    if (this.peersShared || !this.shared) this.peersReady.splice(0).forEach((resolve) => resolve());
+  }
+}

@@ -1,0 +1,109 @@
+// Locks shared by gateway instances (gateway/store/store-locks.ts) on the test FerretDB, whose
+// single-document updates are not atomic: one holder per key, all of a task's keys or none,
+// takeover of a lock whose holder stopped renewing or died.
+import { spawnSync } from 'node:child_process';
+import { hostname } from 'node:os';
+import { readlinkSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LOCKS_COLLECTION, LockTimeoutError, StoreLocks, type LockDocument } from '../gateway/store/store-locks.ts';
+import { cleanup, openDb, uniqueName } from './helpers/harness.ts';
+
+afterEach(cleanup);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function lockCollection() {
+  const db = await openDb(uniqueName('locks'));
+  return { db, locks: db.collection<LockDocument>(LOCKS_COLLECTION) };
+}
+
+describe('store locks', () => {
+  it('lets one instance at a time hold a key: read-modify-writes under it add up', async () => {
+    const { db, locks } = await lockCollection();
+    const instances = [new StoreLocks(locks), new StoreLocks(locks), new StoreLocks(locks)];
+    const counter = db.collection<{ _id: string; n: number }>('counter');
+    await counter.insertOne({ _id: 'c', n: 0 });
+    let inside = 0;
+    let most = 0;
+    await Promise.all(
+      instances.flatMap((instance) =>
+        Array.from({ length: 8 }, () =>
+          instance.run(['k'], async () => {
+            most = Math.max(most, ++inside);
+            const { n } = (await counter.findOne({ _id: 'c' }))!;
+            await sleep(2);
+            await counter.updateOne({ _id: 'c' }, { $set: { n: n + 1 } });
+            inside--;
+          }),
+        ),
+      ),
+    );
+    expect(most).toBe(1);
+    expect((await counter.findOne({ _id: 'c' }))!.n).toBe(24);
+    expect(await locks.countDocuments()).toBe(0);
+    for (const instance of instances) instance.close();
+  });
+
+  it('takes all of a task\'s keys or none, so tasks taking the same keys in opposite orders both finish', async () => {
+    const { locks } = await lockCollection();
+    const a = new StoreLocks(locks, { ttlMs: 15_000, waitMs: 20_000 });
+    const b = new StoreLocks(locks, { ttlMs: 15_000, waitMs: 20_000 });
+    const done: string[] = [];
+    await Promise.all([
+      ...Array.from({ length: 6 }, (_, i) => a.run(['x', 'y', 'z'], async () => void done.push(`a${i}`))),
+      ...Array.from({ length: 6 }, (_, i) => b.run(['z', 'y', 'x'], async () => void done.push(`b${i}`))),
+    ]);
+    expect(done).toHaveLength(12);
+    a.close();
+    b.close();
+  });
+
+  it('waits for a live holder, and fails with LockTimeoutError after waitMs', async () => {
+    const { locks } = await lockCollection();
+    const holder = new StoreLocks(locks, { ttlMs: 2_000, waitMs: 10_000 });
+    const waiter = new StoreLocks(locks, { ttlMs: 2_000, waitMs: 300 });
+    let release!: () => void;
+    const holding = holder.run(['doc'], () => new Promise<void>((r) => (release = r)));
+    await sleep(50);
+    await expect(waiter.run(['doc'], async () => 'never')).rejects.toBeInstanceOf(LockTimeoutError);
+    release();
+    await holding;
+    expect(await waiter.run(['doc'], async () => 'now')).toBe('now');
+    holder.close();
+    waiter.close();
+  });
+
+  it('keeps a lock held past its TTL by renewing it', async () => {
+    const { locks } = await lockCollection();
+    const holder = new StoreLocks(locks, { ttlMs: 400, waitMs: 10_000 });
+    const waiter = new StoreLocks(locks, { ttlMs: 400, waitMs: 10_000 });
+    const order: string[] = [];
+    const holding = holder.run(['doc'], async () => {
+      await sleep(1_200); // three TTLs
+      order.push('holder done');
+    });
+    await sleep(50);
+    await waiter.run(['doc'], async () => void order.push('waiter'));
+    await holding;
+    expect(order).toEqual(['holder done', 'waiter']);
+    holder.close();
+    waiter.close();
+  });
+
+  it('takes over a lock whose holder stopped renewing it, or whose process is gone', async () => {
+    const { locks } = await lockCollection();
+    const self = { host: hostname(), pidNamespace: readlinkSync('/proc/self/ns/pid'), instance: 'gone' };
+    // A holder on another host that stopped renewing two TTLs ago...
+    await locks.insertOne({ _id: 'stale', holder: { ...self, host: 'elsewhere', pid: 1 }, at: new Date(Date.now() - 2_000) });
+    // ...and one on this host whose process exited (a pid that no longer exists).
+    const exited = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+    await locks.insertOne({ _id: 'dead', holder: { ...self, pid: Number(exited) }, at: new Date() });
+    const taker = new StoreLocks(locks, { ttlMs: 1_000, waitMs: 5_000 });
+    const started = Date.now();
+    expect(await taker.run(['stale', 'dead'], async () => (await locks.find({}).toArray()).map((l) => l.holder.instance))).toEqual([taker.self.instance, taker.self.instance]);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    // No takeover marker is left behind.
+    expect(await locks.countDocuments()).toBe(0);
+    taker.close();
+  });
+});
