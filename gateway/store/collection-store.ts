@@ -19,6 +19,7 @@ import { CursorCache, sizeOf, storedSize } from './cursor-cache.ts';
 import { Sequencer, type CounterDocument } from './sequencer.ts';
 import type { Semaphore, StoreLimits } from './store-limits.ts';
 import type { SharedLocks } from './instances.ts';
+import { duplicateKeyIndexes } from './write-errors.ts';
 
 export interface SyncMetadata {
   /** Update sequence of the last write (see sequencer.ts). */
@@ -354,12 +355,10 @@ export class CollectionStore {
       try {
         matched += (await (updates > 0 ? this.updateCommands.run(write) : write())).matchedCount;
       } catch (error) {
-        if (!(error instanceof MongoBulkWriteError) || error.writeErrors === undefined) throw error;
-        const writeErrors = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors];
-        // (Number: with promoteValues off, a code may come as an Int32.)
-        if (writeErrors.some((e) => Number(e.code) !== 11000)) throw error;
-        for (const e of writeErrors) duplicates.add(start + e.index);
-        matched += error.result.matchedCount;
+        const taken = duplicateKeyIndexes(error);
+        if (!taken) throw error;
+        for (const index of taken) duplicates.add(start + index);
+        matched += (error as MongoBulkWriteError).result.matchedCount;
       }
       start = end;
     }

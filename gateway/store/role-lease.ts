@@ -20,10 +20,10 @@
 import { randomBytes } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { MongoServerError, type Collection } from 'mongodb';
+import type { Collection } from 'mongodb';
+import { isDuplicateKey } from './write-errors.ts';
 
 export const LEASES_COLLECTION = '_tributary_leases';
-const DUPLICATE_KEY = 11000;
 
 export interface LeaseHolder {
   host: string;
@@ -155,7 +155,7 @@ export class RoleLease {
       await this.leases.insertOne({ _id: this.idOf(generation), role: this.role, generation, holder: this.self, expiresAt: new Date(now + this.options.ttlMs), released: false });
     } catch (error) {
       liveInstances.delete(this.self.instance);
-      if (error instanceof MongoServerError && error.code === DUPLICATE_KEY) return; // another instance claimed it first
+      if (isDuplicateKey(error)) return; // another instance claimed it first
       throw error;
     }
     this.generation = generation;

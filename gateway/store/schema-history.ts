@@ -5,12 +5,12 @@
 // confirms (TRIBUTARY_ACCEPT_BREAKING_SCHEMA=true). Several gateways may start at once: the
 // order number is the _id, so two instances recording the same next schema cannot both succeed;
 // the loser reads the winner's entry and, if it is its own schema, has nothing left to do.
-import { MongoServerError, type Collection, type Db } from 'mongodb';
+import type { Collection, Db } from 'mongodb';
+import { isDuplicateKey } from './write-errors.ts';
 import type { Logger } from 'pino';
 import { breakingOnly, diffModels, fingerprint, type CanonicalModel, type SchemaDifference } from '../../protocol/schema-evolution.ts';
 
 export const SCHEMA_COLLECTION = '_tributary_schema';
-const DUPLICATE_KEY = 11000;
 
 export interface SchemaRecord {
   /** Order number: 1 for the first schema recorded, then one more per change. */
@@ -69,7 +69,7 @@ export async function recordSchema(db: Db, canonical: CanonicalModel, options: {
       await history.insertOne(record);
     } catch (error) {
       // Another gateway recorded this order number first: look again at what it recorded.
-      if (error instanceof MongoServerError && Number(error.code) === DUPLICATE_KEY) continue;
+      if (isDuplicateKey(error)) continue;
       throw error;
     }
     if (!last) options.log?.info({ fingerprint: print }, 'schema recorded');

@@ -16,11 +16,11 @@
 //    meanwhile by someone else is never the one deleted.
 // So two instances never hold one key at once while a renewal takes less than ttl / 4 to run
 // and answer (the event loop is never blocked that long).
-import { MongoBulkWriteError, MongoServerError, type Collection } from 'mongodb';
+import type { Collection } from 'mongodb';
 import { isDead, markLive, newHolder, type LeaseHolder } from './role-lease.ts';
+import { duplicateKeyIndexes, isDuplicateKey } from './write-errors.ts';
 
 export const LOCKS_COLLECTION = '_tributary_locks';
-const DUPLICATE_KEY = 11000;
 
 export interface LockDocument {
   _id: string;
@@ -102,10 +102,8 @@ export class StoreLocks {
       );
       return keys;
     } catch (error) {
-      if (!(error instanceof MongoBulkWriteError) || error.writeErrors === undefined) throw error;
-      const writeErrors = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors];
-      if (writeErrors.some((e) => Number(e.code) !== DUPLICATE_KEY)) throw error;
-      const busy = new Set(writeErrors.map((e) => e.index));
+      const busy = duplicateKeyIndexes(error);
+      if (!busy) throw error;
       return keys.filter((_, i) => !busy.has(i));
     }
   }
@@ -120,7 +118,7 @@ export class StoreLocks {
       try {
         await this.locks.insertOne({ _id: marker, holder: this.self, at: new Date() });
       } catch (error) {
-        if (error instanceof MongoServerError && Number(error.code) === DUPLICATE_KEY) continue; // another waiter takes it over
+        if (isDuplicateKey(error)) continue; // another waiter takes it over
         throw error;
       }
       try {
