@@ -61,15 +61,16 @@ describe('commit order', () => {
   }
 
   it('holds readers back for a live write slower than the lease TTL, without re-sequencing it', async () => {
-    const gateway = await startTestGateway({ leaseTtlMs: 600 });
+    // (A TTL long enough that a renewal is never late by a quarter of it on a busy machine.)
+    const gateway = await startTestGateway({ leaseTtlMs: 1_500 });
     const tasks = gateway.collections.get('tasks')!;
     const ops = syncOperations(tasks.model);
     const slow = { ...newTask({ title: 'slow writer' }), _deleted: false };
 
     // The store takes four TTLs to answer: the writer's renewals keep its lease.
-    stallNextWrite(tasks, 2_400);
+    stallNextWrite(tasks, 6_000);
     const pushing = graphqlHttp(gateway.httpUrl, ops.push, { rows: [{ assumedMasterState: null, newDocumentState: slow }] });
-    await new Promise((r) => setTimeout(r, 1_400));
+    await new Promise((r) => setTimeout(r, 3_500));
     const fast = { ...newTask({ title: 'fast writer' }), _deleted: false };
     await graphqlHttp(gateway.httpUrl, ops.push, { rows: [{ assumedMasterState: null, newDocumentState: fast }] }, await testToken('user-2'));
     const early = (await graphqlHttp(gateway.httpUrl, ops.pull, { checkpoint: null, limit: 100 })).data!.pullTasks;

@@ -75,11 +75,11 @@ describe('store locks', () => {
 
   it('keeps a lock held past its TTL by renewing it', async () => {
     const { locks } = await lockCollection();
-    const holder = new StoreLocks(locks, { ttlMs: 400, waitMs: 10_000 });
-    const waiter = new StoreLocks(locks, { ttlMs: 400, waitMs: 10_000 });
+    const holder = new StoreLocks(locks, { ttlMs: 1_000, waitMs: 10_000 });
+    const waiter = new StoreLocks(locks, { ttlMs: 1_000, waitMs: 10_000 });
     const order: string[] = [];
     const holding = holder.run(['doc'], async () => {
-      await sleep(1_200); // three TTLs
+      await sleep(3_000); // three TTLs
       order.push('holder done');
     });
     await sleep(50);

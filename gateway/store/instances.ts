@@ -62,11 +62,6 @@ export class Instances implements SharedLocks {
     private readonly onError: (error: unknown) => void = () => {},
   ) {}
 
-  /** Whether writes take the store's locks now (another instance is live). */
-  get isShared(): boolean {
-    return this.shared;
-  }
-
   async start(): Promise<void> {
     const self = this.locks.self;
     await this.instances.insertOne({ _id: self.instance, holder: self, at: new Date(), shared: false });
@@ -113,7 +108,8 @@ export class Instances implements SharedLocks {
     // From a peer's first sight on, new writes take the store's locks; this instance says it is
     // shared once those it began alone have finished.
     this.shared = peers.length > 0;
-    await this.instances.updateOne({ _id: self.instance }, { $set: { at: new Date(), shared: this.shared && this.unlocked === 0 } });
+    // (An upsert: a peer may have forgotten this instance after a long stall.)
+    await this.instances.updateOne({ _id: self.instance }, { $set: { holder: self, at: new Date(), shared: this.shared && this.unlocked === 0 } }, { upsert: true });
     this.peersShared = peers.every((peer) => peer.shared);
     if (this.peersShared || !this.shared) this.peersReady.splice(0).forEach((resolve) => resolve());
   }
