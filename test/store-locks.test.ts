@@ -1,12 +1,14 @@
 // Locks shared by gateway instances (gateway/store/store-locks.ts) on the test FerretDB, whose
 // single-document updates are not atomic: one holder per key, all of a task's keys or none,
-// takeover of a lock whose holder stopped renewing or died.
+// takeover of a lock whose holder stopped renewing or died; and the registry of instances
+// (gateway/store/instances.ts) that takes them only while a peer is live.
 import { spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import { readlinkSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LOCKS_COLLECTION, LockTimeoutError, StoreLocks, type LockDocument } from '../gateway/store/store-locks.ts';
-import { cleanup, openDb, uniqueName } from './helpers/harness.ts';
+import { Instances, INSTANCES_COLLECTION, type InstanceDocument } from '../gateway/store/instances.ts';
+import { cleanup, openDb, uniqueName, waitFor } from './helpers/harness.ts';
 
 afterEach(cleanup);
 
@@ -105,5 +107,37 @@ describe('store locks', () => {
     // No takeover marker is left behind.
     expect(await locks.countDocuments()).toBe(0);
     taker.close();
+  });
+});
+
+describe('instances on one database', () => {
+  it('runs alone without store locks, and once a peer appears waits for it to say shared, within a bound', async () => {
+    const { db, locks } = await lockCollection();
+    const registry = db.collection<InstanceDocument>(INSTANCES_COLLECTION);
+    const storeLocks = new StoreLocks(locks);
+    const instances = new Instances(registry, storeLocks, { heartbeatMs: 100, peerTimeoutMs: 2_000, waitMs: 600 });
+    await instances.start();
+    // Alone: the task runs at once, and takes no lock document.
+    expect(await instances.run(['k'], async () => locks.countDocuments())).toBe(0);
+
+    // A peer that has begun writes alone (it does not say shared yet) and keeps renewing.
+    const peer = { _id: 'peer', holder: { host: 'elsewhere', pidNamespace: null, pid: 1, instance: 'peer' }, at: new Date(), shared: false };
+    await registry.insertOne(peer);
+    const renewing = setInterval(() => void registry.updateOne({ _id: 'peer' }, { $set: { at: new Date() } }), 100);
+    await waitFor('this instance runs shared', async () => (await registry.findOne({ _id: storeLocks.self.instance }))?.shared === true);
+    await expect(instances.run(['k'], async () => 'ran')).rejects.toBeInstanceOf(LockTimeoutError);
+
+    // Once the peer says shared, writes go on, under a store lock.
+    await registry.updateOne({ _id: 'peer' }, { $set: { shared: true } });
+    await sleep(250);
+    expect(await instances.run(['k'], async () => locks.countDocuments({ _id: 'k' }))).toBe(1);
+
+    // When the peer is gone, alone again.
+    clearInterval(renewing);
+    await registry.deleteOne({ _id: 'peer' });
+    await waitFor('this instance runs alone', async () => (await registry.findOne({ _id: storeLocks.self.instance }))?.shared === false);
+    await instances.stop();
+    storeLocks.close();
+    expect(await registry.countDocuments()).toBe(0);
   });
 });

@@ -19,7 +19,7 @@
 // then outlive the peers' view of it), the same assumption as the store locks' TTL.
 import type { Collection } from 'mongodb';
 import { isDead, type LeaseHolder } from './role-lease.ts';
-import type { StoreLocks } from './store-locks.ts';
+import { LockTimeoutError, type StoreLocks } from './store-locks.ts';
 
 export const INSTANCES_COLLECTION = '_tributary_instances';
 
@@ -34,9 +34,11 @@ export interface InstanceDocument {
 export interface InstancesOptions {
   heartbeatMs: number;
   peerTimeoutMs: number;
+  /** How long a write waits for the live peers to say `shared` before it fails (LockTimeoutError). */
+  waitMs: number;
 }
 
-export const DEFAULT_INSTANCES: InstancesOptions = { heartbeatMs: 1_000, peerTimeoutMs: 5_000 };
+export const DEFAULT_INSTANCES: InstancesOptions = { heartbeatMs: 1_000, peerTimeoutMs: 5_000, waitMs: 60_000 };
 /** A peer's document is deleted once it is this many timeouts old. */
 const FORGET_AFTER_TIMEOUTS = 100;
 
@@ -88,8 +90,26 @@ export class Instances implements SharedLocks {
         if (--this.unlocked === 0 && this.shared) this.beat();
       }
     }
-    if (!this.peersShared) await new Promise<void>((resolve) => this.peersReady.push(resolve));
+    if (!this.peersShared) await this.peersSharing();
     return this.locks.run(keys, task);
+  }
+
+  /**
+   * Resolves once every live peer says `shared` (or none is left); bounded, since a peer whose
+   * write begun alone hangs never will, and no write may run beside that one.
+   */
+  private peersSharing(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.peersReady = this.peersReady.filter((r) => r !== ready);
+        reject(new LockTimeoutError(`another instance still had writes begun alone after ${this.options.waitMs} ms`));
+      }, this.options.waitMs);
+      const ready = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.peersReady.push(ready);
+    });
   }
 
   private beat(): void {
