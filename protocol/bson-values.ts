@@ -134,13 +134,6 @@ function storedFields(fields: readonly FieldModel[], doc: Record<string, unknown
   return out;
 }
 
-/** The wire form of the model fields in a stored document (others copied as they are). */
-export function toWireFields(fields: readonly FieldModel[], stored: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...stored };
-  putWireFields(fields, stored, out);
-  return out;
-}
-
 /**
  * The wire form of a stored document's model fields (not `id`), written into `out` (fields of
  * no model, another service's, are left out): one object per document read, not three.
