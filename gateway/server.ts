@@ -25,7 +25,7 @@ import { TombstoneRetention } from './store/retention.ts';
 import { PermissionEngine } from './rules/permissions.ts';
 import { ChangeFeed } from './store/change-feed.ts';
 import { detectStoreLimits, Semaphore } from './store/store-limits.ts';
-import { CollectionStore } from './store/collection-store.ts';
+import { CollectionStore, COUNTERS_COLLECTION } from './store/collection-store.ts';
 import { CollectionWriter } from './sync/push.ts';
 import { createValidator } from './sync/validate.ts';
 import { OutsideWrites } from './sync/outside-writes.ts';
@@ -34,6 +34,7 @@ import { LEASES_COLLECTION, RoleLease, type LeaseDocument } from './store/role-l
 import { recordSchema } from './store/schema-history.ts';
 import { LOCKS_COLLECTION, StoreLocks, type LockDocument } from './store/store-locks.ts';
 import { DEFAULT_INSTANCES, Instances, INSTANCES_COLLECTION, type InstanceDocument } from './store/instances.ts';
+import { detectCommitSignal } from './store/commit-signal.ts';
 import { checkClientSchema, type SessionSchema } from './graphql/client-schema.ts';
 import { Activity } from './ops/activity.ts';
 import { handleOps, sendJson } from './ops/http.ts';
@@ -108,6 +109,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }, { log, onInvalid: (key, violation) => outsideWrites?.invalidReporter(collectionModel.name)(key, violation) });
     collections.set(collectionModel.name, { model: collectionModel, store, writer, feed, resets });
   }
+  // Other instances' commits wake the feeds at once (the poll stays as the backstop); needed only
+  // while there are other instances.
+  const commitSignal = await detectCommitSignal(mongo, db, COUNTERS_COLLECTION, backgroundLog);
+  const wakeFeeds = (collection: string | undefined) => {
+    // (As the poll: a feed nobody listens to reads nothing.)
+    for (const c of collection === undefined ? collections.values() : [collections.get(collection)]) if (c && c.feed.listenerCount > 0) c.feed.wake();
+  };
+  instances.onPeers((present) => (present ? commitSignal.start(wakeFeeds) : void commitSignal.stop()));
   // Documents already in MongoDB, and what other services write (sync/outside-writes.ts).
   const source = config.followOutsideChanges
     ? await detectOutsideChangeSource(mongo, db, { collections: model.collections.map((c) => c.name), resumeStore: db.collection(RESUME_COLLECTION), log: backgroundLog })
@@ -363,6 +372,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await outsideWrites!.stop();
       await Promise.all([...collections.values()].map((c) => c.writer.drain()));
       await Promise.all([...collections.values()].map((c) => Promise.all([c.feed.stop(), c.store.cursors.close(), c.store.flushPending()])));
+      await commitSignal.stop();
       await instances.stop();
       storeLocks.close();
       await mongo.close();

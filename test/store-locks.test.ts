@@ -129,8 +129,8 @@ describe('instances on one database', () => {
 
     // Once the peer says shared, writes go on, under a store lock.
     await registry.updateOne({ _id: 'peer' }, { $set: { shared: true } });
-    await sleep(250);
-    expect(await instances.run(['k'], async () => locks.countDocuments({ _id: 'k' }))).toBe(1);
+    // (Seen at a heartbeat; a loaded store can make one late, so a write may still time out first.)
+    await waitFor('a write runs, under a store lock', () => instances.run(['k'], async () => locks.countDocuments({ _id: 'k' })).then((n) => n === 1, () => false));
 
     // When the peer is gone, alone again.
     clearInterval(renewing);

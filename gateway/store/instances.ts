@@ -56,6 +56,7 @@ export class Instances implements SharedLocks {
   private peersReady: Array<() => void> = [];
   private timer: NodeJS.Timeout | null = null;
   private beating: Promise<void> = Promise.resolve();
+  private readonly peerListeners: Array<(present: boolean) => void> = [];
 
   constructor(
     private readonly instances: Collection<InstanceDocument>,
@@ -70,6 +71,12 @@ export class Instances implements SharedLocks {
     await this.heartbeat();
     this.timer = setInterval(() => this.beat(), this.options.heartbeatMs);
     this.timer.unref();
+  }
+
+  /** Calls `listener(true)` when a first live peer is seen, `listener(false)` when the last has gone. */
+  onPeers(listener: (present: boolean) => void): void {
+    this.peerListeners.push(listener);
+    if (this.shared) listener(true);
   }
 
   /** Leaves: the peers go back to running alone at their next heartbeat. Call once writes have finished. */
@@ -127,7 +134,9 @@ export class Instances implements SharedLocks {
     if (others.some((peer) => peer.at < forgotten)) await this.instances.deleteMany({ at: { $lt: forgotten } });
     // From a peer's first sight on, new writes take the store's locks; this instance says it is
     // shared once those it began alone have finished.
+    const hadPeers = this.shared;
     this.shared = peers.length > 0;
+    if (hadPeers !== this.shared) for (const listener of this.peerListeners) listener(this.shared);
     // (An upsert: a peer may have forgotten this instance after a long stall.)
     await this.instances.updateOne({ _id: self.instance }, { $set: { holder: self, at: new Date(), shared: this.shared && this.unlocked === 0 } }, { upsert: true });
     this.peersShared = peers.every((peer) => peer.shared);

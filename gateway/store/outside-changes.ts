@@ -68,35 +68,50 @@ const OPS = ['insert', 'update', 'replace', 'delete'];
 
 export async function detectOutsideChangeSource(client: MongoClient, db: Db, options: OutsideChangeOptions): Promise<OutsideChangeSource> {
   const { log } = options;
-  try {
-    const probe = db.watch(changeStreamPipeline(options.collections), { maxAwaitTimeMS: 100 });
-    try {
-      await probe.tryNext();
-    } finally {
-      await probe.close().catch(() => {});
-    }
+  const kind = await storeChangeKind(client, db, changeStreamPipeline(options.collections), log);
+  if (kind === 'change-stream') {
     log.info({ database: db.databaseName }, 'outside changes: following a change stream');
     return new ChangeStreamSource(db, options);
-  } catch (error) {
-    if (unreachable(error)) throw error;
-    log.debug({ err: error }, 'outside changes: no change streams');
   }
-  try {
-    const local = client.db('local');
-    if ((await local.listCollections({ name: 'oplog.rs' }, { nameOnly: true }).toArray()).length > 0) {
-      await local.collection('oplog.rs').find({}, { limit: 1, projection: { ts: 1 } }).toArray();
-      log.info({ database: db.databaseName }, 'outside changes: following the oplog (local.oplog.rs)');
-      return new OplogSource(client, db, options);
-    }
-  } catch (error) {
-    if (unreachable(error)) throw error;
-    log.debug({ err: error }, 'outside changes: the oplog is not readable');
+  if (kind === 'oplog') {
+    log.info({ database: db.databaseName }, 'outside changes: following the oplog (local.oplog.rs)');
+    return new OplogSource(client, db, options);
   }
   log.warn(
     { database: db.databaseName },
     'outside changes: the store has neither change streams nor a readable oplog; writes made to it by other services will be seen only by the periodic full comparison passes',
   );
   return NO_OUTSIDE_CHANGES;
+}
+
+/**
+ * How this store reports its writes: change streams (MongoDB replica sets; `pipeline` is what is
+ * tried), a readable oplog (the embedded FerretDB), or neither. Throws if the store is unreachable.
+ */
+export async function storeChangeKind(client: MongoClient, db: Db, pipeline: Document[], log: Logger): Promise<'change-stream' | 'oplog' | 'none'> {
+  try {
+    const probe = db.watch(pipeline, { maxAwaitTimeMS: 100 });
+    try {
+      await probe.tryNext();
+    } finally {
+      await probe.close().catch(() => {});
+    }
+    return 'change-stream';
+  } catch (error) {
+    if (unreachable(error)) throw error;
+    log.debug({ err: error }, 'no change streams');
+  }
+  try {
+    const local = client.db('local');
+    if ((await local.listCollections({ name: 'oplog.rs' }, { nameOnly: true }).toArray()).length > 0) {
+      await local.collection('oplog.rs').find({}, { limit: 1, projection: { ts: 1 } }).toArray();
+      return 'oplog';
+    }
+  } catch (error) {
+    if (unreachable(error)) throw error;
+    log.debug({ err: error }, 'the oplog is not readable');
+  }
+  return 'none';
 }
 
 /** No source: other services' writes are seen by full comparison passes only. */
@@ -369,10 +384,31 @@ interface OplogRead {
 
 const big = (ts: Timestamp) => (BigInt(ts.t) << 32n) | BigInt(ts.i);
 
-/** Probes and reads one server's oplog for every follower of it in this process. */
+/** Told whenever a server's oplog changed (an entry added or trimmed): store/commit-signal.ts. */
+interface OplogWatcher {
+  readonly client: MongoClient;
+  changed(): void;
+}
+
+/** How often a watched oplog is probed when nobody follows it. */
+const WATCH_INTERVAL_MS = 50;
+
+/**
+ * Calls `changed` soon after anything is written to the oplog of `client`'s server (any
+ * namespace; spuriously too, e.g. when it is trimmed), sharing the follower's probe. Returns the
+ * function that stops watching.
+ */
+export function watchOplog(client: MongoClient, changed: () => void): () => void {
+  const watcher: OplogWatcher = { client, changed };
+  const poller = OplogPoller.join(watcher);
+  return () => poller.leave(watcher);
+}
+
+/** Probes and reads one server's oplog for every follower and watcher of it in this process. */
 class OplogPoller {
   private static readonly pollers = new Map<string, OplogPoller>();
   private readonly followers = new Set<OplogSource>();
+  private readonly watchers = new Set<OplogWatcher>();
   private readonly stopped = new AbortController();
   private inflight: { client: MongoClient; abort: AbortController } | undefined;
   private readAgain = true;
@@ -381,27 +417,26 @@ class OplogPoller {
 
   private constructor(private readonly key: string) {}
 
-  static join(follower: OplogSource): OplogPoller {
-    const { options } = follower.client;
+  static join(member: OplogSource | OplogWatcher): OplogPoller {
+    const { options } = member.client;
     const key = `${options.hosts.map(String).sort().join(',')}|${options.credentials?.username ?? ''}`;
     let poller = OplogPoller.pollers.get(key);
-    if (!poller) {
-      poller = new OplogPoller(key);
-      OplogPoller.pollers.set(key, poller);
-      poller.followers.add(follower);
-      void poller.loop();
-    } else {
-      poller.followers.add(follower);
-    }
+    const fresh = !poller;
+    poller ??= new OplogPoller(key);
+    OplogPoller.pollers.set(key, poller);
+    if (member instanceof OplogSource) poller.followers.add(member);
+    else poller.watchers.add(member);
+    if (fresh) void poller.loop();
     poller.requestRead();
     return poller;
   }
 
-  leave(follower: OplogSource): void {
-    this.followers.delete(follower);
+  leave(member: OplogSource | OplogWatcher): void {
+    if (member instanceof OplogSource) this.followers.delete(member);
+    else this.watchers.delete(member);
     // Its owner may close its client next: do not leave a query of ours running on it.
-    if (this.inflight?.client === follower.client) this.inflight.abort.abort();
-    if (this.followers.size === 0) {
+    if (this.inflight?.client === member.client) this.inflight.abort.abort();
+    if (this.followers.size === 0 && this.watchers.size === 0) {
       OplogPoller.pollers.delete(this.key);
       this.stopped.abort();
     }
@@ -415,19 +450,25 @@ class OplogPoller {
 
   private async loop(): Promise<void> {
     let lastProbe: string | undefined;
+    let lastSignalled: string | undefined;
     let failures = 0;
     while (!this.stopped.signal.aborted) {
       const followers = [...this.followers];
-      const first = followers[this.rotate % followers.length];
+      const members = [...followers, ...this.watchers];
+      const first = members[this.rotate % members.length];
       if (!first) break;
-      const interval = Math.max(1, Math.min(...followers.map((f) => f.pollIntervalMs)));
+      const interval = Math.max(1, Math.min(...followers.map((f) => f.pollIntervalMs), this.watchers.size > 0 ? WATCH_INTERVAL_MS : Infinity));
       let wait = interval;
       let failedNow = false;
       const abort = new AbortController();
       this.inflight = { client: first.client, abort };
       try {
         const probe = await this.probe(first.client, abort.signal);
-        if (this.readAgain || probe !== lastProbe) {
+        if (probe !== lastSignalled) {
+          lastSignalled = probe;
+          for (const watcher of this.watchers) watcher.changed();
+        }
+        if (followers.length > 0 && (this.readAgain || probe !== lastProbe)) {
           this.readAgain = false;
           const began = Date.now();
           const needs = followers.map((f) => f.need());
@@ -444,6 +485,7 @@ class OplogPoller {
         failures = 0;
       } catch (error) {
         lastProbe = undefined;
+        lastSignalled = undefined;
         this.readAgain = true;
         if (this.stopped.signal.aborted) break;
         if (!abort.signal.aborted) {
@@ -458,7 +500,7 @@ class OplogPoller {
       } finally {
         this.inflight = undefined;
       }
-      if (wait > 0 && (failedNow || !this.readAgain)) await this.sleep(wait);
+      if (wait > 0 && (failedNow || !this.readAgain || this.followers.size === 0)) await this.sleep(wait);
     }
   }
 
