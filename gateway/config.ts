@@ -77,6 +77,12 @@ export interface GatewayConfig {
   maxInFlightPerSocket: number;
   /** How often open sessions authenticated by an API key are checked for revocation. */
   apiKeyCheckMs: number;
+  /** Sessions one instance holds; more are refused with 1013 (limits/admission.ts). 0: no bound. */
+  maxConnections: number;
+  /** New sessions one instance starts per second (bursts of one second's worth); more are refused with 1013. 0: no bound. */
+  maxSessionStartsPerSecond: number;
+  /** On SIGTERM, the time over which the instance's sockets are closed (1012), each once its queries and mutations finished (main.ts). */
+  drainMs: number;
   auth: AuthConfig;
   /** Per collection; 'field-lww' where unset (see protocol/merge.ts). */
   conflictStrategies: Record<string, ConflictStrategy>;
@@ -129,6 +135,9 @@ export const DEFAULTS: Omit<GatewayConfig, 'mongoUri'> = {
   maxSubscriptionsPerSocket: 100,
   maxInFlightPerSocket: 64,
   apiKeyCheckMs: 5_000,
+  maxConnections: 20_000,
+  maxSessionStartsPerSecond: 500,
+  drainMs: 10_000,
   auth: { anonymous: { enabled: true } },
   conflictStrategies: {},
   maxClockSkewMs: 60_000,
@@ -180,6 +189,9 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<Gatewa
     maxSubscriptionsPerSocket: int('TRIBUTARY_MAX_SUBSCRIPTIONS_PER_SOCKET', DEFAULTS.maxSubscriptionsPerSocket),
     maxInFlightPerSocket: int('TRIBUTARY_MAX_IN_FLIGHT_PER_SOCKET', DEFAULTS.maxInFlightPerSocket),
     apiKeyCheckMs: int('TRIBUTARY_API_KEY_CHECK_MS', DEFAULTS.apiKeyCheckMs),
+    maxConnections: int('TRIBUTARY_MAX_CONNECTIONS', DEFAULTS.maxConnections),
+    maxSessionStartsPerSecond: int('TRIBUTARY_MAX_SESSION_STARTS_PER_SECOND', DEFAULTS.maxSessionStartsPerSecond),
+    drainMs: int('TRIBUTARY_DRAIN_MS', DEFAULTS.drainMs),
     auth: authFromEnv(env),
     conflictStrategies: strategiesFromEnv(env.TRIBUTARY_CONFLICT_STRATEGIES),
     maxClockSkewMs: int('TRIBUTARY_MAX_CLOCK_SKEW_MS', DEFAULTS.maxClockSkewMs),

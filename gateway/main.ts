@@ -61,7 +61,8 @@ export async function runGateway(env: NodeJS.ProcessEnv = process.env, options: 
   const started = start();
 
   // Handled from the start: a signal while FerretDB or the gateway is still starting must
-  // stop them too, not leave FerretDB running without us.
+  // stop them too, not leave FerretDB running without us. SIGTERM (a rolling restart) drains
+  // first: clients are sent elsewhere over TRIBUTARY_DRAIN_MS, then writes under way finish.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
       if (stopping) return;
@@ -70,6 +71,7 @@ export async function runGateway(env: NodeJS.ProcessEnv = process.env, options: 
       void started
         .catch(() => {}) // a failed start already stopped what it had started, and is reported below
         .then(() => companion?.close())
+        .then(() => (signal === 'SIGTERM' ? gateway?.drain() : undefined))
         .then(() => gateway?.stop())
         .then(() => embedded?.stop())
         .then(() => process.exit(0), (error: unknown) => {

@@ -16,7 +16,8 @@ import { applyCors, originAllowed } from './cors.ts';
 import { AuthError, Authenticator, type User } from './auth/authenticator.ts';
 import { CLOSE_CODES } from '../protocol/messages.ts';
 import { buildSchema, type CollectionRuntime } from './graphql/schema.ts';
-import { yogaOverWebSocket } from './graphql/websocket.ts';
+import { operationsRunning, yogaOverWebSocket } from './graphql/websocket.ts';
+import { SessionAdmission } from './limits/admission.ts';
 import { operationLimitPlugins } from './limits/operation-limits.ts';
 import { noInternalErrorDetail, subscriptionsOverWebSocketOnly } from './limits/transport.ts';
 import { loadRules } from './rules/load.ts';
@@ -60,7 +61,13 @@ export interface Gateway {
   log: Logger;
   /** Adoption of existing documents and following of other services' writes. */
   outsideWrites: OutsideWrites;
-  /** Graceful: stops accepting, closes sockets, stops change feeds, closes the MongoDB client. */
+  /**
+   * Before a restart (SIGTERM, main.ts): /ready answers 503 and new sessions are refused (1012);
+   * the open sockets are closed with 1012 spread over `ms`, each once its queries and mutations
+   * have finished (at the latest at `ms`). Resolves when all are closed; `stop()` follows.
+   */
+  drain(ms?: number): Promise<void>;
+  /** Stops accepting, closes sockets (1001), finishes writes under way, stops change feeds, closes the MongoDB client. */
   stop(): Promise<void>;
 }
 
@@ -218,7 +225,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     context: ({ req, user, clientSchema }) => ({ user: user ?? req?.user, clientSchema: clientSchema ?? null }),
   });
 
+  let draining = false;
+  const admission = new SessionAdmission(config.maxConnections, config.maxSessionStartsPerSecond);
   const isReady = async () => {
+    if (draining) return false;
     try {
       await db.command({ ping: 1 });
       return true;
@@ -237,7 +247,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (req.url === '/ready') {
       void isReady().then((ready) => {
         res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ ready, outsideWrites: outsideWrites!.status() }));
+        res.end(JSON.stringify({ ready, ...(draining ? { draining } : {}), outsideWrites: outsideWrites!.status() }));
       });
       return;
     }
@@ -293,6 +303,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       // Nothing runs for a socket until its connection_init carries valid credentials.
       onConnect: async (ctx) => {
         const socket = ctx.extra.socket;
+        // Shed load before the credentials are checked: that is most of a session's start.
+        if (draining) {
+          metrics.sessionRefused('draining');
+          socket.close(CLOSE_CODES.SERVICE_RESTART, 'gateway restarting: reconnect');
+          return false;
+        }
+        const refusal = admission.refuse(wss!.clients.size);
+        if (refusal) {
+          metrics.sessionRefused(refusal);
+          socket.close(CLOSE_CODES.TRY_AGAIN_LATER, admission.reason(refusal));
+          return false;
+        }
         try {
           const user = await auth.authenticate(ctx.connectionParams?.authToken);
           if (socket.readyState !== socket.OPEN) return false; // gone while we checked: no session to keep
@@ -355,6 +377,25 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   log.info({ port, database: config.database, collections: [...collections.keys()] }, 'gateway listening');
 
+  let drained: Promise<void> | null = null;
+  const drain = (ms = config.drainMs) =>
+    (drained ??= (async () => {
+      draining = true;
+      const sockets = [...wss.clients];
+      log.info({ sockets: sockets.length, drainMs: ms }, 'draining: closing sockets (1012) for clients to reconnect elsewhere');
+      const began = Date.now();
+      const deadline = began + ms;
+      // Spread over the first half, so that the clients do not all arrive at once elsewhere; each
+      // socket first finishes its queries and mutations (its writes are acknowledged) if it can.
+      await Promise.all(
+        sockets.map(async (socket, i) => {
+          await sleep(began + ((ms / 2) * i) / sockets.length - Date.now());
+          while (operationsRunning(socket) > 0 && Date.now() < deadline) await sleep(20);
+          socket.close(CLOSE_CODES.SERVICE_RESTART, 'gateway restarting: reconnect');
+        }),
+      );
+    })());
+
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {
@@ -379,7 +420,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       log.info('gateway stopped');
     })());
 
-  return { httpUrl: `http://${host}:${port}${GRAPHQL_PATH}`, wsUrl: `ws://${host}:${port}${GRAPHQL_PATH}`, port, model, collections, auth, reloadRules, log, outsideWrites, stop };
+  return { httpUrl: `http://${host}:${port}${GRAPHQL_PATH}`, wsUrl: `ws://${host}:${port}${GRAPHQL_PATH}`, port, model, collections, auth, reloadRules, log, outsideWrites, drain, stop };
 }
 
 /** Calls `changed` (debounced) when anything in `folder` changes. */
@@ -403,6 +444,8 @@ function runAt(time: number, run: () => void): () => void {
   schedule();
   return () => clearTimeout(timer);
 }
+
+const sleep = (ms: number) => new Promise<void>((resolve) => (ms > 0 ? setTimeout(resolve, ms) : resolve()));
 
 /** WebSocket close reasons are limited to 123 bytes. */
 function closeReason(text: string): string {

@@ -99,4 +99,14 @@ export const CLOSE_CODES = {
    * Retrying cannot help. (Not 4409: graphql-ws uses it for "Subscriber already exists".)
    */
   SCHEMA_OUTDATED: 4426,
+  /**
+   * The instance is draining for a restart (SIGTERM): reconnect, through the balancer, to another.
+   * Standard WebSocket code (Service Restart); graphql-ws clients retry it.
+   */
+  SERVICE_RESTART: 1012,
+  /**
+   * Load shedding: the instance holds TRIBUTARY_MAX_CONNECTIONS sessions, or is starting more than
+   * TRIBUTARY_MAX_SESSION_STARTS_PER_SECOND; retry after a backoff. Standard code (Try Again Later).
+   */
+  TRY_AGAIN_LATER: 1013,
 } as const;

@@ -38,6 +38,14 @@ export interface FrameSink {
 
 const UNBOUNDED: SocketLimits = { maxSubscriptions: Infinity, maxInFlight: Infinity };
 
+/** What each socket has running, by socket (a drain waits for its queries and mutations: server.ts). */
+const runningBySocket = new WeakMap<object, Running>();
+
+/** Queries and mutations running on `socket` now. */
+export function operationsRunning(socket: object): number {
+  return runningBySocket.get(socket)?.others ?? 0;
+}
+
 /**
  * What one socket has running. Counted by the work itself, not by operation ids: graphql-ws frees
  * an id when the client sends `complete` (or it is reused at once) while the query goes on
@@ -87,6 +95,7 @@ export function yogaOverWebSocket<E extends Record<PropertyKey, unknown>>(
     if (!counts) {
       const created: Running = { subscriptions: 0, others: 0, live: new Set() };
       running.set(ctx, (counts = created));
+      runningBySocket.set(ctx.extra.socket, created);
       ctx.extra.socket.once('close', () => {
         for (const stream of [...created.live]) void stream.return(undefined).catch(() => {});
       });

@@ -47,6 +47,7 @@ export class GatewayMetrics {
   private readonly overflows: Counter<'collection' | 'outcome'>;
   private readonly rendered: Counter<'collection'>;
   private readonly socketsDropped: Counter;
+  private readonly sessionsRefused: Counter<'reason'>;
   private readonly storeErrors: Counter<'source'>;
 
   constructor(sources: MetricSources) {
@@ -142,6 +143,7 @@ export class GatewayMetrics {
       labelNames: ['collection'],
       registers,
     });
+    this.sessionsRefused = new Counter({ name: 'tributary_sessions_refused_total', help: 'New WebSocket sessions closed at once: capacity or rate (1013, load shedding), draining (1012)', labelNames: ['reason'], registers });
     this.socketsDropped = new Counter({ name: 'tributary_slow_consumer_sockets_dropped_total', help: 'WebSockets dropped because their client stopped reading (TRIBUTARY_MAX_BUFFERED_BYTES)', registers });
     this.storeErrors = new Counter({ name: 'tributary_store_errors_total', help: 'MongoDB errors met, by where: graphql (an operation failed), change-feed, ready, background, admin', labelNames: ['source'], registers });
   }
@@ -171,6 +173,11 @@ export class GatewayMetrics {
     this.refused.inc({ collection, code: rejection.code });
     const reason = pushed ? compensatingReason(rejection) : null;
     if (reason) this.compensating.inc({ collection, reason });
+  }
+
+  /** A new session was closed at once: 'capacity' or 'rate' (limits/admission.ts), 'draining'. */
+  sessionRefused(reason: 'capacity' | 'rate' | 'draining'): void {
+    this.sessionsRefused.inc({ reason });
   }
 
   socketDropped(): void {
