@@ -17,6 +17,11 @@ export const SCHEMA = readFileSync(SCHEMA_PATH, 'utf8');
 
 const cleanups: Array<() => Promise<unknown>> = [];
 
+/** Has `close` run by the next cleanup() (helpers outside this file: cluster.ts). */
+export function onCleanup(close: () => Promise<unknown>): void {
+  cleanups.push(close);
+}
+
 /** Runs (in reverse order) everything the helpers opened; call it in afterEach. */
 export async function cleanup(): Promise<void> {
   while (cleanups.length > 0) await cleanups.pop()!().catch(() => {});
