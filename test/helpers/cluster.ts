@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { freePort } from '../../gateway/store/embedded-ferretdb.ts';
 import { mongoUri, onCleanup, rulesFixture, TEST_JWT, uniqueName, waitFor } from './harness.ts';
@@ -51,6 +52,14 @@ export class Cluster {
 
   instanceUrl(i: number): string {
     return `http://127.0.0.1:${this.ports[i]}/graphql`;
+  }
+
+  /** Resident memory of instance `i` now, in bytes (Linux). */
+  async rss(i: number): Promise<number> {
+    const pid = this.children[i]?.pid;
+    if (!pid) return 0;
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024;
   }
 
   running(i: number): boolean {
