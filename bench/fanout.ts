@@ -65,7 +65,7 @@ export async function runFanout(options: FanoutOptions): Promise<FanoutRow[]> {
   return rows;
 }
 
-async function scenario(target: Target, server: RunningTarget, clients: number, rate: number, options: FanoutOptions): Promise<FanoutRow> {
+export async function scenario(target: Target, server: RunningTarget, clients: number, rate: number, options: FanoutOptions): Promise<FanoutRow> {
   const share = (p: number) => Math.floor(clients / options.clientProcesses) + (p < clients % options.clientProcesses ? 1 : 0);
   const args = ['--kind', target.kind, '--url', server.url, ...(server.token ? ['--token', server.token] : [])];
   const children = Array.from({ length: options.clientProcesses }, (_, p) =>
@@ -95,7 +95,7 @@ async function scenario(target: Target, server: RunningTarget, clients: number, 
 }
 
 /** Writes at a fixed rate whether or not earlier writes finished (open loop), as users would. */
-class OpenLoopWriter {
+export class OpenLoopWriter {
   private seq = 0;
   private readonly run = runId();
 

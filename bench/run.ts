@@ -17,8 +17,9 @@ import { outsideWritesTable, runOutsideWrites } from './outside-writes.ts';
 import { adoptionProgress, adoptionTable, runAdoption } from './adoption.ts';
 import { gatewayCostTable, runGatewayCost } from './gateway-cost.ts';
 import { runStoreBackends, storeBackendsRatios, storeBackendsTable } from './store-backends.ts';
+import { runScaleOut, scaleOutTable } from './scale-out.ts';
 
-const BENCHMARKS = ['gateway-cost', 'initial-sync', 'fanout', 'memory', 'subscription-swap', 'push', 'outside-writes', 'adoption'] as const;
+const BENCHMARKS = ['gateway-cost', 'initial-sync', 'fanout', 'scale-out', 'memory', 'subscription-swap', 'push', 'outside-writes', 'adoption'] as const;
 // Only with --only: store-backends needs PostgreSQL installed and starts its own stores.
 const OPTIONAL = ['store-backends'] as const;
 type Benchmark = (typeof BENCHMARKS)[number] | (typeof OPTIONAL)[number];
@@ -40,6 +41,9 @@ const { values } = parseArgs({
     'outside-clients': { type: 'string' },
     'outside-docs': { type: 'string' },
     'adoption-docs': { type: 'string' },
+    'scale-instances': { type: 'string' },
+    'scale-clients': { type: 'string' },
+    'scale-rate': { type: 'string' },
     'store-docs': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -62,6 +66,9 @@ if (values.help) {
   --outside-clients 100      subscribed clients (outside-writes)
   --outside-docs 10000       tasks in the collection before the driver's updates (outside-writes)
   --adoption-docs 100000     documents there before the gateway starts (adoption; comma-separated)
+  --scale-instances 1,2,3    gateway processes on one store (scale-out)
+  --scale-clients 300        subscribed clients, spread over them (scale-out)
+  --scale-rate 20            writes per second, to the instances in turn (scale-out)
   --store-docs 10000         tasks written and read on each backend (store-backends: FerretDB on
                              SQLite vs on PostgreSQL; only with --only, needs \`apt-get install postgresql\`)
   MONGODB_URI      use this server instead of starting FerretDB`);
@@ -91,9 +98,14 @@ const sizes = {
   },
   adoption: list(values['adoption-docs'], quick ? [10_000] : [100_000]),
   storeDocs: Number(values['store-docs'] ?? (quick ? 2_000 : 10_000)),
+  scaleOut: {
+    instances: list(values['scale-instances'], [1, 2, 3]),
+    clients: Number(values['scale-clients'] ?? (quick ? 150 : 300)),
+    rate: Number(values['scale-rate'] ?? 20),
+  },
 };
 const clientProcesses = Number(values['client-procs']);
-for (const n of [...sizes.initialSync, ...sizes.fanout.clients, ...sizes.fanout.rates, sizes.fanout.seconds, sizes.memoryConnections, sizes.swap, sizes.push, sizes.costDocs, ...sizes.outside.rates, sizes.outside.clients, sizes.outside.documents, ...sizes.adoption, sizes.storeDocs, clientProcesses]) {
+for (const n of [...sizes.initialSync, ...sizes.fanout.clients, ...sizes.fanout.rates, sizes.fanout.seconds, sizes.memoryConnections, sizes.swap, sizes.push, sizes.costDocs, ...sizes.outside.rates, sizes.outside.clients, sizes.outside.documents, ...sizes.adoption, sizes.storeDocs, ...sizes.scaleOut.instances, sizes.scaleOut.clients, sizes.scaleOut.rate, clientProcesses]) {
   if (!Number.isFinite(n) || n <= 0) throw new Error('sizes, clients, rates, seconds, connections and client-procs must be positive numbers');
 }
 
@@ -145,6 +157,11 @@ try {
     const { clients, rates, seconds } = sizes.fanout;
     const rows = await runFanout({ mongoUri, clients, rates, seconds, clientProcesses });
     console.log(`## Live fan-out (one writer, ~1 KB documents, ${seconds} s per scenario)\n\n${fanoutTable(rows)}\n`);
+  }
+  if (only.includes('scale-out')) {
+    const { instances, clients, rate } = sizes.scaleOut;
+    const rows = await runScaleOut({ mongoUri, instances, clients, rate, seconds: sizes.fanout.seconds });
+    console.log(`## Scale-out: live fan-out through 1, 2 and 3 gateway processes on one store (${fmt(clients)} clients spread over them, ${rate} writes/s to the instances in turn, ${sizes.fanout.seconds} s)\n\n${scaleOutTable(rows)}\n`);
   }
   if (only.includes('memory')) {
     const rows = await runMemory({ mongoUri, connections: sizes.memoryConnections });
