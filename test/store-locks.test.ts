@@ -141,3 +141,36 @@ describe('instances on one database', () => {
     expect(await registry.countDocuments()).toBe(0);
   });
 });
+
+describe('instances on a slow store', () => {
+  it('run one heartbeat at a time, not a queue of them, and stop without working one off', async () => {
+    const { db, locks } = await lockCollection();
+    const registry = db.collection<InstanceDocument>(INSTANCES_COLLECTION);
+    // Each look at the peers takes 250 ms: far longer than the 20 ms heartbeat interval.
+    let finds = 0;
+    let running = 0;
+    let most = 0;
+    const slow = new Proxy(registry, {
+      get(target, key, receiver) {
+        if (key !== 'find') return Reflect.get(target, key, receiver);
+        return (...args: Parameters<typeof registry.find>) => {
+          finds++;
+          most = Math.max(most, ++running);
+          const cursor = target.find(...args);
+          return { toArray: () => sleep(250).then(() => cursor.toArray()).finally(() => running--) };
+        };
+      },
+    });
+    const storeLocks = new StoreLocks(locks);
+    const instances = new Instances(slow, storeLocks, { heartbeatMs: 20, peerTimeoutMs: 2_000, waitMs: 600 });
+    await instances.start();
+    await sleep(1_500);
+    const stopping = Date.now();
+    await instances.stop();
+    // Queued, 75 heartbeats would have piled up, and stop() would wait ~18 s for them.
+    expect(Date.now() - stopping).toBeLessThan(1_000);
+    expect(most).toBe(1);
+    expect(finds).toBeLessThanOrEqual(1 + Math.ceil(1_500 / 250) + 1);
+    storeLocks.close();
+  });
+});

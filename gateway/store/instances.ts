@@ -56,6 +56,9 @@ export class Instances implements SharedLocks {
   private peersReady: Array<() => void> = [];
   private timer: NodeJS.Timeout | null = null;
   private beating: Promise<void> = Promise.resolve();
+  /** A heartbeat is running; `beatAgain` asks for one more after it (never a queue of them). */
+  private beatRunning = false;
+  private beatAgain = false;
   private readonly peerListeners: Array<(present: boolean) => void> = [];
 
   constructor(
@@ -119,8 +122,23 @@ export class Instances implements SharedLocks {
     });
   }
 
+  /**
+   * Runs a heartbeat, or one more after the running one. A slow store (heartbeats longer than
+   * their interval) would otherwise build a queue of them, and each would look at older news.
+   */
   private beat(): void {
-    this.beating = this.beating.then(() => this.heartbeat()).catch(this.onError);
+    if (this.beatRunning) {
+      this.beatAgain = true;
+      return;
+    }
+    this.beatRunning = true;
+    this.beating = (async () => {
+      do {
+        this.beatAgain = false;
+        await this.heartbeat().catch(this.onError);
+      } while (this.beatAgain && this.timer);
+      this.beatRunning = false;
+    })();
   }
 
   /** Renews this instance's document and looks at the others'. Never waits for writes. */

@@ -46,7 +46,8 @@ export class StoreLocks {
   /** Keys held by this instance (one task at a time per key: its callers lock in-process first). */
   private readonly held = new Set<string>();
   private renewTimer: NodeJS.Timeout | null = null;
-  private renewing: Promise<void> = Promise.resolve();
+  /** A renewal is in flight: a tick meanwhile is skipped (a slow store must not queue them). */
+  private renewing = false;
 
   constructor(
     private readonly locks: Collection<LockDocument>,
@@ -142,7 +143,11 @@ export class StoreLocks {
     if (this.renewTimer) return;
     this.renewTimer = setInterval(() => {
       // One renewal at a time; one that fails is tried again at the next tick.
-      this.renewing = this.renewing.then(() => this.renew()).catch(() => {});
+      if (this.renewing) return;
+      this.renewing = true;
+      void this.renew()
+        .catch(() => {})
+        .finally(() => (this.renewing = false));
     }, this.options.ttlMs / 4);
     this.renewTimer.unref();
   }
