@@ -60,18 +60,95 @@ describe('store locks', () => {
     b.close();
   });
 
-  it('waits for a live holder, and fails with LockTimeoutError after waitMs', async () => {
+  it('waits for a live holder, and fails with LockTimeoutError after waitMs, naming the holder', async () => {
     const { locks } = await lockCollection();
     const holder = new StoreLocks(locks, { ttlMs: 2_000, waitMs: 10_000 });
     const waiter = new StoreLocks(locks, { ttlMs: 2_000, waitMs: 300 });
     let release!: () => void;
     const holding = holder.run(['doc'], () => new Promise<void>((r) => (release = r)));
     await sleep(50);
-    await expect(waiter.run(['doc'], async () => 'never')).rejects.toBeInstanceOf(LockTimeoutError);
+    const refused = waiter.run(['doc'], async () => 'never');
+    await expect(refused).rejects.toBeInstanceOf(LockTimeoutError);
+    // Who holds it, so an operator can tell a slow instance from a stuck one.
+    await expect(refused).rejects.toThrow(`held by ${holder.self.host} pid ${process.pid} (instance ${holder.self.instance})`);
     release();
     await holding;
     expect(await waiter.run(['doc'], async () => 'now')).toBe('now');
     holder.close();
+    waiter.close();
+  });
+
+  it('never deletes a lock while a renewal of it is in flight (FerretDB would write it back over the next holder)', async () => {
+    const { locks } = await lockCollection();
+    // On FerretDB v1 an update is a read and a later write by _id: a renewal in flight across a
+    // release wrote the released lock back over the one the next holder inserted (66 of 300
+    // tries). Here each renewal stays in flight for 30 ms, so tasks often end during one.
+    let renewing = 0;
+    const deletesDuringRenewal: unknown[] = [];
+    const slowRenewals = new Proxy(locks, {
+      get(target, key, receiver) {
+        if (key === 'updateMany') {
+          return async (...args: Parameters<typeof locks.updateMany>) => {
+            renewing++;
+            try {
+              await sleep(30);
+              return await target.updateMany(...args);
+            } finally {
+              renewing--;
+            }
+          };
+        }
+        if (key === 'deleteMany') {
+          return (...args: Parameters<typeof locks.deleteMany>) => {
+            if (renewing > 0) deletesDuringRenewal.push(args[0]);
+            return target.deleteMany(...args);
+          };
+        }
+        return Reflect.get(target, key, receiver);
+      },
+    });
+    const instance = new StoreLocks(slowRenewals, { ttlMs: 40, waitMs: 30_000 });
+    for (let i = 0; i < 40; i++) await instance.run(['k'], () => sleep(5 + (i % 4) * 10));
+    expect(deletesDuringRenewal).toEqual([]);
+    expect(await locks.countDocuments()).toBe(0);
+    instance.close();
+  });
+
+  it('gives a slow waiter its turn: instances that hand a key back and forth do not starve it', async () => {
+    const { locks } = await lockCollection();
+    // Like the sequence counter under load: two instances each hold the key, let go, take it again.
+    const busy = [new StoreLocks(locks, { ttlMs: 5_000, waitMs: 30_000 }), new StoreLocks(locks, { ttlMs: 5_000, waitMs: 30_000 })];
+    // The waiter's every command takes 60 ms more: by the time it tries again, another has the key.
+    const slow = new Proxy(locks, {
+      get(target, key, receiver) {
+        const value = Reflect.get(target, key, receiver);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          const call = () => (value as (...a: unknown[]) => unknown).apply(target, args);
+          return key === 'find' ? { toArray: () => sleep(60).then(() => (call() as { toArray(): Promise<unknown> }).toArray()) } : sleep(60).then(call);
+        };
+      },
+    });
+    const waiter = new StoreLocks(slow, { ttlMs: 5_000, waitMs: 5_000 });
+    let going = true;
+    const hot = Promise.all(
+      busy.map(async (instance) => {
+        while (going) await instance.run(['hot'], () => sleep(400));
+      }),
+    );
+    await sleep(200);
+    // Three turns in a row (without claims it got one in about half the tries).
+    const waits: unknown[] = [];
+    for (let turn = 0; turn < 3; turn++) {
+      const started = Date.now();
+      const ran = await waiter.run(['hot'], async () => 'ran').catch((error: unknown) => error);
+      waits.push(ran === 'ran' ? Date.now() - started < 4_000 : ran);
+    }
+    going = false;
+    await hot;
+    expect(waits).toEqual([true, true, true]);
+    expect(await locks.countDocuments()).toBe(0); // no claim left behind
+    for (const instance of busy) instance.close();
     waiter.close();
   });
 
@@ -105,6 +182,18 @@ describe('store locks', () => {
     expect(await taker.run(['stale', 'dead'], async () => (await locks.find({}).toArray()).map((l) => l.holder.instance))).toEqual([taker.self.instance, taker.self.instance]);
     expect(Date.now() - started).toBeLessThan(1_000);
     // No takeover marker is left behind.
+    expect(await locks.countDocuments()).toBe(0);
+    taker.close();
+  });
+  it('clears a takeover marker left by a waiter that stopped halfway, once older than the TTL', async () => {
+    const { locks } = await lockCollection();
+    const holder = { host: 'elsewhere', pidNamespace: null, pid: 1, instance: 'gone' };
+    const at = new Date(Date.now() - 5_000);
+    await locks.insertOne({ _id: 'stale', holder, at });
+    // The waiter that began taking it over stopped between its marker and its delete.
+    await locks.insertOne({ _id: `takeover:stale:${at.getTime()}:gone`, holder: { ...holder, instance: 'stopped-waiter' }, at });
+    const taker = new StoreLocks(locks, { ttlMs: 1_000, waitMs: 5_000 });
+    expect(await taker.run(['stale'], async () => 'taken')).toBe('taken');
     expect(await locks.countDocuments()).toBe(0);
     taker.close();
   });

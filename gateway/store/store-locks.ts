@@ -13,7 +13,13 @@
 //    the TTL, or whose holder is a process of this host that no longer exists (isDead), is taken
 //    over: the first waiter to insert the takeover marker `takeover:<key>:<at>:<holder>` deletes
 //    it (by key, holder and `at`), so two waiters never both delete a lock, and a lock taken
-//    meanwhile by someone else is never the one deleted.
+//    meanwhile by someone else is never the one deleted. A marker left by a waiter that stopped
+//    halfway is cleared once older than the TTL.
+//  - A lock is never renewed while it is being released (FerretDB's updates are a read and a
+//    later write: a renewal in flight would write a released lock back over the next holder's).
+//  - A waiter that has waited a second claims its turn (Claims): an instance that let go of the
+//    key within the last second does not take it again past that claim, so a slow instance is
+//    not starved by faster ones handing a hot key (the sequence counter) back and forth.
 // So two instances never hold one key at once while a renewal takes less than ttl / 4 to run
 // and answer (the event loop is never blocked that long).
 import type { Collection } from 'mongodb';
@@ -41,13 +47,82 @@ export class LockTimeoutError extends Error {
   override name = 'LockTimeoutError';
 }
 
+/** A waiter claims its turn after this long. */
+const CLAIM_AFTER_MS = 1_000;
+/** A key let go of this recently is not taken again past another instance's claim. */
+const HOT_MS = 1_000;
+const MAX_RELEASED_REMEMBERED = 10_000;
+const CLAIM_PREFIX = 'claim:';
+
+/**
+ * A waiter's claims to its turn: `claim:<key>` documents, inserted (so one waiter per key) once
+ * it has waited CLAIM_AFTER_MS. An instance that let go of a key less than HOT_MS ago does not
+ * take it again while another instance's live claim on it stands, so a slow instance is not
+ * starved by faster ones that hand a hot key (the sequence counter) back and forth between
+ * them. Only those re-takers read claims: other acquisitions cost nothing more. A claim older
+ * than the TTL, or whose holder is dead, counts for nothing (its waiter re-inserts it at ttl / 2).
+ */
+class Claims {
+  private readonly mine = new Map<string, Date>();
+
+  constructor(
+    private readonly locks: Collection<LockDocument>,
+    private readonly self: LeaseHolder,
+    private readonly ttlMs: number,
+  ) {}
+
+  /** The keys among `keys` that another instance has a live claim on. */
+  static async heldByOthers(locks: Collection<LockDocument>, self: LeaseHolder, keys: string[], ttlMs: number): Promise<string[]> {
+    const now = Date.now();
+    const claims = await locks.find({ _id: { $in: keys.map((key) => CLAIM_PREFIX + key) } }).toArray();
+    return claims
+      .filter((claim) => claim.holder.instance !== self.instance && now - claim.at.getTime() <= ttlMs && !isDead(claim.holder, self))
+      .map((claim) => claim._id.slice(CLAIM_PREFIX.length));
+  }
+
+  /** Claims the keys not claimed yet (by this waiter or a live other), and renews its own. */
+  async claim(keys: string[]): Promise<void> {
+    const now = Date.now();
+    const due = keys.filter((key) => {
+      const at = this.mine.get(key);
+      return at === undefined || now - at.getTime() >= this.ttlMs / 2;
+    });
+    if (due.length === 0) return;
+    const stale = due.filter((key) => this.mine.has(key));
+    // Its own claims are renewed by delete and insert: never by an update (see release()).
+    if (stale.length > 0) await this.withdraw(stale);
+    // A claim left by a waiter that stopped is cleared once older than the TTL.
+    await this.locks.deleteMany({ _id: { $in: due.map((key) => CLAIM_PREFIX + key) }, at: { $lt: new Date(now - this.ttlMs) } });
+    const at = new Date(now);
+    const docs = due.map((key) => ({ _id: CLAIM_PREFIX + key, holder: this.self, at }));
+    let refused = new Set<number>();
+    try {
+      await this.locks.insertMany(docs, { ordered: false });
+    } catch (error) {
+      const duplicates = duplicateKeyIndexes(error);
+      if (!duplicates) throw error;
+      refused = duplicates; // another waiter's turn comes first
+    }
+    due.forEach((key, i) => (refused.has(i) ? undefined : this.mine.set(key, at)));
+  }
+
+  /** Deletes its claims (those of `keys`, or all). */
+  async withdraw(keys: string[] = [...this.mine.keys()]): Promise<void> {
+    if (keys.length === 0) return;
+    for (const key of keys) this.mine.delete(key);
+    await this.locks.deleteMany({ _id: { $in: keys.map((key) => CLAIM_PREFIX + key) }, 'holder.instance': this.self.instance });
+  }
+}
+
 export class StoreLocks {
   readonly self: LeaseHolder = newHolder();
   /** Keys held by this instance (one task at a time per key: its callers lock in-process first). */
   private readonly held = new Set<string>();
+  /** When this instance last let go of each key (kept for HOT_MS: a claim may be waiting on it). */
+  private readonly released = new Map<string, number>();
   private renewTimer: NodeJS.Timeout | null = null;
-  /** A renewal is in flight: a tick meanwhile is skipped (a slow store must not queue them). */
-  private renewing = false;
+  /** The renewal in flight: a tick meanwhile is skipped (a slow store must not queue them). */
+  private renewal: Promise<void> | null = null;
 
   constructor(
     private readonly locks: Collection<LockDocument>,
@@ -77,20 +152,47 @@ export class StoreLocks {
   }
 
   private async acquire(keys: string[]): Promise<void> {
-    const deadline = Date.now() + this.options.waitMs;
-    for (let attempt = 0; ; attempt++) {
-      const taken = await this.insert(keys);
-      if (taken.length === keys.length) {
-        for (const key of keys) this.held.add(key);
-        this.scheduleRenewals();
-        return;
+    const began = Date.now();
+    const deadline = began + this.options.waitMs;
+    const claims = new Claims(this.locks, this.self, this.options.ttlMs);
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const busy = await this.tryAcquire(keys);
+        if (busy.length === 0) return;
+        const holders = await this.takeOverStale(busy);
+        if (Date.now() >= deadline) throw this.timeout(keys, busy, holders);
+        // A waiter that has waited a while claims its turn (see Claims).
+        if (Date.now() - began >= CLAIM_AFTER_MS) await claims.claim(busy);
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(100, 2 ** attempt)));
       }
-      if (taken.length > 0) await this.locks.deleteMany({ _id: { $in: taken }, 'holder.instance': this.self.instance });
-      const busy = keys.filter((k) => !taken.includes(k));
-      await this.takeOverStale(busy);
-      if (Date.now() >= deadline) throw new LockTimeoutError(`${busy.length} of ${keys.length} locks still held by other instances after ${this.options.waitMs} ms (e.g. ${busy[0]})`);
-      await new Promise((r) => setTimeout(r, Math.random() * Math.min(100, 2 ** attempt)));
+    } finally {
+      // (One that fails is left to expire after the TTL.)
+      await claims.withdraw().catch(() => {});
     }
+  }
+
+  /** Takes every key, or none; returns the busy ones. */
+  private async tryAcquire(keys: string[]): Promise<string[]> {
+    // A key this instance let go of a moment ago is not taken again past another's claim.
+    const now = Date.now();
+    const hot = keys.filter((key) => now - (this.released.get(key) ?? 0) < HOT_MS);
+    const claimed = hot.length > 0 ? await Claims.heldByOthers(this.locks, this.self, hot, this.options.ttlMs) : [];
+    if (claimed.length > 0) return claimed;
+    const taken = await this.insert(keys);
+    if (taken.length === keys.length) {
+      for (const key of keys) this.held.add(key);
+      this.scheduleRenewals();
+      return [];
+    }
+    if (taken.length > 0) await this.locks.deleteMany({ _id: { $in: taken }, 'holder.instance': this.self.instance });
+    return keys.filter((k) => !taken.includes(k));
+  }
+
+  /** Says who holds one of the locks, so an operator can tell a slow peer from a stuck one. */
+  private timeout(keys: string[], busy: string[], holders: LockDocument[]): LockTimeoutError {
+    const example = holders.find((lock) => lock.holder.instance !== this.self.instance) ?? holders[0];
+    const heldBy = example ? `, held by ${example.holder.host} pid ${example.holder.pid} (instance ${example.holder.instance}), renewed ${Date.now() - example.at.getTime()} ms ago` : '';
+    return new LockTimeoutError(`${busy.length} of ${keys.length} locks still held by other instances after ${this.options.waitMs} ms (e.g. ${example?._id ?? busy[0]}${heldBy})`);
   }
 
   /** Inserts the locks; returns the keys taken (the others are held by someone). */
@@ -109,8 +211,8 @@ export class StoreLocks {
     }
   }
 
-  /** Deletes the locks among `keys` whose holder stopped renewing them or is known dead. */
-  private async takeOverStale(keys: string[]): Promise<void> {
+  /** Deletes the locks among `keys` whose holder stopped renewing them or is known dead; returns those found. */
+  private async takeOverStale(keys: string[]): Promise<LockDocument[]> {
     const now = Date.now();
     const found = await this.locks.find({ _id: { $in: keys } }).toArray();
     for (const lock of found) {
@@ -119,8 +221,11 @@ export class StoreLocks {
       try {
         await this.locks.insertOne({ _id: marker, holder: this.self, at: new Date() });
       } catch (error) {
-        if (isDuplicateKey(error)) continue; // another waiter takes it over
-        throw error;
+        if (!isDuplicateKey(error)) throw error;
+        // Another waiter takes it over; or one stopped halfway, and its marker would block
+        // every takeover of this lock: a marker older than the TTL is cleared for the next try.
+        await this.locks.deleteOne({ _id: marker, at: { $lt: new Date(Date.now() - this.options.ttlMs) } });
+        continue;
       }
       try {
         await this.locks.deleteOne({ _id: lock._id, 'holder.instance': lock.holder.instance, at: lock.at });
@@ -128,14 +233,27 @@ export class StoreLocks {
         await this.locks.deleteOne({ _id: marker });
       }
     }
+    return found;
   }
 
   private async release(keys: string[]): Promise<void> {
-    for (const key of keys) this.held.delete(key);
+    const now = Date.now();
+    for (const key of keys) {
+      this.held.delete(key);
+      this.released.set(key, now);
+    }
+    if (this.released.size > MAX_RELEASED_REMEMBERED) {
+      for (const [key, at] of this.released) if (now - at >= HOT_MS) this.released.delete(key);
+    }
     if (this.held.size === 0 && this.renewTimer) {
       clearInterval(this.renewTimer);
       this.renewTimer = null;
     }
+    // Not while a renewal of these keys may be in flight: FerretDB v1 runs an update as a read
+    // and a later write by `_id`, so a renewal that read the lock before this delete would write
+    // it back over the lock another instance inserts next (seen 66 times in 300 tries), and that
+    // lock would then name this instance, which never renews or releases it.
+    await this.renewal;
     await this.locks.deleteMany({ _id: { $in: keys }, 'holder.instance': this.self.instance });
   }
 
@@ -143,11 +261,10 @@ export class StoreLocks {
     if (this.renewTimer) return;
     this.renewTimer = setInterval(() => {
       // One renewal at a time; one that fails is tried again at the next tick.
-      if (this.renewing) return;
-      this.renewing = true;
-      void this.renew()
+      if (this.renewal) return;
+      this.renewal = this.renew()
         .catch(() => {})
-        .finally(() => (this.renewing = false));
+        .finally(() => (this.renewal = null));
     }, this.options.ttlMs / 4);
     this.renewTimer.unref();
   }
