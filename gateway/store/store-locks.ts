@@ -24,7 +24,7 @@
 // and answer (the event loop is never blocked that long).
 import type { Collection } from 'mongodb';
 import { isDead, markLive, newHolder, type LeaseHolder } from './role-lease.ts';
-import { duplicateKeyIndexes, isDuplicateKey } from './write-errors.ts';
+import { duplicateKeyIndexes } from './write-errors.ts';
 
 export const LOCKS_COLLECTION = '_tributary_locks';
 
@@ -156,11 +156,13 @@ export class StoreLocks {
     const deadline = began + this.options.waitMs;
     const claims = new Claims(this.locks, this.self, this.options.ttlMs);
     try {
+      let holders: LockDocument[] = [];
       for (let attempt = 0; ; attempt++) {
         const busy = await this.tryAcquire(keys);
         if (busy.length === 0) return;
-        const holders = await this.takeOverStale(busy);
         if (Date.now() >= deadline) throw this.timeout(keys, busy, holders);
+        // (A takeover is always followed by another try.)
+        holders = await this.takeOverStale(busy);
         // A waiter that has waited a while claims its turn (see Claims).
         if (Date.now() - began >= CLAIM_AFTER_MS) await claims.claim(busy);
         await new Promise((r) => setTimeout(r, Math.random() * Math.min(100, 2 ** attempt)));
@@ -211,27 +213,38 @@ export class StoreLocks {
     }
   }
 
-  /** Deletes the locks among `keys` whose holder stopped renewing them or is known dead; returns those found. */
+  /**
+   * Deletes the locks among `keys` whose holder stopped renewing them or is known dead, in three
+   * commands however many there are (a stopped instance may leave a push's hundreds: one by one,
+   * on a loaded store, that took longer than waitMs). Returns the locks found.
+   */
   private async takeOverStale(keys: string[]): Promise<LockDocument[]> {
     const now = Date.now();
     const found = await this.locks.find({ _id: { $in: keys } }).toArray();
-    for (const lock of found) {
-      if (now - lock.at.getTime() <= this.options.ttlMs && !isDead(lock.holder, this.self)) continue;
-      const marker = `takeover:${lock._id}:${lock.at.getTime()}:${lock.holder.instance}`;
-      try {
-        await this.locks.insertOne({ _id: marker, holder: this.self, at: new Date() });
-      } catch (error) {
-        if (!isDuplicateKey(error)) throw error;
-        // Another waiter takes it over; or one stopped halfway, and its marker would block
-        // every takeover of this lock: a marker older than the TTL is cleared for the next try.
-        await this.locks.deleteOne({ _id: marker, at: { $lt: new Date(Date.now() - this.options.ttlMs) } });
-        continue;
-      }
-      try {
-        await this.locks.deleteOne({ _id: lock._id, 'holder.instance': lock.holder.instance, at: lock.at });
-      } finally {
-        await this.locks.deleteOne({ _id: marker });
-      }
+    const stale = found.filter((lock) => now - lock.at.getTime() > this.options.ttlMs || isDead(lock.holder, this.self));
+    if (stale.length === 0) return found;
+    const markers = stale.map((lock) => `takeover:${lock._id}:${lock.at.getTime()}:${lock.holder.instance}`);
+    let lost = new Set<number>();
+    try {
+      await this.locks.insertMany(
+        markers.map((marker) => ({ _id: marker, holder: this.self, at: new Date() })),
+        { ordered: false },
+      );
+    } catch (error) {
+      const duplicates = duplicateKeyIndexes(error);
+      if (!duplicates) throw error;
+      lost = duplicates;
+      // Another waiter takes those over; or one stopped halfway, and its marker would block
+      // every takeover of the lock: a marker older than the TTL is cleared for the next try.
+      await this.locks.deleteMany({ _id: { $in: markers.filter((_, i) => lost.has(i)) }, at: { $lt: new Date(Date.now() - this.options.ttlMs) } });
+    }
+    const won = stale.filter((_, i) => !lost.has(i));
+    if (won.length === 0) return found;
+    try {
+      // Each by key, holder and `at`: a lock renewed or taken meanwhile is not the one deleted.
+      await this.locks.deleteMany({ $or: won.map((lock) => ({ _id: lock._id, 'holder.instance': lock.holder.instance, at: lock.at })) });
+    } finally {
+      await this.locks.deleteMany({ _id: { $in: markers.filter((_, i) => !lost.has(i)) }, 'holder.instance': this.self.instance });
     }
     return found;
   }
