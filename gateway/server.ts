@@ -409,9 +409,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       httpServer.closeAllConnections();
       await new Promise<void>((r) => httpServer.close(() => r()));
       // Writes under way finish first: a write cut off holding its sequence lease would hold
-      // every reader back until the lease expires.
+      // every reader back until the lease expires. But for at most TRIBUTARY_DRAIN_MS: a write
+      // stuck on a failing store must not keep this process (and the store locks it renews)
+      // alive for good. A write cut off is not acknowledged, so its client sends it again; its
+      // locks are taken over at once (a dead process of this host) or after their TTL, and a
+      // repair completes a document written without its metadata (sync/reconcile.ts).
       await outsideWrites!.stop();
-      await Promise.all([...collections.values()].map((c) => c.writer.drain()));
+      let timer: NodeJS.Timeout | undefined;
+      const gaveUp = await Promise.race([
+        Promise.all([...collections.values()].map((c) => c.writer.drain())).then(() => false),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), config.drainMs))),
+      ]);
+      clearTimeout(timer);
+      if (gaveUp) log.warn({ waitedMs: config.drainMs }, 'stopping with writes still under way: their clients send them again');
       await Promise.all([...collections.values()].map((c) => Promise.all([c.feed.stop(), c.store.cursors.close(), c.store.flushPending()])));
       await commitSignal.stop();
       await instances.stop();

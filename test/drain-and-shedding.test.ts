@@ -2,6 +2,7 @@
 // drains before a restart: /ready says 503, new sessions are sent away (1012), open sockets are
 // closed with 1012 once their writes are acknowledged.
 import { WebSocket } from 'ws';
+import type { CollectionStore } from '../gateway/store/collection-store.ts';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLOSE_CODES } from '../protocol/messages.ts';
 import { loadModel } from '../protocol/model.ts';
@@ -88,5 +89,19 @@ describe('drain', () => {
     for (const o of idle) if (o.acked) expect(await o.closed).toMatchObject({ code: CLOSE_CODES.SERVICE_RESTART, reason: expect.stringContaining('reconnect') });
     const db = await openDb(gateway.database);
     expect(await db.collection('tasks').countDocuments()).toBe(300);
+  });
+
+  it('stops with a write still stuck once TRIBUTARY_DRAIN_MS has passed, not never', async () => {
+    const gateway = await startTestGateway({ drainMs: 500 });
+    const { store, writer } = gateway.collections.get('tasks')!;
+    // A store that never answers this write (a stopped instance would otherwise renew the
+    // write's store locks for as long as it runs, and its peers' writes of them would wait).
+    store.writeMany = (() => new Promise(() => {})) as CollectionStore['writeMany'];
+    void writer.push([{ assumedMasterState: null, newDocumentState: { ...newTask(), _deleted: false } }]);
+    await new Promise((r) => setTimeout(r, 100));
+    const began = Date.now();
+    await gateway.stop();
+    expect(Date.now() - began).toBeGreaterThanOrEqual(450);
+    expect(Date.now() - began).toBeLessThan(5_000);
   });
 });
