@@ -71,15 +71,6 @@ class Claims {
     private readonly ttlMs: number,
   ) {}
 
-  /** The keys among `keys` that another instance has a live claim on. */
-  static async heldByOthers(locks: Collection<LockDocument>, self: LeaseHolder, keys: string[], ttlMs: number): Promise<string[]> {
-    const now = Date.now();
-    const claims = await locks.find({ _id: { $in: keys.map((key) => CLAIM_PREFIX + key) } }).toArray();
-    return claims
-      .filter((claim) => claim.holder.instance !== self.instance && now - claim.at.getTime() <= ttlMs && !isDead(claim.holder, self))
-      .map((claim) => claim._id.slice(CLAIM_PREFIX.length));
-  }
-
   /** Claims the keys not claimed yet (by this waiter or a live other), and renews its own. */
   async claim(keys: string[]): Promise<void> {
     const now = Date.now();
@@ -88,9 +79,9 @@ class Claims {
       return at === undefined || now - at.getTime() >= this.ttlMs / 2;
     });
     if (due.length === 0) return;
-    const stale = due.filter((key) => this.mine.has(key));
+    const renewing = due.filter((key) => this.mine.has(key));
     // Its own claims are renewed by delete and insert: never by an update (see release()).
-    if (stale.length > 0) await this.withdraw(stale);
+    if (renewing.length > 0) await this.withdraw(renewing);
     // A claim left by a waiter that stopped is cleared once older than the TTL.
     await this.locks.deleteMany({ _id: { $in: due.map((key) => CLAIM_PREFIX + key) }, at: { $lt: new Date(now - this.ttlMs) } });
     const at = new Date(now);
@@ -178,7 +169,7 @@ export class StoreLocks {
     // A key this instance let go of a moment ago is not taken again past another's claim.
     const now = Date.now();
     const hot = keys.filter((key) => now - (this.released.get(key) ?? 0) < HOT_MS);
-    const claimed = hot.length > 0 ? await Claims.heldByOthers(this.locks, this.self, hot, this.options.ttlMs) : [];
+    const claimed = hot.length > 0 ? await this.claimedByOthers(hot) : [];
     if (claimed.length > 0) return claimed;
     const taken = await this.insert(keys);
     if (taken.length === keys.length) {
@@ -188,6 +179,15 @@ export class StoreLocks {
     }
     if (taken.length > 0) await this.locks.deleteMany({ _id: { $in: taken }, 'holder.instance': this.self.instance });
     return keys.filter((k) => !taken.includes(k));
+  }
+
+  /** The keys among `keys` that another instance has a live claim on (see Claims). */
+  private async claimedByOthers(keys: string[]): Promise<string[]> {
+    const now = Date.now();
+    const claims = await this.locks.find({ _id: { $in: keys.map((key) => CLAIM_PREFIX + key) } }).toArray();
+    return claims
+      .filter((claim) => claim.holder.instance !== this.self.instance && now - claim.at.getTime() <= this.options.ttlMs && !isDead(claim.holder, this.self))
+      .map((claim) => claim._id.slice(CLAIM_PREFIX.length));
   }
 
   /** Says who holds one of the locks, so an operator can tell a slow peer from a stuck one. */
