@@ -3,7 +3,7 @@
 // same change again: the pending record makes the next repair complete the write
 // (gateway/sync/reconcile.ts) instead of taking it for another service's change.
 import { afterEach, describe, expect, it } from 'vitest';
-import { CollectionStore } from '../gateway/store/collection-store.ts';
+import { CollectionStore, type MetaDocument } from '../gateway/store/collection-store.ts';
 import { cleanup, newTask, openDb, openTestClient, startTestGateway, syncedDocument, waitFor } from './helpers/harness.ts';
 
 afterEach(cleanup);
@@ -60,4 +60,34 @@ describe('a push interrupted between the document and its metadata', () => {
       expect(await store.pending.countDocuments({})).toBe(0);
     });
   }
+});
+
+describe('a new document whose metadata another writer wrote between its document and its metadata', () => {
+  // An overlap the store locks exclude, unless one was taken over from a holder still writing
+  // (its renewals late on a loaded store): another instance's repair completes this push's
+  // pending record, and the push's own metadata insert then finds the `_id` taken.
+  it('keeps the document: it is not taken back as if over a tombstone, and the push is acknowledged', async () => {
+    const gateway = await startTestGateway();
+    const db = await openDb(gateway.database);
+    const store = gateway.collections.get('tasks')!.store;
+    const original = store.writeMany.bind(store);
+    let raced = 0;
+    store.writeMany = (async (collection: unknown, ops: Array<Record<string, unknown>>) => {
+      if (collection === store.meta && raced === 0 && ops.every((op) => 'insertOne' in op)) {
+        raced = ops.length;
+        await store.meta.insertMany(ops.map((op) => ({ ...(op as { insertOne: { document: MetaDocument } }).insertOne.document })));
+      }
+      return original(collection as never, ops as never);
+    }) as CollectionStore['writeMany'];
+
+    const device = await openTestClient(gateway.wsUrl);
+    const task = newTask({ title: 'raced' });
+    await device.collections.tasks!.insert(task);
+    await device.waitForSync();
+    expect(raced).toBe(1);
+    // Acknowledged, so stored: the document with the metadata that says it is live.
+    expect(await db.collection('tasks').findOne({ _id: task.id as never })).toMatchObject({ title: 'raced' });
+    expect(await store.meta.findOne({ _id: task.id as never })).toMatchObject({ deleted: false });
+    expect((await device.collections.tasks!.findOne(task.id).exec())?.get('title')).toBe('raced');
+  });
 });

@@ -26,7 +26,7 @@ import { unsafeKeyPath } from '../../protocol/paths.ts';
 import { isDeepStrictEqual } from 'node:util';
 import { DELETED_FIELD, PRIMARY_KEY, STAMPS_FIELD, type CollectionModel } from '../../protocol/model.ts';
 import { toStoredFields } from '../../protocol/bson-values.ts';
-import { byId, canonical, idKey, toMeta, withoutStamps, type CollectionStore, type MetaDocument, type PlainDocument, type StoredDocument, type StoredId } from '../store/collection-store.ts';
+import { byId, byIds, canonical, idKey, toMeta, withoutStamps, type CollectionStore, type MetaDocument, type PlainDocument, type StoredDocument, type StoredId } from '../store/collection-store.ts';
 import { Reconciler, type ReconcileCounts } from './reconcile.ts';
 import { merge, type ConflictStrategy, type Stamps, type Version } from '../../protocol/merge.ts';
 import { sameState } from './same-state.ts';
@@ -464,11 +464,15 @@ export class CollectionWriter {
     const taken = [...(await this.store.writeMany(this.store.meta, landedAt.map((i) => (planned[i]!.replaces ? replace(metas[i]!) : insert(metas[i]!))))).duplicates].map((k) => landedAt[k]!);
     const replaced = taken.filter((i) => !planned[i]!.unread);
     if (replaced.length > 0) await this.store.writeMany(this.store.meta, replaced.map((i) => replace(metas[i]!)));
-    // An unread insert whose metadata exists (a tombstone: the id was deleted) must merge with
-    // it: its document is taken back and the row read in the next round.
-    const undone = taken.filter((i) => planned[i]!.unread);
-    if (undone.length > 0) await this.store.writeMany(this.store.documents, undone.map((i) => ({ deleteOne: { filter: byId<PlainDocument>(metas[i]!._id) } })));
-    for (const i of undone) landed[i] = false;
+    // An unread insert whose metadata exists is read in the next round. Its document is taken
+    // back only over a tombstone (the id was deleted: the row must merge with it). Metadata of a
+    // live document came from a write that completed this one (a repair of its pending record)
+    // or raced it: deleting the document there would lose a write that metadata says is stored.
+    const unreadTaken = taken.filter((i) => planned[i]!.unread);
+    for (const i of unreadTaken) landed[i] = false;
+    const tombstones = unreadTaken.length > 0 ? await this.store.meta.find({ ...byIds<MetaDocument>(unreadTaken.map((i) => metas[i]!._id)), deleted: true }, { projection: { _id: 1 } }).toArray() : [];
+    const undone = new Set(tombstones.map((m) => idKey(m._id)));
+    if (undone.size > 0) await this.store.writeMany(this.store.documents, unreadTaken.filter((i) => undone.has(idKey(metas[i]!._id))).map((i) => ({ deleteOne: { filter: byId<PlainDocument>(metas[i]!._id) } })));
     this.store.clearPending(pending);
     return landed;
   }
