@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { readlinkSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LOCKS_COLLECTION, LockTimeoutError, StoreLocks, type LockDocument } from '../gateway/store/store-locks.ts';
-import { Instances, INSTANCES_COLLECTION, type InstanceDocument } from '../gateway/store/instances.ts';
+import { DEFAULT_INSTANCES, Instances, INSTANCES_COLLECTION, type InstanceDocument } from '../gateway/store/instances.ts';
 import { cleanup, openDb, uniqueName, waitFor } from './helpers/harness.ts';
 
 afterEach(cleanup);
@@ -111,6 +111,38 @@ describe('store locks', () => {
     for (let i = 0; i < 40; i++) await instance.run(['k'], () => sleep(5 + (i % 4) * 10));
     expect(deletesDuringRenewal).toEqual([]);
     expect(await locks.countDocuments()).toBe(0);
+    instance.close();
+  });
+
+  it('never renews a lock held briefly, so its release does not wait for a slow renewal of long-held ones', async () => {
+    const { locks } = await lockCollection();
+    // Like the sequence counter's lock, taken and let go many times while a big push holds its
+    // documents' locks on a slow store: every renewal stays in flight for 1 s.
+    const renewed: string[][] = [];
+    const slowRenewals = new Proxy(locks, {
+      get(target, key, receiver) {
+        if (key !== 'updateMany') return Reflect.get(target, key, receiver);
+        return async (...args: Parameters<typeof locks.updateMany>) => {
+          renewed.push((args[0] as { _id: { $in: string[] } })._id.$in);
+          await sleep(1_000);
+          return target.updateMany(...args);
+        };
+      },
+    });
+    const instance = new StoreLocks(slowRenewals, { ttlMs: 400, waitMs: 10_000 });
+    const long = instance.run(['push'], () => sleep(3_000));
+    await sleep(200); // 'push' is being renewed from now on
+    const briefly: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const began = Date.now();
+      await instance.run(['counter'], () => sleep(5));
+      briefly.push(Date.now() - began);
+    }
+    await long;
+    expect(renewed.length).toBeGreaterThan(0);
+    expect(renewed.flat()).not.toContain('counter');
+    // Each release of 'counter' went straight through (waiting for a renewal: up to 1 s each).
+    expect(briefly.reduce((a, b) => a + b, 0)).toBeLessThan(1_000);
     instance.close();
   });
 
@@ -253,6 +285,26 @@ describe('instances on one database', () => {
     await instances.stop();
     storeLocks.close();
     expect(await registry.countDocuments()).toBe(0);
+  });
+});
+
+describe('a peer late with its heartbeat', () => {
+  it('is still a peer 10 s late (writes keep taking the store locks), and is given up after the timeout', async () => {
+    const { db, locks } = await lockCollection();
+    const registry = db.collection<InstanceDocument>(INSTANCES_COLLECTION);
+    // On another host (so not known dead), its last heartbeat 10 s ago: a loaded store.
+    const late = { _id: 'late', holder: { host: 'elsewhere', pidNamespace: null, pid: 1, instance: 'late' }, at: new Date(Date.now() - 10_000), shared: true };
+    await registry.insertOne(late);
+    const storeLocks = new StoreLocks(locks);
+    const instances = new Instances(registry, storeLocks, { ...DEFAULT_INSTANCES, heartbeatMs: 100 });
+    await instances.start();
+    expect(await instances.run(['k'], async () => locks.countDocuments({ _id: 'k' }))).toBe(1);
+    // Silent past the timeout: given up, and this instance runs alone again.
+    await registry.updateOne({ _id: 'late' }, { $set: { at: new Date(Date.now() - DEFAULT_INSTANCES.peerTimeoutMs - 1_000) } });
+    await waitFor('this instance runs alone', async () => (await registry.findOne({ _id: storeLocks.self.instance }))?.shared === false);
+    expect(await instances.run(['k'], async () => locks.countDocuments({ _id: 'k' }))).toBe(0);
+    await instances.stop();
+    storeLocks.close();
   });
 });
 

@@ -38,7 +38,11 @@ export interface InstancesOptions {
   waitMs: number;
 }
 
-export const DEFAULT_INSTANCES: InstancesOptions = { heartbeatMs: 1_000, peerTimeoutMs: 5_000, waitMs: 60_000 };
+// A peer is seen at once, but given up only after 30 s without a heartbeat (or at once when it
+// left, or its process on this host is gone): taking the locks with no peer left costs time, but
+// going back to running alone while a peer still writes costs correctness, and a heartbeat on a
+// loaded store can take seconds.
+export const DEFAULT_INSTANCES: InstancesOptions = { heartbeatMs: 1_000, peerTimeoutMs: 30_000, waitMs: 60_000 };
 /** A peer's document is deleted once it is this many timeouts old. */
 const FORGET_AFTER_TIMEOUTS = 100;
 
@@ -154,10 +158,12 @@ export class Instances implements SharedLocks {
     // shared once those it began alone have finished.
     const hadPeers = this.shared;
     this.shared = peers.length > 0;
+    // Known with the peers, not after the update below: a write begun meanwhile must not take a
+    // peer that still runs alone for one that shares.
+    this.peersShared = peers.every((peer) => peer.shared);
     if (hadPeers !== this.shared) for (const listener of this.peerListeners) listener(this.shared);
     // (An upsert: a peer may have forgotten this instance after a long stall.)
     await this.instances.updateOne({ _id: self.instance }, { $set: { holder: self, at: new Date(), shared: this.shared && this.unlocked === 0 } }, { upsert: true });
-    this.peersShared = peers.every((peer) => peer.shared);
     if (this.peersShared || !this.shared) this.peersReady.splice(0).forEach((resolve) => resolve());
   }
 }

@@ -9,7 +9,8 @@
 //  - A task takes all its keys at once (one unordered insertMany), or none: what it got is
 //    given back when any key is busy, and it tries again after a jittered wait (bounded by
 //    `waitMs`). No instance holds part of a set while waiting for the rest, so no cycle forms.
-//  - The holder renews `at` every ttl / 4 while it holds a lock. A lock whose `at` is older than
+//  - The holder renews `at` (at ticks every ttl / 4) once it has held a lock for ttl / 8: a lock
+//    held briefly, like the sequence counter's, costs no renewal. A lock whose `at` is older than
 //    the TTL, or whose holder is a process of this host that no longer exists (isDead), is taken
 //    over: the first waiter to insert the takeover marker `takeover:<key>:<at>:<holder>` deletes
 //    it (by key, holder and `at`), so two waiters never both delete a lock, and a lock taken
@@ -20,8 +21,8 @@
 //  - A waiter that has waited a second claims its turn (Claims): an instance that let go of the
 //    key within the last second does not take it again past that claim, so a slow instance is
 //    not starved by faster ones handing a hot key (the sequence counter) back and forth.
-// So two instances never hold one key at once while a renewal takes less than ttl / 4 to run
-// and answer (the event loop is never blocked that long).
+// So two instances never hold one key at once while a renewal takes less than 5/8 of the TTL to
+// run and answer (a lock goes at most 3/8 of it unrenewed before that).
 import type { Collection } from 'mongodb';
 import { isDead, markLive, newHolder, type LeaseHolder } from './role-lease.ts';
 import { duplicateKeyIndexes } from './write-errors.ts';
@@ -53,6 +54,8 @@ const CLAIM_AFTER_MS = 1_000;
 const HOT_MS = 1_000;
 const MAX_RELEASED_REMEMBERED = 10_000;
 const CLAIM_PREFIX = 'claim:';
+/** A lock is renewed at the first tick (every ttl / 4) after it has been held this much of the TTL. */
+const RENEW_AFTER = 1 / 8;
 
 /**
  * A waiter's claims to its turn: `claim:<key>` documents, inserted (so one waiter per key) once
@@ -107,13 +110,18 @@ class Claims {
 
 export class StoreLocks {
   readonly self: LeaseHolder = newHolder();
-  /** Keys held by this instance (one task at a time per key: its callers lock in-process first). */
-  private readonly held = new Set<string>();
+  /**
+   * Keys held by this instance, and when each was taken (one task at a time per key: its callers
+   * lock in-process first).
+   */
+  private readonly held = new Map<string, number>();
   /** When this instance last let go of each key (kept for HOT_MS: a claim may be waiting on it). */
   private readonly released = new Map<string, number>();
   private renewTimer: NodeJS.Timeout | null = null;
   /** The renewal in flight: a tick meanwhile is skipped (a slow store must not queue them). */
   private renewal: Promise<void> | null = null;
+  /** The keys that renewal writes. */
+  private renewing: ReadonlySet<string> = new Set();
 
   constructor(
     private readonly locks: Collection<LockDocument>,
@@ -173,7 +181,7 @@ export class StoreLocks {
     if (claimed.length > 0) return claimed;
     const taken = await this.insert(keys);
     if (taken.length === keys.length) {
-      for (const key of keys) this.held.add(key);
+      for (const key of keys) this.held.set(key, now);
       this.scheduleRenewals();
       return [];
     }
@@ -262,11 +270,13 @@ export class StoreLocks {
       clearInterval(this.renewTimer);
       this.renewTimer = null;
     }
-    // Not while a renewal of these keys may be in flight: FerretDB v1 runs an update as a read
-    // and a later write by `_id`, so a renewal that read the lock before this delete would write
-    // it back over the lock another instance inserts next (seen 66 times in 300 tries), and that
-    // lock would then name this instance, which never renews or releases it.
-    await this.renewal;
+    // Not while a renewal of these keys is in flight: FerretDB v1 runs an update as a read and a
+    // later write by `_id`, so a renewal that read the lock before this delete would write it
+    // back over the lock another instance inserts next (seen 66 times in 300 tries), and that
+    // lock would then name this instance, which never renews or releases it. (Only a renewal of
+    // these keys: a lock held briefly, like the sequence counter's, is never renewed, so its
+    // release never waits for the renewal of a push's long-held locks on a slow store.)
+    if (keys.some((key) => this.renewing.has(key))) await this.renewal;
     await this.locks.deleteMany({ _id: { $in: keys }, 'holder.instance': this.self.instance });
   }
 
@@ -282,8 +292,19 @@ export class StoreLocks {
     this.renewTimer.unref();
   }
 
+  /**
+   * Renews the locks held for RENEW_AFTER of the TTL or longer: so a lock goes at most 3/8 of the
+   * TTL (plus the renewal's own time) unrenewed, and one held briefly is never renewed at all.
+   */
   private async renew(): Promise<void> {
-    if (this.held.size === 0) return;
-    await this.locks.updateMany({ _id: { $in: [...this.held] }, 'holder.instance': this.self.instance }, { $set: { at: new Date() } });
+    const now = Date.now();
+    const due = [...this.held].flatMap(([key, since]) => (now - since >= this.options.ttlMs * RENEW_AFTER ? [key] : []));
+    if (due.length === 0) return;
+    this.renewing = new Set(due);
+    try {
+      await this.locks.updateMany({ _id: { $in: due }, 'holder.instance': this.self.instance }, { $set: { at: new Date(now) } });
+    } finally {
+      this.renewing = new Set();
+    }
   }
 }
