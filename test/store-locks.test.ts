@@ -290,6 +290,27 @@ describe('instances on one database', () => {
   });
 });
 
+describe('a peer starting', () => {
+  it('holds writes up only until it says shared, not until the next heartbeat', async () => {
+    const { db, locks } = await lockCollection();
+    const registry = db.collection<InstanceDocument>(INSTANCES_COLLECTION);
+    // Registered, and not sharing yet (its first heartbeat has not run): as at a rolling restart.
+    await registry.insertOne({ _id: 'starting', holder: { host: 'elsewhere', pidNamespace: null, pid: 1, instance: 'starting' }, at: new Date(), shared: false });
+    const storeLocks = new StoreLocks(locks);
+    const instances = new Instances(registry, storeLocks, { ...DEFAULT_INSTANCES, heartbeatMs: 3_000 });
+    await instances.start();
+    const began = Date.now();
+    const write = instances.run(['k'], async () => Date.now());
+    await sleep(100);
+    await registry.updateOne({ _id: 'starting' }, { $set: { shared: true, at: new Date() } });
+    const ran = await write;
+    // Within a tenth of a heartbeat or so; before, at the next heartbeat, 3 s after the start.
+    expect(ran - began).toBeLessThan(1_000);
+    await instances.stop();
+    storeLocks.close();
+  });
+});
+
 describe('a peer late with its heartbeat', () => {
   it('is still a peer 10 s late (writes keep taking the store locks), and is given up after the timeout', async () => {
     const { db, locks } = await lockCollection();

@@ -59,6 +59,8 @@ export class Instances implements SharedLocks {
   private peersShared = true;
   private peersReady: Array<() => void> = [];
   private timer: NodeJS.Timeout | null = null;
+  /** Heartbeats ten times as often, while writes wait for the peers to share (lookSooner). */
+  private soonerTimer: NodeJS.Timeout | null = null;
   private beating: Promise<void> = Promise.resolve();
   /** A heartbeat is running; `beatAgain` asks for one more after it (never a queue of them). */
   private beatRunning = false;
@@ -90,6 +92,7 @@ export class Instances implements SharedLocks {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.lookSooner(false);
     await this.beating;
     await this.instances.deleteOne({ _id: this.locks.self.instance }).catch(this.onError);
   }
@@ -116,6 +119,7 @@ export class Instances implements SharedLocks {
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.peersReady = this.peersReady.filter((r) => r !== ready);
+        if (this.peersReady.length === 0) this.lookSooner(false);
         reject(new LockTimeoutError(`another instance still had writes begun alone after ${this.options.waitMs} ms`));
       }, this.options.waitMs);
       const ready = () => {
@@ -123,7 +127,23 @@ export class Instances implements SharedLocks {
         resolve();
       };
       this.peersReady.push(ready);
+      this.lookSooner(true);
     });
+  }
+
+  /**
+   * While writes wait for the peers to share, looks at them ten times a heartbeat: a peer says
+   * so within milliseconds of its start, and waiting for the next heartbeat stalled every
+   * instance's writes for up to a second at each start of a rolling restart.
+   */
+  private lookSooner(on: boolean): void {
+    if (on && !this.soonerTimer && this.timer) {
+      this.soonerTimer = setInterval(() => this.beat(), Math.max(10, this.options.heartbeatMs / 10));
+      this.soonerTimer.unref();
+    } else if (!on && this.soonerTimer) {
+      clearInterval(this.soonerTimer);
+      this.soonerTimer = null;
+    }
   }
 
   /**
@@ -164,6 +184,9 @@ export class Instances implements SharedLocks {
     if (hadPeers !== this.shared) for (const listener of this.peerListeners) listener(this.shared);
     // (An upsert: a peer may have forgotten this instance after a long stall.)
     await this.instances.updateOne({ _id: self.instance }, { $set: { holder: self, at: new Date(), shared: this.shared && this.unlocked === 0 } }, { upsert: true });
-    if (this.peersShared || !this.shared) this.peersReady.splice(0).forEach((resolve) => resolve());
+    if (this.peersShared || !this.shared) {
+      this.peersReady.splice(0).forEach((resolve) => resolve());
+      this.lookSooner(false);
+    }
   }
 }
