@@ -7,7 +7,8 @@ import { hostname } from 'node:os';
 import { readlinkSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LOCKS_COLLECTION, LockTimeoutError, StoreLocks, type LockDocument } from '../gateway/store/store-locks.ts';
-import { DEFAULT_INSTANCES, Instances, INSTANCES_COLLECTION, type InstanceDocument } from '../gateway/store/instances.ts';
+import { DEFAULT_INSTANCES, Instances, INSTANCES_COLLECTION, type InstanceDocument, type InstancesOptions } from '../gateway/store/instances.ts';
+import type { Collection } from 'mongodb';
 import { cleanup, openDb, uniqueName, waitFor } from './helpers/harness.ts';
 
 afterEach(cleanup);
@@ -17,6 +18,24 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function lockCollection() {
   const db = await openDb(uniqueName('locks'));
   return { db, locks: db.collection<LockDocument>(LOCKS_COLLECTION) };
+}
+
+/** A holder on another host: never known dead, only stale. */
+const elsewhere = (instance: string) => ({ host: 'elsewhere', pidNamespace: null, pid: 1, instance });
+
+/** An instance on the registry of a fresh database, started; `leave()` stops it and its locks. */
+async function startInstance(options: InstancesOptions, before?: (registry: Collection<InstanceDocument>) => Promise<unknown>) {
+  const { db, locks } = await lockCollection();
+  const registry = db.collection<InstanceDocument>(INSTANCES_COLLECTION);
+  await before?.(registry);
+  const storeLocks = new StoreLocks(locks);
+  const instances = new Instances(registry, storeLocks, options);
+  await instances.start();
+  const leave = async () => {
+    await instances.stop();
+    storeLocks.close();
+  };
+  return { locks, registry, storeLocks, instances, leave };
 }
 
 describe('store locks', () => {
@@ -222,7 +241,7 @@ describe('store locks', () => {
   it('takes over the hundreds of locks a stopped instance left in a few commands, on a slow store too', async () => {
     const { locks } = await lockCollection();
     const keys = Array.from({ length: 300 }, (_, i) => `tasks/t${i}`);
-    const gone = { host: 'elsewhere', pidNamespace: null, pid: 1, instance: 'stopped' };
+    const gone = elsewhere('stopped');
     await locks.insertMany(keys.map((key) => ({ _id: key, holder: gone, at: new Date(Date.now() - 5_000) })));
     // Every command takes 50 ms more: one by one, 300 takeovers took 45 s.
     let commands = 0;
@@ -246,7 +265,7 @@ describe('store locks', () => {
 
   it('clears a takeover marker left by a waiter that stopped halfway, once older than the TTL', async () => {
     const { locks } = await lockCollection();
-    const holder = { host: 'elsewhere', pidNamespace: null, pid: 1, instance: 'gone' };
+    const holder = elsewhere('gone');
     const at = new Date(Date.now() - 5_000);
     await locks.insertOne({ _id: 'stale', holder, at });
     // The waiter that began taking it over stopped between its marker and its delete.
@@ -260,16 +279,12 @@ describe('store locks', () => {
 
 describe('instances on one database', () => {
   it('runs alone without store locks, and once a peer appears waits for it to say shared, within a bound', async () => {
-    const { db, locks } = await lockCollection();
-    const registry = db.collection<InstanceDocument>(INSTANCES_COLLECTION);
-    const storeLocks = new StoreLocks(locks);
-    const instances = new Instances(registry, storeLocks, { heartbeatMs: 100, peerTimeoutMs: 2_000, waitMs: 600 });
-    await instances.start();
+    const { locks, registry, storeLocks, instances, leave } = await startInstance({ heartbeatMs: 100, peerTimeoutMs: 2_000, waitMs: 600 });
     // Alone: the task runs at once, and takes no lock document.
     expect(await instances.run(['k'], async () => locks.countDocuments())).toBe(0);
 
     // A peer that has begun writes alone (it does not say shared yet) and keeps renewing.
-    const peer = { _id: 'peer', holder: { host: 'elsewhere', pidNamespace: null, pid: 1, instance: 'peer' }, at: new Date(), shared: false };
+    const peer = { _id: 'peer', holder: elsewhere('peer'), at: new Date(), shared: false };
     await registry.insertOne(peer);
     const renewing = setInterval(() => void registry.updateOne({ _id: 'peer' }, { $set: { at: new Date() } }), 100);
     await waitFor('this instance runs shared', async () => (await registry.findOne({ _id: storeLocks.self.instance }))?.shared === true);
@@ -284,21 +299,17 @@ describe('instances on one database', () => {
     clearInterval(renewing);
     await registry.deleteOne({ _id: 'peer' });
     await waitFor('this instance runs alone', async () => (await registry.findOne({ _id: storeLocks.self.instance }))?.shared === false);
-    await instances.stop();
-    storeLocks.close();
+    await leave();
     expect(await registry.countDocuments()).toBe(0);
   });
 });
 
 describe('a peer starting', () => {
   it('holds writes up only until it says shared, not until the next heartbeat', async () => {
-    const { db, locks } = await lockCollection();
-    const registry = db.collection<InstanceDocument>(INSTANCES_COLLECTION);
     // Registered, and not sharing yet (its first heartbeat has not run): as at a rolling restart.
-    await registry.insertOne({ _id: 'starting', holder: { host: 'elsewhere', pidNamespace: null, pid: 1, instance: 'starting' }, at: new Date(), shared: false });
-    const storeLocks = new StoreLocks(locks);
-    const instances = new Instances(registry, storeLocks, { ...DEFAULT_INSTANCES, heartbeatMs: 3_000 });
-    await instances.start();
+    const { registry, instances, leave } = await startInstance({ ...DEFAULT_INSTANCES, heartbeatMs: 3_000 }, (registry) =>
+      registry.insertOne({ _id: 'starting', holder: elsewhere('starting'), at: new Date(), shared: false }),
+    );
     const began = Date.now();
     const write = instances.run(['k'], async () => Date.now());
     await sleep(100);
@@ -306,28 +317,22 @@ describe('a peer starting', () => {
     const ran = await write;
     // Within a tenth of a heartbeat or so; before, at the next heartbeat, 3 s after the start.
     expect(ran - began).toBeLessThan(1_000);
-    await instances.stop();
-    storeLocks.close();
+    await leave();
   });
 });
 
 describe('a peer late with its heartbeat', () => {
   it('is still a peer 10 s late (writes keep taking the store locks), and is given up after the timeout', async () => {
-    const { db, locks } = await lockCollection();
-    const registry = db.collection<InstanceDocument>(INSTANCES_COLLECTION);
     // On another host (so not known dead), its last heartbeat 10 s ago: a loaded store.
-    const late = { _id: 'late', holder: { host: 'elsewhere', pidNamespace: null, pid: 1, instance: 'late' }, at: new Date(Date.now() - 10_000), shared: true };
-    await registry.insertOne(late);
-    const storeLocks = new StoreLocks(locks);
-    const instances = new Instances(registry, storeLocks, { ...DEFAULT_INSTANCES, heartbeatMs: 100 });
-    await instances.start();
+    const { locks, registry, storeLocks, instances, leave } = await startInstance({ ...DEFAULT_INSTANCES, heartbeatMs: 100 }, (registry) =>
+      registry.insertOne({ _id: 'late', holder: elsewhere('late'), at: new Date(Date.now() - 10_000), shared: true }),
+    );
     expect(await instances.run(['k'], async () => locks.countDocuments({ _id: 'k' }))).toBe(1);
     // Silent past the timeout: given up, and this instance runs alone again.
     await registry.updateOne({ _id: 'late' }, { $set: { at: new Date(Date.now() - DEFAULT_INSTANCES.peerTimeoutMs - 1_000) } });
     await waitFor('this instance runs alone', async () => (await registry.findOne({ _id: storeLocks.self.instance }))?.shared === false);
     expect(await instances.run(['k'], async () => locks.countDocuments({ _id: 'k' }))).toBe(0);
-    await instances.stop();
-    storeLocks.close();
+    await leave();
   });
 });
 
