@@ -49,11 +49,11 @@ async function convergedWith(cluster: Cluster, clients: TributaryClient[], timeo
   await waitFor('every client synced and equal to MongoDB', () => converged(clients, () => serverState(cluster), localState), timeoutMs).catch(async (error: unknown) => {
     const server = await serverState(cluster);
     console.error(`server: ${Object.keys(server).length} documents; instances running: ${cluster.ports.map((_, i) => cluster.running(i)).join(', ')}`);
+    const db = await openDb(cluster.database);
     for (const client of clients) {
       const local = await localState(client);
       const differing = Object.keys({ ...local, ...server }).filter((id) => JSON.stringify(local[id]) !== JSON.stringify(server[id]));
       const sync = await Promise.race([client.waitForSync().then(() => 'idle', (e: Error) => `failed: ${e.message}`), new Promise((r) => setTimeout(() => r('still syncing'), 3_000))]);
-      const db = await openDb(cluster.database);
       // The gateway's metadata too: a document missing beside live metadata was lost after its write.
       for (const id of differing.slice(0, 3)) console.error(`${id}: document ${JSON.stringify(await db.collection('tasks').findOne({ _id: id as never }))}, metadata ${JSON.stringify(await db.collection('_tributary_sync_tasks').findOne({ _id: id as never }))}`);
       console.error(`client ${client.databaseName}: ${sync}, ${client.connectionState}, ${Object.keys(local).length} documents, ${differing.length} differ: ${differing.slice(0, 3).map((id) => `${id} local ${JSON.stringify(local[id])} server ${JSON.stringify(server[id])}`).join('; ')}`);
